@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+from sampling import SamplingError, SamplingParams, parse_sampling_parameters
+
+
+def test_empty_gives_defaults() -> None:
+    assert parse_sampling_parameters(None) == SamplingParams()
+    assert parse_sampling_parameters("") == SamplingParams()
+    assert parse_sampling_parameters(b"{}") == SamplingParams()
+
+
+def test_numbers_and_numeric_strings_as_vllm_accepts() -> None:
+    p = parse_sampling_parameters(json.dumps({"max_tokens": "12", "temperature": 0.7, "top_p": "0.9",
+                                              "top_k": -1, "seed": 3, "stop": "\n"}))
+    assert (p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop) == (12, 0.7, 0.9, 0, 3, ("\n",))
+    assert not p.greedy
+    assert parse_sampling_parameters({"temperature": 0}).greedy
+
+
+@pytest.mark.parametrize("raw, field, words", [
+    ({"max_tokenz": 3}, "max_tokenz", "unknown parameter. Available:"),
+    ({"max_tokens": 0}, "max_tokens", "out of range [1, 1024]"),
+    ({"max_tokens": 100000}, "max_tokens", "out of range"),
+    ({"max_tokens": 1.5}, "max_tokens", "expected an integer"),
+    ({"temperature": -1}, "temperature", "out of range [0.0, 2.0]"),
+    ({"temperature": "hot"}, "temperature", "expected float"),
+    ({"top_p": 0}, "top_p", "out of range"),
+    ({"stop": 5}, "stop", "expected a non-empty string"),
+    ({"stop": ["a"] * 9}, "stop", "at most 8"),
+    ({"seed": True}, "seed", "expected a number"),
+])
+def test_bad_values_name_the_field(raw: dict, field: str, words: str) -> None:
+    with pytest.raises(SamplingError) as err:
+        parse_sampling_parameters(json.dumps(raw), max_tokens_limit=1024)
+    assert f"sampling_parameters.{field}" in str(err.value)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("raw, words", [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),
+                                        (b"\xff\xfe", "not valid UTF-8")])
+def test_malformed(raw: str | bytes, words: str) -> None:
+    with pytest.raises(SamplingError, match=words):
+        parse_sampling_parameters(raw)
