@@ -1,0 +1,111 @@
+"""QueryClassifier: validate a query, then predict use case, language, complexity and modality."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .features import featurize
+from .langid import PAIRS, LanguageIdentifier, NaiveBayes
+from .linear import predict_proba, softmax
+
+USE_CASES = ("agent", "multimodal", "video", "stt", "tts", "avatar")
+LANGUAGES = ("en", "hi", "mr", "ta", "te", "bn", "gu", "kn", "ml", "pa")
+COMPLEXITIES = ("low", "medium", "high")
+ATTACHMENT_KINDS = ("image", "audio", "video")
+DEFAULT_MAX_CHARS = 8000
+ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "classifier.npz"
+
+
+@dataclass(frozen=True)
+class Classification:
+    use_case: str
+    language: str
+    complexity: str
+    modality: str
+    confidence: dict[str, float]
+    use_case_scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def validate(text: str | bytes | None, attachments: list[str] | tuple[str, ...] | None,
+             max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, tuple[str, ...]]:
+    """Return (text, attachments) or raise InputError naming the field and the limit."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError("text", f"not valid UTF-8 (bad byte at position {exc.start})") from None
+    text = text or ""
+    kinds = []
+    for kind in attachments or ():
+        kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
+        kind = kind.strip().lower()
+        if not kind:
+            continue
+        if kind not in ATTACHMENT_KINDS:
+            raise InputError("attachments", f"unknown kind {kind!r}. Available: {list(ATTACHMENT_KINDS)}")
+        kinds.append(kind)
+    if len(text) > max_chars:
+        raise InputError("text", f"{len(text)} characters exceeds the limit of {max_chars}")
+    if not text.strip() and not kinds:
+        raise InputError("text", "empty, and no attachment was given")
+    return text, tuple(dict.fromkeys(kinds))
+
+
+def modality_of(attachments: tuple[str, ...]) -> str:
+    """The primary input: the richest attachment, else text."""
+    for kind in ("video", "image", "audio"):
+        if kind in attachments:
+            return kind
+    return "text"
+
+
+class QueryClassifier:
+    """Loads the trained artifact once; `classify` is pure CPU work of well under a millisecond."""
+
+    def __init__(self, artifact: Path | str = ARTIFACT, max_chars: int = DEFAULT_MAX_CHARS,
+                 use_embeddings: bool = True) -> None:
+        data = dict(np.load(artifact, allow_pickle=False))
+        self.meta = json.loads(str(data["meta"]))
+        self.heads = {name: (data[f"{name}_W"].astype(np.float32), data[f"{name}_b"]) for name in ("use_case", "complexity")}
+        self.langid = LanguageIdentifier({s: NaiveBayes.from_arrays(data, f"nb_{s}") for s in PAIRS})
+        self.max_chars = max_chars
+        # Cascade: below this confidence the fast model asks the embedding head for a second opinion.
+        self.cascade_below = float(self.meta.get("cascade_below", 0.0))
+        self.embedder = None
+        if use_embeddings and "e5_W" in data:
+            from .embedding import Embedder
+
+            self.embedder = Embedder()
+            self.e5_head = (data["e5_W"].astype(np.float32), data["e5_b"])
+
+    def classify(self, text: str | bytes | None, attachments: list[str] | tuple[str, ...] | None = ()) -> Classification:
+        text, kinds = validate(text, attachments, self.max_chars)
+        uc_p = self._head("use_case", text, kinds, shape=False)
+        if self.embedder is not None and uc_p.max() < self.cascade_below:
+            W, b = self.e5_head
+            uc_p = (uc_p + softmax(self.embedder.features(text, kinds) @ W + b)) / 2
+        cx_p = self._head("complexity", text, kinds, shape=True)
+        language, lang_conf = self.langid.identify(text) if text.strip() else ("en", 0.0)
+        uc = USE_CASES[int(uc_p.argmax())]
+        return Classification(
+            use_case=uc, language=language, complexity=COMPLEXITIES[int(cx_p.argmax())], modality=modality_of(kinds),
+            confidence={"use_case": round(float(uc_p.max()), 4), "language": round(lang_conf, 4),
+                        "complexity": round(float(cx_p.max()), 4), "modality": 1.0},
+            use_case_scores={u: round(float(p), 4) for u, p in zip(USE_CASES, uc_p)})
+
+    def _head(self, name: str, text: str, kinds: tuple[str, ...], shape: bool) -> np.ndarray:
+        W, b = self.heads[name]
+        idx, val = featurize(text, kinds, char_ngrams=tuple(self.meta["char_ngrams"][name]), shape=shape)
+        return predict_proba(W, b, idx, val)
+
+

