@@ -25,6 +25,14 @@ def _tensor(module: Any, name: str, value: Any):
     return t
 
 
+def _batched(module: Any, name: str, values: list[str | bytes]):
+    """A [1, n] BYTES input for a model with a batch dimension."""
+    arr = np.array([[v.encode("utf-8") if isinstance(v, str) else v for v in values]], dtype=np.object_)
+    t = module.InferInput(name, list(arr.shape), "BYTES")
+    t.set_data_from_numpy(arr)
+    return t
+
+
 @dataclass
 class RouterClient:
     """`url` is host:port of Triton's HTTP or gRPC endpoint, as `protocol` says."""
@@ -145,6 +153,16 @@ class RouterClient:
         finally:
             client.stop_stream()
             client.close()
+
+    def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
+                 model: str = "query_classifier") -> dict[str, Any]:
+        """The query classifier's decision as a dict (use_case, language, ..., confidence)."""
+        inputs = [_batched(self._mod, "text", [text])]
+        if attachments:
+            inputs.append(_batched(self._mod, "attachments", list(attachments)))
+        result = self._client.infer(model, inputs, headers=self.headers,
+                                    outputs=[self._mod.InferRequestedOutput("classification")])
+        return json.loads(result.as_numpy("classification").reshape(-1)[0])
 
     def metrics(self, metrics_url: str) -> str:
         with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as resp:

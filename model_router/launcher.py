@@ -122,6 +122,7 @@ class TritonServer:
     def start(self, timeout: float = 120.0) -> "TritonServer":
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = server_env()
+        env["TMR_CONTROL_URL"] = self.http_url  # the router drives model control through it
         env.update(self.env)
         log.info("starting tritonserver: http %s grpc %s metrics %s, log %s",
                  self.http_port, self.grpc_port, self.metrics_port, self.log_file)
@@ -129,9 +130,13 @@ class TritonServer:
             # Own process group, so that stop() can reach the stub processes too.
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
-        self.wait_live(timeout)
-        for name in self.load:
-            self.load_model(name)
+        try:
+            self.wait_live(timeout)
+            for name in self.load:
+                self.load_model(name)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def client(self):

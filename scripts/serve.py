@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model_router.launcher import TritonServer  # noqa: E402
 
-DEFAULT_LOAD = ["smollm2_135m_instruct"]
+DEFAULT_LOAD = ["query_classifier", "router", "smollm2_135m_instruct"]
 
 
 def main() -> int:

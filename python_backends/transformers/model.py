@@ -80,7 +80,8 @@ class TritonPythonModel:
             self.model_path, device="cpu",
             threads=int(_param(self.config, "threads", "0") or 0),
             use_chat_template=_param(self.config, "chat_template", "true").lower() == "true",
-            max_input_tokens=int(_param(self.config, "max_input_tokens", "2048")))
+            max_input_tokens=int(_param(self.config, "max_input_tokens", "2048")),
+            dtype=_param(self.config, "dtype", "float32"))
         self.max_tokens_limit = int(_param(self.config, "max_tokens_limit", "1024"))
         self.logger.log_info(f"{self.name}: loaded {self.model_path} in {time.perf_counter() - started:.2f}s")
 

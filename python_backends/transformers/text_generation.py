@@ -25,12 +25,12 @@ class TextGenerator:
     """One model, one request at a time (the caller serialises requests)."""
 
     def __init__(self, model_path: str, device: str = "cpu", threads: int = 0,
-                 use_chat_template: bool = True, max_input_tokens: int = 2048) -> None:
+                 use_chat_template: bool = True, max_input_tokens: int = 2048, dtype: str = "float32") -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if device == "cpu" else "auto")
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto")
         self.model.to(device).eval()
         self.use_chat_template = use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         self.max_input_tokens = max_input_tokens

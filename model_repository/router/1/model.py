@@ -1,0 +1,132 @@
+"""Triton adapter for model_router.Router: tensors in, BLS out, responses (streamed) back.
+
+execute() only schedules: each request runs on a worker thread, so that a slow load or a long
+generation never holds up the others.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from model_router.classifier import Classification
+from model_router.errors import InputError, ServingError
+from model_router.health import HealthTracker
+from model_router.loader import LoaderEvents, ModelLoader
+from model_router.memory import detect_gpu
+from model_router.metrics import TritonMetrics
+from model_router.options import make_request
+from model_router.registry import REGISTRY_FILE, load_registry
+from model_router.router import Router, TargetError
+from model_router.triton_control import TritonModelControl
+
+_FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def _setting(params: dict, key: str, default: str) -> str:
+    """Environment TMR_<KEY> wins over the config parameter, which wins over the default."""
+    return os.environ.get(f"TMR_{key.upper()}", params.get(key, {}).get("string_value", default))
+
+
+def _bytes(tensor) -> np.ndarray:
+    return np.array([v.encode() if isinstance(v, str) else v for v in tensor.reshape(-1)], dtype=np.object_)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = json.loads(args["model_config"]).get("parameters", {})
+        registry = load_registry(os.environ.get("TMR_REGISTRY", REGISTRY_FILE))
+        profile = registry.profile(_setting(params, "profile", "cpu"))
+        self.max_chars = int(_setting(params, "max_text_chars", "8000"))
+        self.metrics = TritonMetrics(pb_utils)
+        key = os.environ.get("TMR_ADMIN_KEY")
+        control = TritonModelControl(os.environ.get("TMR_CONTROL_URL", "127.0.0.1:8000"),
+                                     {"admin-key": key} if key else None)
+        managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned)
+                   for m in registry.models.values() if profile.name in m.profiles}
+        self.loader = ModelLoader(
+            control, managed, float(_setting(params, "memory_budget_mb", str(profile.memory_budget_mb))),
+            float(_setting(params, "gpu_memory_budget_mb", str(profile.gpu_memory_budget_mb))),
+            gpu=detect_gpu() if profile.name == "gpu" else None,
+            idle_unload_s=float(_setting(params, "idle_unload_s", str(profile.idle_unload_s))),
+            events=LoaderEvents(loaded=self.metrics.loaded, load_failed=self.metrics.load_failed,
+                                evicted=self.metrics.evicted))
+        health = HealthTracker(int(_setting(params, "failure_threshold", "2")), float(_setting(params, "cooldown_s", "30")))
+        self.router = Router(registry, profile.name, self._classify, self._invoke, self.loader, health, self.metrics)
+        self.pool = ThreadPoolExecutor(int(_setting(params, "workers", "16")), thread_name_prefix="route")
+        self.loader.start_reaper()
+        pb_utils.Logger.log_info(f"router: profile {profile.name}, budget {self.loader.budget_mb:.0f} MB")
+
+    def execute(self, requests):
+        for request in requests:
+            self.pool.submit(self._handle, request)
+        return None
+
+    def _handle(self, request) -> None:
+        sender = request.get_response_sender()
+        try:
+            def tensor(name):
+                t = pb_utils.get_input_tensor_by_name(request, name)
+                return None if t is None else t.as_numpy().reshape(-1)[0]
+
+            req = make_request(tensor("text"), {k: tensor(k) for k in ("image", "audio", "video")}, tensor("options"),
+                               self.max_chars)
+            for event in self.router.route(req):
+                if event[0] == "text":
+                    sender.send(self._response(event[1]))
+                else:
+                    _, decision, text = event
+                    sender.send(self._response("" if req.options.stream else text, decision.to_json()), flags=_FINAL)
+        except Exception as exc:
+            codes = {InputError: pb_utils.TritonError.INVALID_ARG, ServingError: pb_utils.TritonError.UNAVAILABLE}
+            code = next((c for t, c in codes.items() if isinstance(exc, t)), pb_utils.TritonError.INTERNAL)
+            if code == pb_utils.TritonError.INTERNAL:
+                pb_utils.Logger.log_error(f"router: {exc!r}")
+            sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code)), flags=_FINAL)
+        finally:
+            host, gpu = self.loader.used_mb()
+            self.metrics.memory_used(host, gpu)
+
+    @staticmethod
+    def _response(text: str, routing: str | None = None):
+        out = [pb_utils.Tensor("text_output", np.array([text.encode()], dtype=np.object_))]
+        if routing is not None:
+            out.append(pb_utils.Tensor("routing", np.array([routing.encode()], dtype=np.object_)))
+        return pb_utils.InferenceResponse(output_tensors=out)
+
+    def _classify(self, text: str, kinds: tuple[str, ...]) -> Classification:
+        inputs = [pb_utils.Tensor("text", np.array([[text.encode()]], dtype=np.object_))]
+        if kinds:
+            inputs.append(pb_utils.Tensor("attachments", np.array([[k.encode() for k in kinds]], dtype=np.object_)))
+        resp = pb_utils.InferenceRequest(model_name="query_classifier", inputs=inputs,
+                                         requested_output_names=["classification"]).exec()
+        if resp.has_error():
+            raise InputError("text", resp.error().message()) if resp.error().code() == pb_utils.TritonError.INVALID_ARG \
+                else ServingError(f"query_classifier: {resp.error().message()}")
+        raw = pb_utils.get_output_tensor_by_name(resp, "classification").as_numpy().reshape(-1)[0]
+        return Classification(**json.loads(raw))
+
+    def _invoke(self, model, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float):
+        tensors = [pb_utils.Tensor(k, _bytes(v) if v.dtype == np.object_ else v) for k, v in inputs.items()]
+        request = pb_utils.InferenceRequest(model_name=model.name, inputs=tensors, requested_output_names=["text_output"],
+                                            timeout=int(timeout_s * 1e6))
+        try:
+            responses = request.exec(decoupled=True)
+        except pb_utils.TritonModelException as exc:
+            raise TargetError(f"{model.name}: {exc}") from exc
+        for resp in responses:
+            if resp.has_error():
+                err = resp.error()
+                if err.code() == pb_utils.TritonError.INVALID_ARG:
+                    raise InputError("options.sampling_parameters", f"{model.name}: {err.message()}")
+                raise TargetError(f"{model.name}: {err.message()}")
+            out = pb_utils.get_output_tensor_by_name(resp, "text_output")
+            if out is not None:  # the final response of a decoupled model may be empty
+                yield {"text_output": out.as_numpy()}
+
+    def finalize(self) -> None:
+        self.loader.stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,58 @@
+"""All of the router's Prometheus metrics, as pb_utils.MetricFamily, on Triton's metrics port.
+
+Names follow <namespace>_<what>_<unit>[_total]; every family carries a `model` label where one
+model is concerned. The pb_utils module is passed in, so that this package never imports it.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+LOAD_BUCKETS = [0.5, 1, 2, 4, 8, 16, 32, 64, 128]
+CLASSIFIER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
+
+
+class TritonMetrics:
+    def __init__(self, pb: Any) -> None:
+        F = pb.MetricFamily
+        self._pb = pb
+        self.decisions = F("tmr_routing_decisions_total", "Requests routed, by use case and chosen model", F.COUNTER)
+        self.fallbacks = F("tmr_fallbacks_total", "Fallbacks: a model failed and the next one was tried", F.COUNTER)
+        self.loads = F("tmr_model_loads_total", "Model loads by the router, by result", F.COUNTER)
+        self.evictions = F("tmr_model_evictions_total", "Models unloaded by the router, by reason", F.COUNTER)
+        self.load_seconds = F("tmr_model_load_duration_seconds", "Model-control load duration", F.HISTOGRAM)
+        self.classifier_seconds = F("tmr_classifier_latency_seconds", "Classifier BLS call latency", F.HISTOGRAM)
+        self.memory = F("tmr_memory_used_mb", "Declared memory of the models loaded by the router", F.GAUGE)
+        self._metrics: dict[tuple, Any] = {}
+        self._lock = threading.Lock()  # the router's worker threads share these
+
+    def _get(self, family: Any, buckets: list[float] | None = None, **labels: str) -> Any:
+        key = (id(family), tuple(sorted(labels.items())))
+        with self._lock:
+            if key not in self._metrics:
+                self._metrics[key] = (family.Metric(labels=labels, buckets=buckets) if buckets
+                                      else family.Metric(labels=labels))
+            return self._metrics[key]
+
+    def decision(self, use_case: str, model: str) -> None:
+        self._get(self.decisions, use_case=use_case, model=model).increment(1)
+
+    def fallback(self, use_case: str, model: str) -> None:
+        self._get(self.fallbacks, use_case=use_case, model=model).increment(1)
+
+    def classifier_latency(self, seconds: float) -> None:
+        self._get(self.classifier_seconds, CLASSIFIER_BUCKETS).observe(seconds)
+
+    def loaded(self, model: str, seconds: float) -> None:
+        self._get(self.loads, model=model, result="ok").increment(1)
+        self._get(self.load_seconds, LOAD_BUCKETS, model=model).observe(seconds)
+
+    def load_failed(self, model: str, error: str) -> None:
+        self._get(self.loads, model=model, result="failed").increment(1)
+
+    def evicted(self, model: str, reason: str) -> None:
+        self._get(self.evictions, model=model, reason=reason).increment(1)
+
+    def memory_used(self, host_mb: float, gpu_mb: float) -> None:
+        self._get(self.memory, kind="host").set(host_mb)
+        self._get(self.memory, kind="gpu").set(gpu_mb)

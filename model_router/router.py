@@ -1,0 +1,157 @@
+"""The routing pipeline, one way: classify -> select -> ensure loaded -> infer -> respond.
+
+Triton-free: the classifier call and the target call are injected, so the model.py adapter
+wires them to BLS and the unit tests to plain functions.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from .classifier import Classification
+from .errors import InputError, ServingError
+from .health import HealthTracker
+from .loader import LoadError, ModelLoader
+from .options import RouteRequest
+from .policy import LiveState, rank
+from .registry import ModelSpec, Registry
+
+LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
+
+
+class TargetError(ServingError):
+    """The target model failed or timed out."""
+
+
+class Invoke(Protocol):
+    def __call__(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool,
+                 timeout_s: float) -> Iterator[dict[str, np.ndarray]]: ...
+
+
+class Metrics(Protocol):
+    def decision(self, use_case: str, model: str) -> None: ...
+    def fallback(self, use_case: str, model: str) -> None: ...
+    def classifier_latency(self, seconds: float) -> None: ...
+
+
+class NullMetrics:
+    def decision(self, use_case: str, model: str) -> None: ...
+    def fallback(self, use_case: str, model: str) -> None: ...
+    def classifier_latency(self, seconds: float) -> None: ...
+
+
+@dataclass
+class RoutingDecision:
+    use_case: str
+    language: str
+    complexity: str
+    modality: str
+    confidence: dict[str, float]
+    use_case_scores: dict[str, float]
+    model: str = ""
+    reason: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
+    load_ms: float = 0.0
+    classifier_ms: float = 0.0
+    select_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def text_generation_inputs(request: RouteRequest, stream: bool) -> dict[str, np.ndarray]:
+    """The vLLM backend's contract, which every text generator here shares."""
+    return {
+        "text_input": np.array([request.text.encode("utf-8")], dtype=np.object_),
+        "stream": np.array([stream], dtype=bool),
+        "exclude_input_in_output": np.array([True], dtype=bool),
+        "sampling_parameters": np.array([json.dumps(request.options.sampling_parameters).encode()], dtype=np.object_),
+    }
+
+
+def _text(outputs: dict[str, np.ndarray]) -> str:
+    arr = outputs.get("text_output")
+    if arr is None:
+        return ""
+    return "".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.reshape(-1))
+
+
+class Router:
+    def __init__(self, registry: Registry, profile: str, classify: Callable[[str, tuple[str, ...]], Classification],
+                 invoke: Invoke, loader: ModelLoader, health: HealthTracker, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.registry, self.profile = registry, profile
+        self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
+        self.metrics = metrics or NullMetrics()
+        self.clock = clock
+        self.live = LiveState(is_loaded=loader.is_loaded, fits=loader.fits, cooling_s=health.cooling,
+                              recent_failures=health.recent_failures)
+
+    def route(self, request: RouteRequest) -> Iterator[tuple[str, Any]]:
+        """Yield ("text", piece) while streaming, then ("done", RoutingDecision, full_text)."""
+        t0 = self.clock()
+        opts = request.options
+        c = self.classify(request.text, request.kinds)
+        classifier_s = self.clock() - t0
+        self.metrics.classifier_latency(classifier_s)
+        use_case, reason = c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
+        if opts.use_case:
+            use_case, reason = opts.use_case, f"use case set by options.use_case (classifier said {c.use_case})"
+        elif c.confidence["use_case"] < LOW_CONFIDENCE and not request.kinds and use_case != "agent":
+            use_case, reason = "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
+        language = opts.language or c.language
+        decision = RoutingDecision(use_case, language, c.complexity, c.modality, c.confidence, c.use_case_scores,
+                                   reason=reason, classifier_ms=round(classifier_s * 1000, 2))
+        t1 = self.clock()
+        ranking = rank(self.registry, self.profile, use_case, language, self.live, opts.max_latency_ms, opts.model)
+        decision.select_ms = round((self.clock() - t1) * 1000, 3)
+        decision.candidates = [{"model": k.model, "score": k.score, "why": k.why} for k in ranking.candidates]
+        decision.skipped = [{"model": m, "why": w} for m, w in ranking.skipped]
+        if not ranking.candidates:
+            if not self.registry.chain(self.profile, use_case):
+                raise ServingError(f"no model serves use case {use_case!r} on profile {self.profile!r}")
+            raise ServingError(f"no model can serve use case {use_case!r} now", ranking.skipped)
+        attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
+        tried: list[tuple[str, str]] = list(ranking.skipped)
+        for cand in attempts:
+            spec = self.registry.model(cand.model)
+            sent = False
+            try:
+                with self.loader.acquire(spec.name, timeout=max(opts.timeout_s, spec.load_ms / 1000 * 3)) as lease:
+                    decision.load_ms += round(lease.load_s * 1000, 1)
+                    pieces: list[str] = []
+                    stream = opts.stream and spec.streams
+                    for out in self.invoke(spec, text_generation_inputs(request, stream), stream, opts.timeout_s):
+                        piece = _text(out)
+                        if piece:
+                            pieces.append(piece)
+                            if stream:
+                                sent = True
+                                yield "text", piece
+                self.health.success(spec.name)
+            except InputError:
+                raise
+            except (LoadError, TargetError) as exc:
+                self.health.failure(spec.name, str(exc))
+                tried.append((spec.name, str(exc)))
+                decision.fallbacks.append({"model": spec.name, "error": str(exc)})
+                self.metrics.fallback(use_case, spec.name)
+                if sent:  # part of the answer is out: another model cannot take over mid-stream
+                    raise ServingError(f"model {spec.name!r} failed mid-stream", tried) from exc
+                continue
+            decision.model = spec.name
+            decision.reason += f"; chose {spec.name}: {cand.why}"
+            if decision.fallbacks:
+                decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
+            decision.total_ms = round((self.clock() - t0) * 1000, 2)
+            self.metrics.decision(use_case, spec.name)
+            yield "done", decision, "".join(pieces)
+            return
+        raise ServingError(f"no model could serve use case {use_case!r}", tried)
