@@ -106,6 +106,11 @@ class RouterClient:
         yield from (_text(v) for r in self.stream_responses(model, inputs, [output]) for v in r[output].reshape(-1))
 
     def _http_generate(self, model: str, inputs: dict[str, Any], stream: bool, output: str) -> Iterator[str]:
+        for event in self._http_events(model, inputs, stream):
+            if output in event:
+                yield _text(event[output])
+
+    def _http_events(self, model: str, inputs: dict[str, Any], stream: bool) -> Iterator[dict[str, Any]]:
         """Triton's generate extension: the one HTTP route that serves decoupled models."""
         route = "generate_stream" if stream else "generate"
         req = urllib.request.Request(f"http://{self.url}/v2/models/{model}/{route}", data=json.dumps(inputs).encode(),
@@ -113,15 +118,14 @@ class RouterClient:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 if not stream:
-                    yield _text(json.loads(resp.read())[output])
+                    yield json.loads(resp.read())
                     return
                 for line in resp:
                     if line.startswith(b"data: "):
                         event = json.loads(line[6:])
                         if "error" in event:
                             raise InferenceServerException(event["error"])
-                        if output in event:
-                            yield _text(event[output])
+                        yield event
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace").strip().removeprefix("data: ")
             try:
@@ -153,6 +157,41 @@ class RouterClient:
         finally:
             client.stop_stream()
             client.close()
+
+    def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
+              audio: bytes | None = None, video: bytes | None = None,
+              on_piece: Any = None) -> tuple[str, dict[str, Any]]:
+        """Send one request through the router; returns (text, routing decision).
+
+        With options {"stream": true}, each piece is passed to `on_piece` as it arrives (gRPC, or
+        HTTP generate_stream). Attachments need gRPC (Triton's HTTP generate route takes JSON).
+        """
+        inputs: dict[str, Any] = {"text": text, "options": json.dumps(options or {})}
+        attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
+        pieces: list[str] = []
+        decision: dict[str, Any] = {}
+        if self.protocol == "http":
+            if attachments:
+                raise ValueError("attachments: send them over gRPC (protocol='grpc')")
+            stream = bool((options or {}).get("stream"))
+            for event in self._http_events("router", inputs, stream):
+                if event.get("text_output"):
+                    pieces.append(_text(event["text_output"]))
+                    if on_piece:
+                        on_piece(pieces[-1])
+                if event.get("routing"):
+                    decision = json.loads(_text(event["routing"]))
+            return "".join(pieces), decision
+        inputs.update(attachments)
+        for out in self.stream_responses("router", inputs, ["text_output", "routing"]):
+            piece = "".join(_text(v) for v in out.get("text_output", np.array([])).reshape(-1))
+            if piece:
+                pieces.append(piece)
+                if on_piece:
+                    on_piece(piece)
+            if "routing" in out:
+                decision = json.loads(_text(out["routing"].reshape(-1)[0]))
+        return "".join(pieces), decision
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = "query_classifier") -> dict[str, Any]:

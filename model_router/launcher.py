@@ -178,12 +178,30 @@ class TritonServer:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 log.warning("tritonserver did not stop in %ss; killing it", timeout)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stubs left behind, if any
-        except ProcessLookupError:
-            pass
         self.proc.wait()
+        deadline = time.monotonic() + 10
+        while self.group_pids() and time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # stubs left behind, if any
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
         return self.proc.returncode
+
+    def group_pids(self) -> list[int]:
+        """Live processes of the server's process group (its stubs), zombies aside."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == self.proc.pid:
+                pids.append(int(entry))
+        return pids
 
     def __enter__(self) -> "TritonServer":
         return self.start()

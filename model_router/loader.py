@@ -125,6 +125,8 @@ class ModelLoader:
     def fits(self, name: str) -> bool:
         """Could `name` be loaded now, evicting idle models if need be?"""
         with self._cond:
+            if self._states[name].status != "unloaded":
+                return True  # loaded, or on its way: the caller waits for it
             try:
                 self._plan_evictions(self._states[name])
                 return True

@@ -7,6 +7,7 @@ from typing import Any
 
 from .classifier import ATTACHMENT_KINDS, LANGUAGES, USE_CASES
 from .errors import InputError
+from .sampling import SamplingError, parse_sampling_parameters
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
 MAX_TIMEOUT_S = 600.0
@@ -93,8 +94,10 @@ def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
         elif key == "model":
             values[key] = _model_name(value)
         elif key == "sampling_parameters":
-            if not isinstance(value, dict):
-                raise InputError("options.sampling_parameters", f"expected a JSON object, got {value!r}")
+            try:  # the contract every text generator honours; checked here, before any model is loaded
+                parse_sampling_parameters(value if isinstance(value, dict) else json.dumps(value))
+            except SamplingError as exc:
+                raise InputError("options.sampling_parameters", str(exc)) from None
             values[key] = value
         else:
             allowed = sorted(set(_PARSERS) | {"model", "sampling_parameters"})

@@ -1,7 +1,7 @@
 """Which model serves a request: a multi-criteria score over the use case's chain.
 
     score = 1.00 * quality                       (registry, 0..1)
-          + 0.15 * language_fit                  (1 if the model lists the query's language)
+          + 0.40 * language_fit                  (1 if the model lists the query's language)
           + 0.25 * loaded                        (1 if loaded now: no cold start)
           - 0.20 * min(expected_ms / ref_ms, 2)  (expected = latency_ms, + load_ms when not loaded;
                                                   ref = the request's max_latency_ms, else 10 s)
@@ -22,7 +22,7 @@ from .errors import InputError
 from .registry import ModelSpec, Registry
 
 REF_LATENCY_MS = 10_000.0
-W_QUALITY, W_LANGUAGE, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 1.0, 0.15, 0.25, 0.20, 0.15, 0.05
+W_QUALITY, W_LANGUAGE, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 1.0, 0.40, 0.25, 0.20, 0.15, 0.05
 
 
 @dataclass(frozen=True)

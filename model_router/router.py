@@ -118,8 +118,10 @@ class Router:
             if not self.registry.chain(self.profile, use_case):
                 raise ServingError(f"no model serves use case {use_case!r} on profile {self.profile!r}")
             raise ServingError(f"no model can serve use case {use_case!r} now", ranking.skipped)
-        attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
         tried: list[tuple[str, str]] = list(ranking.skipped)
+        attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
+        if not opts.allow_fallback and opts.model and attempts[0].model != opts.model:
+            raise ServingError(f"no model could serve use case {use_case!r} without fallback", tried)
         for cand in attempts:
             spec = self.registry.model(cand.model)
             sent = False

@@ -17,7 +17,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from sampling import SamplingError, parse_sampling_parameters  # noqa: E402
+from model_router.sampling import SamplingError, parse_sampling_parameters  # noqa: E402
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from sampling import SamplingParams
+from model_router.sampling import SamplingParams
 
 
 class _Cancelled(StoppingCriteria):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import pytest
@@ -11,26 +10,13 @@ from model_router.launcher import TritonServer
 LLM = "smollm2_135m_instruct"
 
 
-def _stub_pids(server: TritonServer) -> list[int]:
-    """Processes left in the server's process group (its Python stubs)."""
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.getpgid(int(pid)) == server.proc.pid and int(pid) != server.proc.pid:
-                    pids.append(int(pid))
-            except ProcessLookupError:
-                pass
-    return pids
-
-
 def start_server(load: list[str], **kwargs) -> TritonServer:
     return TritonServer(load=load, **kwargs).start(timeout=300)
 
 
 def stop_server(server: TritonServer) -> None:
     rc = server.stop()
-    assert not _stub_pids(server), "stub processes outlived tritonserver"
+    assert not server.group_pids(), "stub processes outlived tritonserver"
     assert rc is not None
 
 

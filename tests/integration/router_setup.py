@@ -1,0 +1,39 @@
+"""A model repository and registry for the router's tests: the real models plus one with broken weights."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from model_router import REPO_ROOT
+from model_router.launcher import DEFAULT_MODELS_DIR
+from model_router.registry import REGISTRY_FILE
+
+BROKEN = "broken_llm"
+LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
+# Pinned 400 MB + one LLM (900 or 650) fits; two LLMs (1550) do not.
+ONE_LLM_BUDGET_MB = 1400
+
+
+def make_repository(tmp: Path) -> tuple[Path, Path]:
+    """Returns (model repository, registry file)."""
+    repo = tmp / "models"
+    repo.mkdir()
+    for name in ("query_classifier", "router", LLM, LLM_BF16):
+        (repo / name).symlink_to(REPO_ROOT / "model_repository" / name, target_is_directory=True)
+    # Weights broken on purpose: the real config and tokenizer, a truncated safetensors file.
+    weights = tmp / "broken-weights"
+    shutil.copytree(DEFAULT_MODELS_DIR / "smollm2-135m-instruct", weights,
+                    ignore=shutil.ignore_patterns("model.safetensors"))
+    (weights / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}" + b"\0" * 64)
+    (repo / BROKEN / "1").mkdir(parents=True)
+    (repo / BROKEN / "config.pbtxt").write_text(
+        'backend: "transformers"\ninstance_group [{ count: 1, kind: KIND_CPU }]\n'
+        f'parameters {{ key: "model_path" value: {{ string_value: "{weights}" }} }}\n')
+    raw = yaml.safe_load(REGISTRY_FILE.read_text())
+    raw["models"][BROKEN] = dict(raw["models"][LLM], quality=0.2)
+    raw["chains"]["cpu"]["agent"] = [LLM, LLM_BF16, BROKEN]
+    registry = tmp / "registry.yaml"
+    registry.write_text(yaml.safe_dump(raw))
+    return repo, registry

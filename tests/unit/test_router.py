@@ -1,0 +1,127 @@
+"""The routing pipeline with plain functions for the classifier and the targets."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model_router.classifier import Classification
+from model_router.errors import InputError, ServingError
+from model_router.health import HealthTracker
+from model_router.loader import ModelLoader
+from model_router.options import make_request, parse_options
+from model_router.registry import load_registry
+from model_router.router import Router, TargetError
+
+from .test_loader import RecordingControl
+
+PRIMARY, FALLBACK = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
+
+
+def classification(use_case: str = "agent", conf: float = 0.9) -> Classification:
+    return Classification(use_case, "en", "low", "text", {"use_case": conf, "language": 1.0, "complexity": 1.0,
+                                                         "modality": 1.0}, {use_case: conf})
+
+
+def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "agent"):
+    reg = load_registry()
+    ctl = RecordingControl()
+    managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in reg.models.values() if "cpu" in m.profiles}
+    loader = ModelLoader(ctl, managed, 6000)
+    calls: list[str] = []
+
+    def invoke(spec, inputs, stream, timeout_s):
+        calls.append(spec.name)
+        if spec.name in broken:
+            raise TargetError(f"{spec.name}: boom")
+        assert json.loads(inputs["sampling_parameters"][0]) == {"max_tokens": 4}
+        for piece in ("Par", "is"):
+            yield {"text_output": np.array([piece.encode()], dtype=np.object_)}
+
+    router = Router(reg, "cpu", lambda text, kinds: classification(use_case, conf), invoke, loader,
+                    HealthTracker(threshold=1, cooldown_s=60))
+    return router, calls, ctl
+
+
+def req(options: dict | None = None, text: str = "capital of France?"):
+    return make_request(text, {}, json.dumps({"sampling_parameters": {"max_tokens": 4}, **(options or {})}))
+
+
+def test_loads_and_answers_with_a_decision() -> None:
+    router, calls, ctl = build()
+    events = list(router.route(req()))
+    assert events[-1][0] == "done"
+    _, decision, text = events[-1]
+    assert text == "Paris" and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
+    assert decision.use_case == "agent" and decision.candidates[0]["model"] == PRIMARY
+
+
+def test_streams_pieces_then_decision() -> None:
+    router, _, _ = build()
+    events = list(router.route(req({"stream": True})))
+    assert [e[1] for e in events[:-1]] == ["Par", "is"]
+
+
+def test_falls_back_and_cools_down() -> None:
+    router, calls, _ = build(broken={PRIMARY})
+    decision = list(router.route(req()))[-1][1]
+    assert decision.model == FALLBACK and decision.fallbacks[0]["model"] == PRIMARY
+    again = list(router.route(req()))[-1][1]
+    assert again.model == FALLBACK and again.skipped[0]["model"] == PRIMARY
+    assert "cooling down" in again.skipped[0]["why"]
+    assert calls == [PRIMARY, FALLBACK, FALLBACK]
+
+
+def test_no_fallback_when_disallowed_lists_what_was_tried() -> None:
+    router, _, _ = build(broken={PRIMARY})
+    with pytest.raises(ServingError, match=f"tried {PRIMARY}: {PRIMARY}: boom"):
+        list(router.route(req({"allow_fallback": False})))
+
+
+def test_use_case_without_a_model_is_a_clear_error() -> None:
+    router, _, _ = build(use_case="video")
+    with pytest.raises(ServingError, match="no model serves use case 'video' on profile 'cpu'"):
+        list(router.route(req()))
+
+
+def test_low_confidence_text_goes_to_the_assistant() -> None:
+    router, _, _ = build(use_case="tts", conf=0.3)
+    decision = list(router.route(req()))[-1][1]
+    assert decision.use_case == "agent" and "low confidence" in decision.reason
+
+
+def test_use_case_override() -> None:
+    router, _, _ = build(use_case="tts")
+    decision = list(router.route(req({"use_case": "agent"})))[-1][1]
+    assert decision.use_case == "agent" and "options.use_case" in decision.reason
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("{bad", "options: not valid JSON"),
+    ('{"use_case": "chat"}', "options.use_case: 'chat' unknown. Available"),
+    ('{"max_latency_ms": -5}', "options.max_latency_ms: -5 is out of range"),
+    ('{"stream": "yes"}', "options.stream: expected true or false"),
+    ('{"model": "../etc/passwd"}', "options.model: '../etc/passwd' is not a model name"),
+    ('{"colour": 1}', "options.colour: unknown option. Available"),
+    ('[1]', "options: expected a JSON object"),
+])
+def test_bad_options(raw: str, words: str) -> None:
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace("[", r"\[")):
+        parse_options(raw)
+
+
+def test_bad_request_fields() -> None:
+    with pytest.raises(InputError, match="text: empty, and no image"):
+        make_request("", {}, None)
+    with pytest.raises(InputError, match="image: 11 bytes exceeds the limit of 10"):
+        from model_router import options
+
+        limits = dict(options.MAX_ATTACHMENT_BYTES)
+        options.MAX_ATTACHMENT_BYTES["image"] = 10
+        try:
+            make_request("x", {"image": b"x" * 11}, None)
+        finally:
+            options.MAX_ATTACHMENT_BYTES.update(limits)
+    with pytest.raises(InputError, match="text: not valid UTF-8"):
+        make_request(b"\xc3\x28", {}, None)
