@@ -61,6 +61,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attachments(args: argparse.Namespace) -> dict[str, bytes]:
+    out = {}
+    for kind in ("image", "audio", "video"):
+        path = getattr(args, kind, None)
+        if path:
+            with open(path, "rb") as f:
+                out[kind] = f.read()
+    return out
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    kinds = list(_attachments(args))
+    print(json.dumps(_client(args).classify(args.text, kinds), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Send a request through the router; stream the answer, then print the routing decision."""
+    options = {"stream": args.protocol == "grpc" or args.stream, "sampling_parameters": {"max_tokens": args.max_tokens}}
+    for key in ("use_case", "language", "model"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    text, decision = _client(args).route(args.text, options, on_piece=show, **_attachments(args))
+    if not options["stream"]:
+        sys.stdout.write(text)
+    sys.stdout.write("\n")
+    if args.decision:
+        print(json.dumps(decision, ensure_ascii=False, indent=2), file=sys.stderr)
+    else:
+        print(f"[{decision['use_case']}/{decision['language']} -> {decision['model']}, "
+              f"{decision['total_ms']:.0f} ms, load {decision['load_ms']:.0f} ms]", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Model states, then the router's own metrics from Triton's metrics port, readably."""
+    c = _client(args)
+    for r in c.models():
+        print(f"{r['name']:<32} {r['state'] or 'not loaded'}")
+    print()
+    from .stats import format_metrics
+
+    print(format_metrics(c.metrics(args.metrics_url)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tmr", description="Triton Model Router client")
     ap.add_argument("--url", help="host:port (default localhost:8000 for http, localhost:8001 for grpc)")
@@ -81,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--seed", type=int)
     g.set_defaults(func=cmd_generate)
+    c = sub.add_parser("classify", help="use case, language, complexity, modality of a query")
+    c.add_argument("text")
+    a = sub.add_parser("ask", help="send a request through the router (streams over gRPC)")
+    a.add_argument("text")
+    a.add_argument("--max-tokens", type=int, default=128)
+    a.add_argument("--use-case")
+    a.add_argument("--language")
+    a.add_argument("--model", help="prefer this model")
+    a.add_argument("--stream", action="store_true", help="stream over HTTP too")
+    a.add_argument("--decision", action="store_true", help="print the whole routing decision")
+    for p in (c, a):
+        for kind in ("image", "audio", "video"):
+            p.add_argument(f"--{kind}", metavar="FILE")
+    c.set_defaults(func=cmd_classify)
+    a.set_defaults(func=cmd_ask)
+    st = sub.add_parser("stats", help="model states and routing metrics")
+    st.add_argument("--metrics-url", default="localhost:8002")
+    st.set_defaults(func=cmd_stats)
     return ap
 
 
