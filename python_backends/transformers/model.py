@@ -36,6 +36,17 @@ def _scalar(request, name: str, default=None):
     return arr[0]
 
 
+def _set_priority(policy: int, nice: int, tids: list[int]) -> None:
+    """Linux schedules threads one by one: set the policy and nice value of each."""
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+            if policy == os.SCHED_OTHER:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:  # unprivileged, or the thread is gone: leave it as it is
+            pass
+
+
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(config):
@@ -56,7 +67,15 @@ class TritonPythonModel:
         self.name = args["model_name"]
         self.logger = pb_utils.Logger
         self._check_config()
-        self._init_engine()
+        # CPU priority: load as an idle-priority task and serve above normal priority, so that a
+        # model loading on the same cores (its stub start included, which we cannot reach) never
+        # starves one that is serving. Threads inherit the policy of the thread that starts them.
+        serve_nice = int(_param(self.config, "serve_nice", "-10"))
+        _set_priority(os.SCHED_IDLE, 0, [threading.get_native_id()])
+        try:
+            self._init_engine()
+        finally:
+            _set_priority(os.SCHED_OTHER, serve_nice, [int(t) for t in os.listdir("/proc/self/task")])
         self._requests: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._serve_loop, name=f"{self.name}-worker", daemon=True)
         self._worker.start()
@@ -139,3 +158,5 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self._requests.put(None)
         self._worker.join(timeout=30)
+        # Tearing down (freeing the weights, the stub's exit) yields to the models still serving.
+        _set_priority(os.SCHED_IDLE, 0, [int(t) for t in os.listdir("/proc/self/task")])

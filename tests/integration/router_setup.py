@@ -28,9 +28,9 @@ def make_repository(tmp: Path) -> tuple[Path, Path]:
                     ignore=shutil.ignore_patterns("model.safetensors"))
     (weights / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}" + b"\0" * 64)
     (repo / BROKEN / "1").mkdir(parents=True)
+    config = (REPO_ROOT / "model_repository" / LLM / "config.pbtxt").read_text()
     (repo / BROKEN / "config.pbtxt").write_text(
-        'backend: "transformers"\ninstance_group [{ count: 1, kind: KIND_CPU }]\n'
-        f'parameters {{ key: "model_path" value: {{ string_value: "{weights}" }} }}\n')
+        config.replace("${TMR_MODELS}/smollm2-135m-instruct", str(weights)))
     raw = yaml.safe_load(REGISTRY_FILE.read_text())
     raw["models"][BROKEN] = dict(raw["models"][LLM], quality=0.2)
     raw["chains"]["cpu"]["agent"] = [LLM, LLM_BF16, BROKEN]
