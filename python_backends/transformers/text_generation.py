@@ -18,7 +18,7 @@ class _Cancelled(StoppingCriteria):
         self._is_cancelled = is_cancelled
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self._is_cancelled(), dtype=torch.bool)
+        return torch.full((input_ids.shape[0],), self._is_cancelled(), dtype=torch.bool, device=input_ids.device)
 
 
 class TextGenerator:

@@ -1,0 +1,84 @@
+"""GPU path check, for a machine with an NVIDIA GPU: NVML memory as the loader sees it, eviction
+driven by NVML's free memory, and our transformers text generator on CUDA.
+
+The weights are random (an architecture from a config.json), since the check is of the serving
+path, not of answer quality. Usage: python scripts/gpu_check.py MODEL_DIR_WITH_CONFIG_AND_TOKENIZER
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "python_backends" / "transformers")]
+from model_router.loader import ModelLoader  # noqa: E402
+from model_router.memory import detect_gpu  # noqa: E402
+from model_router.sampling import SamplingParams  # noqa: E402
+
+
+class CudaAllocation:
+    """A stand-in model that holds real GPU memory: loading allocates it, unloading frees it."""
+
+    def __init__(self, sizes_mb: dict[str, int]) -> None:
+        self.sizes, self.held = sizes_mb, {}
+
+    def load(self, name: str) -> None:
+        self.held[name] = torch.empty(self.sizes[name] * 2**20, dtype=torch.uint8, device="cuda")
+
+    def unload(self, name: str) -> None:
+        self.held.pop(name, None)
+        torch.cuda.empty_cache()
+
+    def wait_unloaded(self, name: str, timeout: float) -> None:
+        torch.cuda.synchronize()
+
+    def ready_models(self) -> set[str]:
+        return set(self.held)
+
+
+def main() -> None:
+    gpu = detect_gpu()
+    assert gpu is not None, "no NVML"
+    print(f"{torch.cuda.get_device_name()}: NVML total {gpu.total_mb():.0f} MB, free {gpu.free_mb():.0f} MB")
+    third = int(gpu.free_mb() * 0.4)  # three of these cannot be held at once
+    control = CudaAllocation({"a": third, "b": third, "c": third})
+    loader = ModelLoader(control, {n: (0.0, float(third), False) for n in "abc"}, memory_budget_mb=1e9, gpu=gpu)
+    for name in "abc":
+        loader.acquire(name).close()
+        print(f"acquired {name} ({third} MB): held {sorted(control.held)}, NVML free {gpu.free_mb():.0f} MB")
+    assert "a" not in control.held and {"b", "c"} <= set(control.held), control.held
+    control.held.clear()
+    torch.cuda.empty_cache()
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from text_generation import TextGenerator
+
+    src = Path(sys.argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src)).save_pretrained(tmp)
+        for f in src.iterdir():
+            if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+                (Path(tmp) / f.name).write_bytes(f.read_bytes())
+        t0 = time.perf_counter()
+        gen = TextGenerator(tmp, device="cuda", dtype="bfloat16")
+        torch.cuda.synchronize()
+        load_s = time.perf_counter() - t0
+        used = torch.cuda.memory_allocated() / 2**20
+        params = SamplingParams(max_tokens=64, temperature=0.0)
+        list(gen.generate("Warm up.", SamplingParams(max_tokens=4)))
+        t0 = time.perf_counter()
+        pieces = list(gen.generate("What is the capital of France?", params))
+        dt = time.perf_counter() - t0
+        n = len(gen.tokenizer("".join(pieces))["input_ids"])
+        print(f"TextGenerator on CUDA (random SmolLM2-135M architecture, bf16): load {load_s:.2f} s, "
+              f"{used:.0f} MB allocated, {n} tokens in {dt:.2f} s = {n / dt:.0f} tokens/s streaming")
+
+
+if __name__ == "__main__":
+    main()
