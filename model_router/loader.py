@@ -49,6 +49,7 @@ class _State:
     last_used: float = 0.0
     loads: int = 0
     last_load_s: float = 0.0
+    settled_at: float = 0.0  # when it last became loaded or unloaded
 
 
 @dataclass
@@ -100,14 +101,23 @@ class ModelLoader:
 
     # -- what is there ------------------------------------------------------------------------
     def sync(self) -> None:
-        """Adopt the models that are already loaded (pinned ones, or loaded by hand)."""
+        """Match Triton: adopt models loaded by hand, forget models unloaded by hand.
+
+        Models this loader is loading or unloading, or that settled after the snapshot was taken,
+        are left alone: it knows better."""
+        taken = self.clock()
         ready = self.control.ready_models()
         with self._cond:
-            for name in ready & set(self._states):
-                st = self._states[name]
-                if st.status == "unloaded":
+            for st in self._states.values():
+                if st.settled_at > taken:
+                    continue
+                if st.status == "unloaded" and st.name in ready:
                     st.status, st.last_used = "loaded", self.clock()
+                elif st.status == "loaded" and st.name not in ready and st.inflight == 0:
+                    st.status = "unloaded"
+                    log.info("%s was unloaded behind the router's back", st.name)
             self._synced = True
+            self._cond.notify_all()
 
     def used_mb(self) -> tuple[float, float]:
         with self._cond:
@@ -182,7 +192,7 @@ class ModelLoader:
             load_s = self.clock() - t0
         except Exception as exc:
             with self._cond:
-                st.status = "unloaded"
+                st.status, st.settled_at = "unloaded", self.clock()
                 self._cond.notify_all()
             self.events.load_failed(st.name, str(exc))
             if isinstance(exc, LoadError):
@@ -190,7 +200,7 @@ class ModelLoader:
             raise LoadError(f"model {st.name!r}: load failed: {_first_line(exc)}") from exc
         with self._cond:
             st.status, st.inflight, st.loads = "loaded", st.inflight + 1, st.loads + 1
-            st.last_used, st.last_load_s = self.clock(), load_s
+            st.last_used, st.last_load_s, st.settled_at = self.clock(), load_s, self.clock()
             self._cond.notify_all()
         self.events.loaded(st.name, load_s)
         log.info("loaded %s in %.2fs (evicted %s)", st.name, load_s, victims or "nothing")
@@ -246,6 +256,7 @@ class ModelLoader:
         finally:
             with self._cond:
                 self._states[name].status = "unloaded"
+                self._states[name].settled_at = self.clock()
                 self._cond.notify_all()
         self.events.evicted(name, reason)
         log.info("unloaded %s (%s)", name, reason)
@@ -269,9 +280,10 @@ class ModelLoader:
         def loop() -> None:
             while not self._stop.wait(every_s):
                 try:
+                    self.sync()
                     self.unload_idle()
-                except Exception as exc:  # keep reaping; a failed unload is retried next round
-                    log.warning("idle unload failed: %s", exc)
+                except Exception as exc:  # keep going; a failed unload is retried next round
+                    log.warning("loader upkeep failed: %s", exc)
 
         self._reaper = threading.Thread(target=loop, name="idle-unloader", daemon=True)
         self._reaper.start()

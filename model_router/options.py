@@ -8,6 +8,7 @@ from typing import Any
 from .classifier import ATTACHMENT_KINDS, LANGUAGES, USE_CASES
 from .errors import InputError
 from .sampling import SamplingError, parse_sampling_parameters
+from .text import decode_text
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
 MAX_TIMEOUT_S = 600.0
@@ -107,14 +108,7 @@ def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
 
 def make_request(text: bytes | str | None, attachments: dict[str, bytes | None], options: bytes | str | None,
                  max_chars: int = 8000) -> RouteRequest:
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError("text", f"not valid UTF-8 (bad byte at position {exc.start})") from None
-    text = text or ""
-    if len(text) > max_chars:
-        raise InputError("text", f"{len(text)} characters exceeds the limit of {max_chars}")
+    text = decode_text(text, max_chars)
     present = {}
     for kind, data in attachments.items():
         if kind not in ATTACHMENT_KINDS:

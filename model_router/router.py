@@ -141,6 +141,8 @@ class Router:
             except InputError:
                 raise
             except (LoadError, TargetError) as exc:
+                if isinstance(exc, TargetError):
+                    self.loader.sync()  # it may have been unloaded by hand: see what Triton says
                 self.health.failure(spec.name, str(exc))
                 tried.append((spec.name, str(exc)))
                 decision.fallbacks.append({"model": spec.name, "error": str(exc)})

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..text import decode_text
 from .features import featurize
 from .langid import PAIRS, LanguageIdentifier, NaiveBayes
 from .linear import predict_proba, softmax
@@ -39,12 +40,7 @@ class Classification:
 def validate(text: str | bytes | None, attachments: list[str] | tuple[str, ...] | None,
              max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, tuple[str, ...]]:
     """Return (text, attachments) or raise InputError naming the field and the limit."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError("text", f"not valid UTF-8 (bad byte at position {exc.start})") from None
-    text = text or ""
+    text = decode_text(text, max_chars)
     kinds = []
     for kind in attachments or ():
         kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
@@ -54,8 +50,6 @@ def validate(text: str | bytes | None, attachments: list[str] | tuple[str, ...] 
         if kind not in ATTACHMENT_KINDS:
             raise InputError("attachments", f"unknown kind {kind!r}. Available: {list(ATTACHMENT_KINDS)}")
         kinds.append(kind)
-    if len(text) > max_chars:
-        raise InputError("text", f"{len(text)} characters exceeds the limit of {max_chars}")
     if not text.strip() and not kinds:
         raise InputError("text", "empty, and no attachment was given")
     return text, tuple(dict.fromkeys(kinds))

@@ -139,3 +139,15 @@ def test_idle_unload_skips_pinned_and_busy() -> None:
 def test_unknown_model_lists_choices() -> None:
     with pytest.raises(LoadError, match="Available: \\['a', 'b', 'c', 'pin'\\]"):
         make(RecordingControl()).acquire("zzz")
+
+
+def test_sync_follows_loads_and_unloads_made_by_hand() -> None:
+    ctl = RecordingControl()
+    loader = make(ctl)
+    loader.acquire("a").close()
+    ctl.loaded.discard("a")  # an operator unloaded it
+    ctl.loaded.add("c")      # and loaded another
+    loader.sync()
+    assert not loader.is_loaded("a") and loader.is_loaded("c")
+    loader.acquire("a").close()
+    assert ctl.calls.count(("load", "a")) == 2
