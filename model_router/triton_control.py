@@ -21,6 +21,8 @@ class TritonModelControl:
         return httpclient.InferenceServerClient(self.url, network_timeout=self.timeout_s, connection_timeout=10.0)
 
     def load(self, name: str) -> None:
+        if self.states().get(name) == "UNLOADING":  # unloaded by hand a moment ago: let it finish
+            self.wait_unloaded(name, self.timeout_s)
         self._client().load_model(name, headers=self.headers)
 
     def unload(self, name: str) -> None:

@@ -48,7 +48,9 @@ def raw_load_s(runs: int = 2) -> float:
 
 
 def wait_state(client: RouterClient, model: str, ready: bool) -> None:
-    while (model in {m["name"] for m in client.models() if m["state"] == "READY"}) != ready:
+    """Until the model is READY, or (ready=False) entirely gone: unload returns before that."""
+    busy = ("READY",) if ready else ("READY", "UNLOADING", "LOADING")
+    while (model in {m["name"] for m in client.models() if m["state"] in busy}) != ready:
         time.sleep(0.05)
 
 
