@@ -85,6 +85,9 @@ class TritonServer:
     metrics_port: int = 0
     load: list[str] = field(default_factory=list)
     log_file: Path | None = None
+    # With a key, model control (the model-repository API) needs the header `admin-key: <key>`;
+    # the router gets the key through TMR_ADMIN_KEY. Inference stays open.
+    admin_key: str | None = None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
@@ -119,6 +122,8 @@ class TritonServer:
             # Auto-complete starts an extra stub per Python model load (~1.3 s here); our configs
             # are complete, so loads skip it.
             "--disable-auto-complete-config",
+            *([f"--http-restricted-api=model-repository:admin-key={self.admin_key}",
+               f"--grpc-restricted-protocol=model-repository:admin-key={self.admin_key}"] if self.admin_key else []),
             *self.extra_args,
         ]
 
@@ -126,6 +131,8 @@ class TritonServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = server_env()
         env["TMR_CONTROL_URL"] = self.http_url  # the router drives model control through it
+        if self.admin_key:
+            env["TMR_ADMIN_KEY"] = self.admin_key
         env.update(self.env)
         log.info("starting tritonserver: http %s grpc %s metrics %s, log %s",
                  self.http_port, self.grpc_port, self.metrics_port, self.log_file)
@@ -160,9 +167,13 @@ class TritonServer:
             time.sleep(0.2)
         raise TimeoutError(f"tritonserver not live after {timeout}s; see {self.log_file}")
 
+    @property
+    def admin_headers(self) -> dict[str, str] | None:
+        return {"admin-key": self.admin_key} if self.admin_key else None
+
     def load_model(self, name: str) -> None:
         started = time.perf_counter()
-        self.client().load_model(name)
+        self.client().load_model(name, headers=self.admin_headers)
         log.info("loaded %s in %.2fs", name, time.perf_counter() - started)
 
     def tail(self, lines: int = 40) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,10 +25,13 @@ def main() -> int:
     ap.add_argument("--metrics-port", type=int, default=8002)
     ap.add_argument("--load", nargs="*", default=DEFAULT_LOAD, help="models to load after startup")
     ap.add_argument("--log-file", type=Path, default=None)
+    ap.add_argument("--admin-key", default=os.environ.get("TMR_ADMIN_KEY"),
+                    help="require this key (header admin-key) for model control (default: $TMR_ADMIN_KEY)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     server = TritonServer(model_repository=args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
-                          metrics_port=args.metrics_port, load=args.load, log_file=args.log_file)
+                          metrics_port=args.metrics_port, load=args.load, log_file=args.log_file,
+                          admin_key=args.admin_key)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
