@@ -72,6 +72,7 @@ def server_env(models_dir: Path = DEFAULT_MODELS_DIR) -> dict[str, str]:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TQDM_DISABLE", "1")  # no progress bars in the server log
     return env
 
 

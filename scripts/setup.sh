@@ -31,4 +31,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-"$VENV/bin/python" scripts/prepare_models.py
+TQDM_DISABLE=1 "$VENV/bin/python" scripts/prepare_models.py
