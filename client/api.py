@@ -1,6 +1,7 @@
 """A small client over tritonclient: health, model control, generation (streaming over gRPC)."""
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import urllib.error
@@ -13,7 +14,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-__all__ = ["RouterClient", "InferenceServerException"]
+__all__ = ["RouterClient", "Routed", "InferenceServerException"]
 
 
 def _tensor(module: Any, name: str, value: Any):
@@ -23,6 +24,19 @@ def _tensor(module: Any, name: str, value: Any):
     t = module.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
     t.set_data_from_numpy(arr)
     return t
+
+
+class Routed:
+    """What the router returned: `text, decision = client.route(...)` unpacks; `.audio` is WAV or None."""
+
+    def __init__(self, text: str, decision: dict[str, Any], audio: bytes | None) -> None:
+        self.text, self.decision, self.audio = text, decision, audio
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.text, self.decision))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.text, self.decision)[index]
 
 
 def _batched(module: Any, name: str, values: list[str | bytes]):
@@ -160,8 +174,8 @@ class RouterClient:
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
               audio: bytes | None = None, video: bytes | None = None,
-              on_piece: Any = None) -> tuple[str, dict[str, Any]]:
-        """Send one request through the router; returns (text, routing decision).
+              on_piece: Any = None) -> Routed:
+        """Send one request through the router; returns its text, routing decision and audio.
 
         With options {"stream": true}, each piece is passed to `on_piece` as it arrives (gRPC, or
         HTTP generate_stream). Attachments need gRPC (Triton's HTTP generate route takes JSON).
@@ -170,6 +184,7 @@ class RouterClient:
         attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
         pieces: list[str] = []
         decision: dict[str, Any] = {}
+        audio: bytes | None = None
         if self.protocol == "http":
             if attachments:
                 raise ValueError("attachments: send them over gRPC (protocol='grpc')")
@@ -181,9 +196,11 @@ class RouterClient:
                         on_piece(pieces[-1])
                 if event.get("routing"):
                     decision = json.loads(_text(event["routing"]))
-            return "".join(pieces), decision
+                if event.get("audio"):
+                    audio = base64.b64decode(_text(event["audio"]))
+            return Routed("".join(pieces), decision, audio)
         inputs.update(attachments)
-        for out in self.stream_responses("router", inputs, ["text_output", "routing"]):
+        for out in self.stream_responses("router", inputs, ["text_output", "routing", "audio"]):
             piece = "".join(_text(v) for v in out.get("text_output", np.array([])).reshape(-1))
             if piece:
                 pieces.append(piece)
@@ -191,7 +208,9 @@ class RouterClient:
                     on_piece(piece)
             if "routing" in out:
                 decision = json.loads(_text(out["routing"].reshape(-1)[0]))
-        return "".join(pieces), decision
+            if "audio" in out:
+                audio = base64.b64decode(out["audio"].reshape(-1)[0])
+        return Routed("".join(pieces), decision, audio)
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = "query_classifier") -> dict[str, Any]:

@@ -88,8 +88,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    text, decision = _client(args).route(args.text, options, on_piece=show, **_attachments(args))
-    if not options["stream"]:
+    result = _client(args).route(args.text, options, on_piece=show, **_attachments(args))
+    text, decision = result
+    if result.audio is not None:
+        with open(args.audio_out, "wb") as f:
+            f.write(result.audio)
+        text = f"(speech: {len(result.audio)} bytes of WAV written to {args.audio_out})"
+    if not options["stream"] or result.audio is not None:
         sys.stdout.write(text)
     sys.stdout.write("\n")
     if args.decision:
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", help="prefer this model")
     a.add_argument("--stream", action="store_true", help="stream over HTTP too")
     a.add_argument("--decision", action="store_true", help="print the whole routing decision")
+    a.add_argument("--audio-out", default="answer.wav", help="where speech answers are written")
     for p in (c, a):
         for kind in ("image", "audio", "video"):
             p.add_argument(f"--{kind}", metavar="FILE")

@@ -19,6 +19,7 @@ from .loader import LoadError, ModelLoader
 from .options import RouteRequest
 from .policy import LiveState, rank
 from .registry import ModelSpec, Registry
+from .speech import speech_text
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
@@ -28,8 +29,8 @@ class TargetError(ServingError):
 
 
 class Invoke(Protocol):
-    def __call__(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool,
-                 timeout_s: float) -> Iterator[dict[str, np.ndarray]]: ...
+    def __call__(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
+                 outputs: list[str]) -> Iterator[dict[str, np.ndarray]]: ...
 
 
 class Metrics(Protocol):
@@ -66,14 +67,21 @@ class RoutingDecision:
         return json.dumps(asdict(self), ensure_ascii=False)
 
 
-def text_generation_inputs(request: RouteRequest, stream: bool) -> dict[str, np.ndarray]:
-    """The vLLM backend's contract, which every text generator here shares."""
+def _bytes(value: str) -> np.ndarray:
+    return np.array([value.encode("utf-8")], dtype=np.object_)
+
+
+def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: bool) -> tuple[dict[str, np.ndarray], list[str]]:
+    """A target's inputs and the outputs to ask for, by its interface."""
+    if spec.interface == "tts":
+        return {"text": _bytes(speech_text(request.text)), "language": _bytes(language)}, ["audio", "sample_rate"]
+    # The vLLM backend's contract, which every text generator here shares.
     return {
-        "text_input": np.array([request.text.encode("utf-8")], dtype=np.object_),
+        "text_input": _bytes(request.text),
         "stream": np.array([stream], dtype=bool),
         "exclude_input_in_output": np.array([True], dtype=bool),
-        "sampling_parameters": np.array([json.dumps(request.options.sampling_parameters).encode()], dtype=np.object_),
-    }
+        "sampling_parameters": _bytes(json.dumps(request.options.sampling_parameters)),
+    }, ["text_output"]
 
 
 def _text(outputs: dict[str, np.ndarray]) -> str:
@@ -95,7 +103,7 @@ class Router:
                               recent_failures=health.recent_failures)
 
     def route(self, request: RouteRequest) -> Iterator[tuple[str, Any]]:
-        """Yield ("text", piece) while streaming, then ("done", RoutingDecision, full_text)."""
+        """Yield ("text", piece) while streaming, then ("done", RoutingDecision, full_text, audio or None)."""
         t0 = self.clock()
         opts = request.options
         c = self.classify(request.text, request.kinds)
@@ -129,8 +137,12 @@ class Router:
                 with self.loader.acquire(spec.name, timeout=max(opts.timeout_s, spec.load_ms / 1000 * 3)) as lease:
                     decision.load_ms += round(lease.load_s * 1000, 1)
                     pieces: list[str] = []
+                    audio: bytes | None = None
                     stream = opts.stream and spec.streams
-                    for out in self.invoke(spec, text_generation_inputs(request, stream), stream, opts.timeout_s):
+                    inputs, outputs = target_io(spec, request, language, stream)
+                    for out in self.invoke(spec, inputs, stream, opts.timeout_s, outputs):
+                        if "audio" in out:
+                            audio = out["audio"].reshape(-1)[0]
                         piece = _text(out)
                         if piece:
                             pieces.append(piece)
@@ -156,6 +168,6 @@ class Router:
                 decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
             decision.total_ms = round((self.clock() - t0) * 1000, 2)
             self.metrics.decision(use_case, spec.name)
-            yield "done", decision, "".join(pieces)
+            yield "done", decision, "".join(pieces), audio
             return
         raise ServingError(f"no model could serve use case {use_case!r}", tried)

@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 
 # Debian packages: libb64 for perf_analyzer; espeak-ng, tesseract (+ Indian language packs) and
 # ffmpeg for the speech, OCR and video paths.
-APT_PKGS=(libb64-0d)
+APT_PKGS=(libb64-0d espeak-ng)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

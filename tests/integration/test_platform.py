@@ -81,3 +81,18 @@ def test_unload_and_load_change_state(http: RouterClient) -> None:
     http.load(LLM)
     assert http.is_ready(LLM)
     assert "Paris" in http.generate(LLM, QUESTION, GREEDY)
+
+
+def test_text_to_speech_through_the_router(server) -> None:
+    import io
+    import wave
+
+    for model in ("query_classifier", "router"):
+        RouterClient(server.http_url).load(model)
+    grpc = RouterClient(server.grpc_url, "grpc")
+    result = grpc.route("Read this aloud: 'Good morning everyone, welcome to the show.'", {})
+    assert result.decision["use_case"] == "tts" and result.decision["model"] == "tts_espeak"
+    w = wave.open(io.BytesIO(result.audio))
+    assert 1.5 < w.getnframes() / w.getframerate() < 8
+    hindi = RouterClient(server.http_url).route("यह वाक्य ज़ोर से पढ़कर सुनाओ: 'आपका दिन शुभ हो।'", {})
+    assert hindi.decision["language"] == "hi" and hindi.audio.startswith(b"RIFF")

@@ -31,7 +31,7 @@ def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "ag
     loader = ModelLoader(ctl, managed, 6000)
     calls: list[str] = []
 
-    def invoke(spec, inputs, stream, timeout_s):
+    def invoke(spec, inputs, stream, timeout_s, outputs):
         calls.append(spec.name)
         if spec.name in broken:
             raise TargetError(f"{spec.name}: boom")
@@ -52,8 +52,8 @@ def test_loads_and_answers_with_a_decision() -> None:
     router, calls, ctl = build()
     events = list(router.route(req()))
     assert events[-1][0] == "done"
-    _, decision, text = events[-1]
-    assert text == "Paris" and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
+    _, decision, text, audio = events[-1]
+    assert text == "Paris" and audio is None and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
     assert decision.use_case == "agent" and decision.candidates[0]["model"] == PRIMARY
 
 

@@ -5,6 +5,7 @@ generation never holds up the others.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -78,8 +79,9 @@ class TritonPythonModel:
                 if event[0] == "text":
                     sender.send(self._response(event[1]))
                 else:
-                    _, decision, text = event
-                    sender.send(self._response("" if req.options.stream else text, decision.to_json()), flags=_FINAL)
+                    _, decision, text, audio = event
+                    sender.send(self._response("" if req.options.stream else text, decision.to_json(), audio),
+                                flags=_FINAL)
         except Exception as exc:
             codes = {InputError: pb_utils.TritonError.INVALID_ARG, ServingError: pb_utils.TritonError.UNAVAILABLE}
             code = next((c for t, c in codes.items() if isinstance(exc, t)), pb_utils.TritonError.INTERNAL)
@@ -91,10 +93,12 @@ class TritonPythonModel:
             self.metrics.memory_used(host, gpu)
 
     @staticmethod
-    def _response(text: str, routing: str | None = None):
+    def _response(text: str, routing: str | None = None, audio: bytes | None = None):
         out = [pb_utils.Tensor("text_output", np.array([text.encode()], dtype=np.object_))]
         if routing is not None:
             out.append(pb_utils.Tensor("routing", np.array([routing.encode()], dtype=np.object_)))
+        if audio is not None:  # base64, so that it survives the JSON of Triton's HTTP generate route
+            out.append(pb_utils.Tensor("audio", np.array([base64.b64encode(audio)], dtype=np.object_)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def _classify(self, text: str, kinds: tuple[str, ...]) -> Classification:
@@ -109,23 +113,23 @@ class TritonPythonModel:
         raw = pb_utils.get_output_tensor_by_name(resp, "classification").as_numpy().reshape(-1)[0]
         return Classification(**json.loads(raw))
 
-    def _invoke(self, model, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float):
+    def _invoke(self, model, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float, outputs: list[str]):
         tensors = [pb_utils.Tensor(k, _bytes(v) if v.dtype == np.object_ else v) for k, v in inputs.items()]
-        request = pb_utils.InferenceRequest(model_name=model.name, inputs=tensors, requested_output_names=["text_output"],
+        request = pb_utils.InferenceRequest(model_name=model.name, inputs=tensors, requested_output_names=outputs,
                                             timeout=int(timeout_s * 1e6))
-        try:
-            responses = request.exec(decoupled=True)
+        try:  # text generators are decoupled (the vLLM contract); the others answer once
+            responses = request.exec(decoupled=True) if model.streams else [request.exec()]
         except pb_utils.TritonModelException as exc:
             raise TargetError(f"{model.name}: {exc}") from exc
         for resp in responses:
             if resp.has_error():
                 err = resp.error()
                 if err.code() == pb_utils.TritonError.INVALID_ARG:
-                    raise InputError("options.sampling_parameters", f"{model.name}: {err.message()}")
+                    raise InputError("text", f"{model.name}: {err.message()}")
                 raise TargetError(f"{model.name}: {err.message()}")
-            out = pb_utils.get_output_tensor_by_name(resp, "text_output")
-            if out is not None:  # the final response of a decoupled model may be empty
-                yield {"text_output": out.as_numpy()}
+            got = {name: pb_utils.get_output_tensor_by_name(resp, name) for name in outputs}
+            if any(t is not None for t in got.values()):  # a decoupled model's final response may be empty
+                yield {name: t.as_numpy() for name, t in got.items() if t is not None}
 
     def finalize(self) -> None:
         self.loader.stop()
