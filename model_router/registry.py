@@ -13,7 +13,7 @@ from .errors import RegistryError
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "registry.yaml"
 BACKENDS = ("python", "transformers", "vllm")
-INTERFACES = ("text-generation", "tts", "classifier", "router")
+INTERFACES = ("text-generation", "tts", "stt", "classifier", "router")
 PROFILES = ("cpu", "gpu")
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 

@@ -75,6 +75,13 @@ def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: boo
     """A target's inputs and the outputs to ask for, by its interface."""
     if spec.interface == "tts":
         return {"text": _bytes(speech_text(request.text)), "language": _bytes(language)}, ["audio", "sample_rate"]
+    if spec.interface == "stt":
+        if "audio" not in request.attachments:
+            raise InputError("audio", "speech to text needs an audio attachment")
+        # The query's language says how the user writes, not what the recording speaks: only an
+        # explicit options.language is passed as a hint.
+        return {"audio": np.array([request.attachments["audio"]], dtype=np.object_),
+                "language": _bytes(request.options.language or "")}, ["text_output"]
     # The vLLM backend's contract, which every text generator here shares.
     return {
         "text_input": _bytes(request.text),
@@ -133,13 +140,13 @@ class Router:
         for cand in attempts:
             spec = self.registry.model(cand.model)
             sent = False
+            stream = opts.stream and spec.streams
+            inputs, outputs = target_io(spec, request, language, stream)  # bad input: before any load
             try:
                 with self.loader.acquire(spec.name, timeout=max(opts.timeout_s, spec.load_ms / 1000 * 3)) as lease:
                     decision.load_ms += round(lease.load_s * 1000, 1)
                     pieces: list[str] = []
                     audio: bytes | None = None
-                    stream = opts.stream and spec.streams
-                    inputs, outputs = target_io(spec, request, language, stream)
                     for out in self.invoke(spec, inputs, stream, opts.timeout_s, outputs):
                         if "audio" in out:
                             audio = out["audio"].reshape(-1)[0]

