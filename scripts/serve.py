@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,23 +33,19 @@ def main() -> int:
     server = TritonServer(model_repository=args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, load=args.load, log_file=args.log_file,
                           admin_key=args.admin_key)
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            logging.info("signal %s: stopping tritonserver", signum)
-            server.stop()
-            sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = threading.Event()
+    # The handler only flags: stopping inside it would deadlock on the Popen.wait it interrupted.
+    signal.signal(signal.SIGINT, lambda signum, _frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stop.set())
     server.start(timeout=300)
     logging.info("ready: HTTP %s, gRPC %s, metrics :%s (log %s)", server.http_url, server.grpc_url,
                  server.metrics_port, server.log_file)
-    server.proc.wait()
-    return server.proc.returncode or 0
+    while not stop.wait(0.5) and server.proc.poll() is None:
+        pass
+    if stop.is_set():
+        logging.info("stopping tritonserver")
+    rc = server.stop()
+    return 0 if stop.is_set() else (rc or 0)
 
 
 if __name__ == "__main__":
