@@ -157,9 +157,7 @@ class Router:
                                 sent = True
                                 yield "text", piece
                 self.health.success(spec.name)
-            except InputError:
-                raise
-            except (LoadError, TargetError) as exc:
+            except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
                 if isinstance(exc, TargetError):
                     self.loader.sync()  # it may have been unloaded by hand: see what Triton says
                 self.health.failure(spec.name, str(exc))
