@@ -24,23 +24,14 @@ SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
 
 
 @pytest.fixture(scope="module")
-def rserver(tmp_path_factory) -> Iterator[TritonServer]:
+def server(tmp_path_factory) -> Iterator[TritonServer]:
+    """This module's server (conftest's `http` and `grpc` clients talk to it)."""
     repo, registry = make_repository(tmp_path_factory.mktemp("router"))
     srv = start_server(["query_classifier", "router"], model_repository=repo,
                        env={"TMR_REGISTRY": str(registry), "TMR_MEMORY_BUDGET_MB": str(ONE_LLM_BUDGET_MB),
                             "TMR_FAILURE_THRESHOLD": "1", "TMR_COOLDOWN_S": "300", "TMR_IDLE_UNLOAD_S": "0"})
     yield srv
     stop_server(srv)
-
-
-@pytest.fixture
-def grpc(rserver: TritonServer) -> RouterClient:
-    return RouterClient(rserver.grpc_url, "grpc")
-
-
-@pytest.fixture
-def http(rserver: TritonServer) -> RouterClient:
-    return RouterClient(rserver.http_url, "http")
 
 
 def states(client: RouterClient) -> dict[str, str]:
@@ -79,13 +70,13 @@ def test_budget_for_one_model_evicts_the_first(grpc: RouterClient) -> None:
     assert s["query_classifier"] == "READY" and s["router"] == "READY"  # pinned
 
 
-def test_concurrent_first_requests_cause_exactly_one_load(grpc: RouterClient, rserver: TritonServer) -> None:
+def test_concurrent_first_requests_cause_exactly_one_load(grpc: RouterClient, server: TritonServer) -> None:
     assert states(grpc)[LLM] != "READY"
-    before = loads_in_log(rserver, LLM)
+    before = loads_in_log(server, LLM)
     results: list[dict] = []
 
     def ask() -> None:
-        results.append(RouterClient(rserver.grpc_url, "grpc").route(QUESTION, {**SHORT, "model": LLM})[1])
+        results.append(RouterClient(server.grpc_url, "grpc").route(QUESTION, {**SHORT, "model": LLM})[1])
 
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for t in threads:
@@ -93,17 +84,17 @@ def test_concurrent_first_requests_cause_exactly_one_load(grpc: RouterClient, rs
     for t in threads:
         t.join()
     assert [r["model"] for r in results] == [LLM] * 4
-    assert loads_in_log(rserver, LLM) - before == 1
+    assert loads_in_log(server, LLM) - before == 1
 
 
-def test_request_in_flight_survives_a_competing_eviction(grpc: RouterClient, rserver: TritonServer) -> None:
+def test_request_in_flight_survives_a_competing_eviction(grpc: RouterClient, server: TritonServer) -> None:
     assert states(grpc)[LLM] == "READY"
     pieces: list[str] = []
     first = threading.Event()
     out: dict = {}
 
     def long_stream() -> None:
-        out["text"], out["decision"] = RouterClient(rserver.grpc_url, "grpc").route(
+        out["text"], out["decision"] = RouterClient(server.grpc_url, "grpc").route(
             "Write a long story about a dragon.", {"stream": True, "model": LLM,
                                                    "sampling_parameters": {"max_tokens": 80, "temperature": 0}},
             on_piece=lambda p: (pieces.append(p), first.set()))
@@ -120,18 +111,18 @@ def test_request_in_flight_survives_a_competing_eviction(grpc: RouterClient, rse
     assert states(grpc)[LLM] == "READY"
 
 
-def test_model_with_broken_weights_falls_back(grpc: RouterClient, rserver: TritonServer) -> None:
+def test_model_with_broken_weights_falls_back(grpc: RouterClient, server: TritonServer) -> None:
     text, decision = grpc.route(QUESTION, {**SHORT, "model": BROKEN})
     assert decision["fallbacks"][0]["model"] == BROKEN and "load failed" in decision["fallbacks"][0]["error"]
     assert decision["model"] in (LLM, LLM_BF16) and "Paris" in text
-    assert loads_in_log(rserver, BROKEN) == 1
+    assert loads_in_log(server, BROKEN) == 1
 
 
-def test_failing_model_cools_down(grpc: RouterClient, rserver: TritonServer) -> None:
+def test_failing_model_cools_down(grpc: RouterClient, server: TritonServer) -> None:
     text, decision = grpc.route(QUESTION, {**SHORT, "model": BROKEN})
     assert decision["skipped"][0]["model"] == BROKEN and "cooling down" in decision["skipped"][0]["why"]
     assert decision["model"] in (LLM, LLM_BF16) and text
-    assert loads_in_log(rserver, BROKEN) == 1  # no second attempt while cooling
+    assert loads_in_log(server, BROKEN) == 1  # no second attempt while cooling
 
 
 def test_no_fallback_allowed_gives_a_clear_error(grpc: RouterClient) -> None:
@@ -151,8 +142,8 @@ def test_bad_input_is_rejected_and_router_keeps_serving(grpc: RouterClient, http
     assert "Paris" in grpc.route(QUESTION, SHORT)[0]
 
 
-def test_metrics_count_decisions_loads_evictions_and_fallbacks(rserver: TritonServer) -> None:
-    text = RouterClient(rserver.http_url).metrics(f"127.0.0.1:{rserver.metrics_port}")
+def test_metrics_count_decisions_loads_evictions_and_fallbacks(server: TritonServer) -> None:
+    text = RouterClient(server.http_url).metrics(f"127.0.0.1:{server.metrics_port}")
     assert re.search(r'tmr_routing_decisions_total\{model="smollm2_135m_instruct",use_case="agent"\} \d+', text)
     assert re.search(r'tmr_fallbacks_total\{model="broken_llm",use_case="agent"\} 1', text)
     assert re.search(r'tmr_model_evictions_total\{model="smollm2_135m_instruct",reason="evicted"\} [1-9]', text)
