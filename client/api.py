@@ -27,10 +27,12 @@ def _tensor(module: Any, name: str, value: Any):
 
 
 class Routed:
-    """What the router returned: `text, decision = client.route(...)` unpacks; `.audio` is WAV or None."""
+    """What the router returned: `text, decision = client.route(...)` unpacks; `.audio` is WAV or
+    None; `.visemes` the lip-sync timeline [{start, end, phoneme, viseme}] that goes with it."""
 
-    def __init__(self, text: str, decision: dict[str, Any], audio: bytes | None) -> None:
-        self.text, self.decision, self.audio = text, decision, audio
+    def __init__(self, text: str, decision: dict[str, Any], audio: bytes | None = None,
+                 visemes: list[dict[str, Any]] | None = None) -> None:
+        self.text, self.decision, self.audio, self.visemes = text, decision, audio, visemes
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.text, self.decision))
@@ -185,6 +187,7 @@ class RouterClient:
         pieces: list[str] = []
         decision: dict[str, Any] = {}
         audio: bytes | None = None
+        visemes: list[dict[str, Any]] | None = None
         if self.protocol == "http":
             if attachments:
                 raise ValueError("attachments: send them over gRPC (protocol='grpc')")
@@ -198,9 +201,11 @@ class RouterClient:
                     decision = json.loads(_text(event["routing"]))
                 if event.get("audio"):
                     audio = base64.b64decode(_text(event["audio"]))
-            return Routed("".join(pieces), decision, audio)
+                if event.get("visemes"):
+                    visemes = json.loads(_text(event["visemes"]))
+            return Routed("".join(pieces), decision, audio, visemes)
         inputs.update(attachments)
-        for out in self.stream_responses("router", inputs, ["text_output", "routing", "audio"]):
+        for out in self.stream_responses("router", inputs, ["text_output", "routing", "audio", "visemes"]):
             piece = "".join(_text(v) for v in out.get("text_output", np.array([])).reshape(-1))
             if piece:
                 pieces.append(piece)
@@ -210,7 +215,9 @@ class RouterClient:
                 decision = json.loads(_text(out["routing"].reshape(-1)[0]))
             if "audio" in out:
                 audio = base64.b64decode(out["audio"].reshape(-1)[0])
-        return Routed("".join(pieces), decision, audio)
+            if "visemes" in out:
+                visemes = json.loads(_text(out["visemes"].reshape(-1)[0]))
+        return Routed("".join(pieces), decision, audio, visemes)
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = "query_classifier") -> dict[str, Any]:

@@ -90,12 +90,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     result = _client(args).route(args.text, options, on_piece=show, **_attachments(args))
     text, decision = result
+    if not options["stream"]:
+        sys.stdout.write(text)
     if result.audio is not None:
         with open(args.audio_out, "wb") as f:
             f.write(result.audio)
-        text = f"(speech: {len(result.audio)} bytes of WAV written to {args.audio_out})"
-    if not options["stream"] or result.audio is not None:
-        sys.stdout.write(text)
+        sys.stdout.write(f"\n(speech: {len(result.audio)} bytes of WAV written to {args.audio_out}")
+        if result.visemes:
+            path = args.audio_out.rsplit(".", 1)[0] + ".visemes.json"
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(result.visemes, f, ensure_ascii=False)
+            sys.stdout.write(f"; {len(result.visemes)} visemes to {path}")
+        sys.stdout.write(")")
     sys.stdout.write("\n")
     if args.decision:
         print(json.dumps(decision, ensure_ascii=False, indent=2), file=sys.stderr)

@@ -13,7 +13,10 @@ from .errors import RegistryError
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "registry.yaml"
 BACKENDS = ("python", "transformers", "vllm")
-INTERFACES = ("text-generation", "tts", "stt", "classifier", "router")
+INTERFACES = ("text-generation", "tts", "stt", "ocr", "frames", "classifier", "router")
+MEDIA = ("image", "video", "audio")
+# Steps the router runs around the chosen model (model_router/pipeline.py), by role: the interface each needs.
+STEP_INTERFACES = {"read_image": "ocr", "sample_video": "frames", "transcribe": "stt", "speak": "tts"}
 PROFILES = ("cpu", "gpu")
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -32,6 +35,7 @@ class ModelSpec:
     gpu_memory_mb: float
     profiles: tuple[str, ...]
     pinned: bool = False
+    media: tuple[str, ...] = ()  # attachment kinds a text generator takes itself (the vLLM backend's `image`)
 
     @property
     def streams(self) -> bool:
@@ -45,6 +49,7 @@ class Profile:
     gpu_memory_budget_mb: float
     idle_unload_s: float
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    steps: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,10 @@ class Registry:
 
     def chain(self, profile: str, use_case: str) -> tuple[str, ...]:
         return self.profile(profile).chains.get(use_case, ())
+
+    def step(self, profile: str, role: str) -> ModelSpec | None:
+        name = self.profile(profile).steps.get(role)
+        return self.models[name] if name else None
 
     def pinned(self, profile: str) -> list[str]:
         return [m.name for m in self.models.values() if m.pinned and profile in m.profiles]
@@ -103,6 +112,7 @@ def _model(name: str, d: dict) -> ModelSpec:
         gpu_memory_mb=float(d.get("gpu_memory_mb", 0)),
         profiles=_choices(_need(d, "profile", where, list), PROFILES, f"{where}.profile"),
         pinned=bool(d.get("pinned", False)),
+        media=_choices(d.get("media", []), MEDIA, f"{where}.media"),
     )
     if not 0.0 <= spec.quality <= 1.0:
         raise RegistryError(f"{where}.quality: {spec.quality} is out of range [0, 1]")
@@ -110,6 +120,21 @@ def _model(name: str, d: dict) -> ModelSpec:
         if getattr(spec, key) < 0:
             raise RegistryError(f"{where}.{key}: {getattr(spec, key)} must be >= 0")
     return spec
+
+
+def _steps(pname: str, raw: dict, models: dict[str, ModelSpec]) -> dict[str, str]:
+    for role, name in raw.items():
+        where = f"steps.{pname}.{role}"
+        _choices([role], tuple(STEP_INTERFACES), f"steps.{pname}")
+        if name not in models:
+            raise RegistryError(f"{where}: model {name!r} unknown. Available: {sorted(models)}")
+        spec = models[name]
+        if pname not in spec.profiles:
+            raise RegistryError(f"{where}: model {name!r} is not in profile {pname!r}")
+        if spec.interface != STEP_INTERFACES[role]:
+            raise RegistryError(f"{where}: model {name!r} has interface {spec.interface!r}; "
+                                f"{role} needs {STEP_INTERFACES[role]!r}")
+    return dict(raw)
 
 
 def parse_registry(raw: dict) -> Registry:
@@ -134,11 +159,14 @@ def parse_registry(raw: dict) -> Registry:
             if len(set(chain)) != len(chain):
                 raise RegistryError(f"{where}: a model appears twice in {chain}")
             chains[uc] = tuple(chain)
+        steps = _steps(pname, (raw.get("steps") or {}).get(pname) or {}, models)
         profiles[pname] = Profile(pname, float(_need(p, "memory_budget_mb", f"profiles.{pname}", (int, float))),
-                                  float(p.get("gpu_memory_budget_mb", 0)), float(p.get("idle_unload_s", 600)), chains)
-    for pname in chains_raw:
-        if pname not in profiles:
-            raise RegistryError(f"chains.{pname}: profile unknown. Available: {sorted(profiles)}")
+                                  float(p.get("gpu_memory_budget_mb", 0)), float(p.get("idle_unload_s", 600)), chains,
+                                  steps)
+    for section in ("chains", "steps"):
+        for pname in raw.get(section) or {}:
+            if pname not in profiles:
+                raise RegistryError(f"{section}.{pname}: profile unknown. Available: {sorted(profiles)}")
     return Registry(models, profiles)
 
 

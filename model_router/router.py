@@ -17,6 +17,7 @@ from .errors import InputError, ServingError
 from .health import HealthTracker
 from .loader import LoadError, ModelLoader
 from .options import RouteRequest
+from .pipeline import Pipeline, Prepared, image_input
 from .policy import LiveState, rank
 from .registry import ModelSpec, Registry
 from .speech import speech_text
@@ -58,6 +59,8 @@ class RoutingDecision:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     fallbacks: list[dict[str, str]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
     load_ms: float = 0.0
     classifier_ms: float = 0.0
     select_ms: float = 0.0
@@ -71,10 +74,11 @@ def _bytes(value: str) -> np.ndarray:
     return np.array([value.encode("utf-8")], dtype=np.object_)
 
 
-def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: bool) -> tuple[dict[str, np.ndarray], list[str]]:
+def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+              prepared: Prepared | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """A target's inputs and the outputs to ask for, by its interface."""
     if spec.interface == "tts":
-        return {"text": _bytes(speech_text(request.text)), "language": _bytes(language)}, ["audio", "sample_rate"]
+        return {"text": _bytes(speech_text(request.text)), "language": _bytes(language)}, ["audio", "visemes"]
     if spec.interface == "stt":
         if "audio" not in request.attachments:
             raise InputError("audio", "speech to text needs an audio attachment")
@@ -83,12 +87,15 @@ def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: boo
         return {"audio": np.array([request.attachments["audio"]], dtype=np.object_),
                 "language": _bytes(request.options.language or "")}, ["text_output"]
     # The vLLM backend's contract, which every text generator here shares.
-    return {
-        "text_input": _bytes(request.text),
+    inputs = {
+        "text_input": _bytes(prepared.prompt if prepared else request.text),
         "stream": np.array([stream], dtype=bool),
         "exclude_input_in_output": np.array([True], dtype=bool),
         "sampling_parameters": _bytes(json.dumps(request.options.sampling_parameters)),
-    }, ["text_output"]
+    }
+    if prepared and prepared.images:
+        inputs["image"] = image_input(prepared.images)
+    return inputs, ["text_output"]
 
 
 def _text(outputs: dict[str, np.ndarray]) -> str:
@@ -110,7 +117,10 @@ class Router:
                               recent_failures=health.recent_failures)
 
     def route(self, request: RouteRequest) -> Iterator[tuple[str, Any]]:
-        """Yield ("text", piece) while streaming, then ("done", RoutingDecision, full_text, audio or None)."""
+        """Yield ("text", piece) while streaming, then ("done", RoutingDecision, full_text, extras).
+
+        extras holds "audio" (WAV bytes) and "visemes" (the lip-sync timeline) when speech was made.
+        """
         t0 = self.clock()
         opts = request.options
         c = self.classify(request.text, request.kinds)
@@ -137,19 +147,34 @@ class Router:
         attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
         if not opts.allow_fallback and opts.model and attempts[0].model != opts.model:
             raise ServingError(f"no model could serve use case {use_case!r} without fallback", tried)
+        steps = Pipeline(self.registry, self.profile, self._call_step, opts.timeout_s, self.clock)
+        decision.steps = steps.records
         for cand in attempts:
             spec = self.registry.model(cand.model)
             sent = False
             stream = opts.stream and spec.streams
-            inputs, outputs = target_io(spec, request, language, stream)  # bad input: before any load
+            prepared: Prepared | None = None
+            if spec.interface == "text-generation":
+                try:
+                    prepared = steps.prepare(spec, request, use_case, language)
+                except ServingError as exc:  # a step failed; another candidate may take the media itself
+                    tried.append((spec.name, str(exc)))
+                    decision.fallbacks.append({"model": spec.name, "error": str(exc)})
+                    continue
+            inputs, outputs = target_io(spec, request, language, stream, prepared)  # bad input: before any load
+            extras: dict[str, Any] = {}
             try:
                 with self.loader.acquire(spec.name, timeout=max(opts.timeout_s, spec.load_ms / 1000 * 3)) as lease:
                     decision.load_ms += round(lease.load_s * 1000, 1)
-                    pieces: list[str] = []
-                    audio: bytes | None = None
+                    pieces: list[str] = [prepared.preface] if prepared and prepared.preface else []
+                    if stream and pieces:
+                        sent = True
+                        yield "text", pieces[0]
                     for out in self.invoke(spec, inputs, stream, opts.timeout_s, outputs):
                         if "audio" in out:
-                            audio = out["audio"].reshape(-1)[0]
+                            extras["audio"] = out["audio"].reshape(-1)[0]
+                        if "visemes" in out:
+                            extras["visemes"] = json.loads(_text({"text_output": out["visemes"]}))
                         piece = _text(out)
                         if piece:
                             pieces.append(piece)
@@ -167,12 +192,35 @@ class Router:
                 if sent:  # part of the answer is out: another model cannot take over mid-stream
                     raise ServingError(f"model {spec.name!r} failed mid-stream", tried) from exc
                 continue
+            if prepared:
+                decision.degraded = prepared.degraded
+            if use_case == "avatar" and spec.interface == "text-generation":
+                reply = "".join(pieces)[len(prepared.preface) if prepared else 0:]
+                try:
+                    speech = steps.speak(reply, language)
+                    extras.update(audio=speech.audio, visemes=speech.visemes)
+                except (ServingError, InputError) as exc:  # the reply stands; say what is missing
+                    decision.degraded.append(f"no speech: {exc}")
             decision.model = spec.name
             decision.reason += f"; chose {spec.name}: {cand.why}"
             if decision.fallbacks:
                 decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
             decision.total_ms = round((self.clock() - t0) * 1000, 2)
             self.metrics.decision(use_case, spec.name)
-            yield "done", decision, "".join(pieces), audio
+            yield "done", decision, "".join(pieces), extras
             return
         raise ServingError(f"no model could serve use case {use_case!r}", tried)
+
+    def _call_step(self, spec: ModelSpec, inputs: dict[str, np.ndarray], outputs: list[str],
+                   timeout_s: float) -> dict[str, np.ndarray]:
+        """One call to a step model (OCR, frames, speech): loaded on demand, leased while it runs."""
+        try:
+            with self.loader.acquire(spec.name, timeout=max(timeout_s, spec.load_ms / 1000 * 3)):
+                result: dict[str, np.ndarray] = {}
+                for out in self.invoke(spec, inputs, False, timeout_s, outputs):
+                    result.update(out)
+            self.health.success(spec.name)
+            return result
+        except (LoadError, TargetError) as exc:
+            self.health.failure(spec.name, str(exc))
+            raise ServingError(f"step model {spec.name!r} failed: {exc}") from exc

@@ -1,12 +1,14 @@
 """Text to speech with espeak-ng (Debian; voices for English and the nine Indian languages)."""
 from __future__ import annotations
 
+import io
 import re
-import shutil
-import struct
-import subprocess
+import wave
+from dataclasses import dataclass
 
 from .errors import InputError
+from .espeak import Espeak
+from .visemes import timeline
 
 VOICES = {"en": "en-us", "hi": "hi", "mr": "mr", "ta": "ta", "te": "te", "bn": "bn", "gu": "gu", "kn": "kn",
           "ml": "ml", "pa": "pa"}
@@ -27,30 +29,42 @@ def speech_text(query: str) -> str:
     return query.strip()
 
 
-def synthesize(text: str, language: str, words_per_minute: int = 160, timeout_s: float = 60.0) -> bytes:
-    """WAV bytes (22,050 Hz mono) of `text` in `language`'s voice."""
+@dataclass(frozen=True)
+class Speech:
+    wav: bytes                 # 16-bit mono WAV
+    sample_rate: int
+    visemes: list[dict]        # lip-sync timeline covering the whole audio (model_router.visemes)
+
+    @property
+    def seconds(self) -> float:
+        return self.visemes[-1]["end"] if self.visemes else 0.0
+
+
+def synthesize(text: str, language: str, words_per_minute: int = 160) -> Speech:
+    """Speech of `text` in `language`'s voice, with the viseme timeline of what is said."""
     if language not in VOICES:
         raise InputError("language", f"{language!r} has no voice. Available: {sorted(VOICES)}")
     if not text.strip():
         raise InputError("text", "nothing to say")
     if len(text) > MAX_SPEECH_CHARS:
         raise InputError("text", f"{len(text)} characters exceeds the limit of {MAX_SPEECH_CHARS} for speech")
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng; scripts/setup.sh does it)")
-    proc = subprocess.run([exe, "-v", VOICES[language], "-s", str(words_per_minute), "--stdout", "-b", "1"],
-                          input=text.encode("utf-8"), capture_output=True, timeout=timeout_s, check=False)
-    if proc.returncode != 0 or not proc.stdout.startswith(b"RIFF"):
-        raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}")
-    return _fix_sizes(proc.stdout)
+    syn = Espeak.get().synthesize(text, VOICES[language], words_per_minute)
+    total = len(syn.samples) // 2
+    if total == 0:
+        raise RuntimeError("espeak-ng produced no audio")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(syn.sample_rate)
+        w.writeframes(syn.samples)
+    return Speech(buf.getvalue(), syn.sample_rate, timeline(syn.phonemes, total, syn.sample_rate))
 
 
-def _fix_sizes(wav: bytes) -> bytes:
-    """espeak-ng writes to a pipe, so its header cannot say how long the audio is: fill it in."""
-    data = wav.find(b"data", 12)
-    if data < 0:
-        return wav
-    out = bytearray(wav)
-    struct.pack_into("<I", out, 4, len(out) - 8)
-    struct.pack_into("<I", out, data + 4, len(out) - data - 8)
-    return bytes(out)
+def clip_for_speech(text: str, limit: int = MAX_SPEECH_CHARS) -> str:
+    """`text` cut to `limit` characters at the last sentence (else word) boundary."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    cut = max(head.rfind(". "), head.rfind("! "), head.rfind("? "), head.rfind("। "))
+    return head[:cut + 1] if cut > limit // 2 else head.rsplit(" ", 1)[0]

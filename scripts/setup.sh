@@ -6,15 +6,16 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-# Debian packages: libb64 for perf_analyzer; espeak-ng, tesseract (+ Indian language packs) and
-# ffmpeg for the speech, OCR and video paths.
-APT_PKGS=(libb64-0d espeak-ng)
+# Debian packages: libb64 for perf_analyzer; espeak-ng (speech, phoneme timing) and tesseract with
+# the Indian language packs (OCR). Video decoding needs none: PyAV's wheel carries FFmpeg.
+APT_PKGS=(libb64-0d espeak-ng tesseract-ocr tesseract-ocr-hin tesseract-ocr-mar tesseract-ocr-tam tesseract-ocr-tel
+          tesseract-ocr-ben tesseract-ocr-guj tesseract-ocr-kan tesseract-ocr-mal tesseract-ocr-pan)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
   echo "setup: apt-get install ${missing[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
-    || echo "setup: warning: could not install ${missing[*]} (perf_analyzer needs libb64)" >&2
+    || echo "setup: warning: could not install ${missing[*]} (speech, OCR and perf_analyzer need them)" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -81,33 +81,3 @@ def test_unload_and_load_change_state(http: RouterClient) -> None:
     http.load(LLM)
     assert http.is_ready(LLM)
     assert "Paris" in http.generate(LLM, QUESTION, GREEDY)
-
-
-def test_text_to_speech_through_the_router(server) -> None:
-    import io
-    import wave
-
-    for model in ("query_classifier", "router"):
-        RouterClient(server.http_url).load(model)
-    grpc = RouterClient(server.grpc_url, "grpc")
-    result = grpc.route("Read this aloud: 'Good morning everyone, welcome to the show.'", {})
-    assert result.decision["use_case"] == "tts" and result.decision["model"] == "tts_espeak"
-    w = wave.open(io.BytesIO(result.audio))
-    assert 1.5 < w.getnframes() / w.getframerate() < 8
-    hindi = RouterClient(server.http_url).route("यह वाक्य ज़ोर से पढ़कर सुनाओ: 'आपका दिन शुभ हो।'", {})
-    assert hindi.decision["language"] == "hi" and hindi.audio.startswith(b"RIFF")
-
-
-def test_speech_round_trip_tts_then_stt_through_the_router(server) -> None:
-    for model in ("query_classifier", "router"):
-        RouterClient(server.http_url).load(model)
-    grpc = RouterClient(server.grpc_url, "grpc")
-    spoken = grpc.route("Read this aloud: 'Good morning everyone, welcome to the show.'", {})
-    heard = grpc.route("Transcribe this audio.", {}, audio=spoken.audio)
-    assert heard.decision["use_case"] == "stt" and heard.decision["model"] == "stt_whisper_base"
-    words = heard.text.lower()
-    assert "good morning" in words and "welcome" in words, heard.text
-    with pytest.raises(InferenceServerException, match="audio: cannot decode"):
-        grpc.route("Transcribe this audio.", {}, audio=b"RIFF not really a wav file")
-    with pytest.raises(InferenceServerException, match="audio: speech to text needs an audio attachment"):
-        grpc.route("Transcribe this recording.", {"use_case": "stt"})

@@ -52,8 +52,8 @@ def test_loads_and_answers_with_a_decision() -> None:
     router, calls, ctl = build()
     events = list(router.route(req()))
     assert events[-1][0] == "done"
-    _, decision, text, audio = events[-1]
-    assert text == "Paris" and audio is None and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
+    _, decision, text, extras = events[-1]
+    assert text == "Paris" and extras == {} and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
     assert decision.use_case == "agent" and decision.candidates[0]["model"] == PRIMARY
 
 
@@ -81,6 +81,7 @@ def test_no_fallback_when_disallowed_lists_what_was_tried() -> None:
 
 def test_use_case_without_a_model_is_a_clear_error() -> None:
     router, _, _ = build(use_case="video")
+    router.registry.profiles["cpu"].chains.pop("video")
     with pytest.raises(ServingError, match="no model serves use case 'video' on profile 'cpu'"):
         list(router.route(req()))
 

@@ -79,8 +79,8 @@ class TritonPythonModel:
                 if event[0] == "text":
                     sender.send(self._response(event[1]))
                 else:
-                    _, decision, text, audio = event
-                    sender.send(self._response("" if req.options.stream else text, decision.to_json(), audio),
+                    _, decision, text, extras = event
+                    sender.send(self._response("" if req.options.stream else text, decision.to_json(), extras),
                                 flags=_FINAL)
         except Exception as exc:
             codes = {InputError: pb_utils.TritonError.INVALID_ARG, ServingError: pb_utils.TritonError.UNAVAILABLE}
@@ -93,12 +93,15 @@ class TritonPythonModel:
             self.metrics.memory_used(host, gpu)
 
     @staticmethod
-    def _response(text: str, routing: str | None = None, audio: bytes | None = None):
+    def _response(text: str, routing: str | None = None, extras: dict | None = None):
         out = [pb_utils.Tensor("text_output", np.array([text.encode()], dtype=np.object_))]
         if routing is not None:
             out.append(pb_utils.Tensor("routing", np.array([routing.encode()], dtype=np.object_)))
-        if audio is not None:  # base64, so that it survives the JSON of Triton's HTTP generate route
-            out.append(pb_utils.Tensor("audio", np.array([base64.b64encode(audio)], dtype=np.object_)))
+        extras = extras or {}
+        if "audio" in extras:  # base64, so that it survives the JSON of Triton's HTTP generate route
+            out.append(pb_utils.Tensor("audio", np.array([base64.b64encode(extras["audio"])], dtype=np.object_)))
+        if "visemes" in extras:
+            out.append(pb_utils.Tensor("visemes", np.array([json.dumps(extras["visemes"]).encode()], dtype=np.object_)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def _classify(self, text: str, kinds: tuple[str, ...]) -> Classification:
@@ -125,7 +128,7 @@ class TritonPythonModel:
             if resp.has_error():
                 err = resp.error()
                 if err.code() == pb_utils.TritonError.INVALID_ARG:
-                    raise InputError("text", f"{model.name}: {err.message()}")
+                    raise InputError.from_message(err.message(), "text")
                 raise TargetError(f"{model.name}: {err.message()}")
             got = {name: pb_utils.get_output_tensor_by_name(resp, name) for name in outputs}
             if any(t is not None for t in got.values()):  # a decoupled model's final response may be empty

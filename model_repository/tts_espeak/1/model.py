@@ -1,9 +1,8 @@
-"""Triton adapter for model_router.speech: text (+ language) in, WAV bytes out."""
+"""Triton adapter for model_router.speech: text (+ language) in; WAV bytes and a viseme timeline out."""
 from __future__ import annotations
 
-import io
-import shutil
-import wave
+import ctypes.util
+import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -20,8 +19,8 @@ def _first(request, name: str):
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        if shutil.which("espeak-ng") is None:
-            raise pb_utils.TritonModelException("tts_espeak: espeak-ng is not installed (scripts/setup.sh installs it)")
+        if ctypes.util.find_library("espeak-ng") is None:
+            raise pb_utils.TritonModelException("tts_espeak: libespeak-ng is not installed (scripts/setup.sh installs it)")
 
     def execute(self, requests):
         return [self._one(r) for r in requests]
@@ -30,12 +29,12 @@ class TritonPythonModel:
         try:
             text = decode_text(_first(request, "text"), 2000)
             language = decode_text(_first(request, "language") or b"en", 16, "language")
-            wav = synthesize(text, language)
+            speech = synthesize(text, language)
         except InputError as exc:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
         except Exception as exc:  # espeak-ng failed: this request fails, the model stays up
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tts_espeak: {exc}"))
-        rate = wave.open(io.BytesIO(wav)).getframerate()
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor("audio", np.array([wav], dtype=np.object_)),
-            pb_utils.Tensor("sample_rate", np.array([rate], dtype=np.int32))])
+            pb_utils.Tensor("audio", np.array([speech.wav], dtype=np.object_)),
+            pb_utils.Tensor("sample_rate", np.array([speech.sample_rate], dtype=np.int32)),
+            pb_utils.Tensor("visemes", np.array([json.dumps(speech.visemes).encode()], dtype=np.object_))])
