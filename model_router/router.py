@@ -173,8 +173,10 @@ class Router:
                     for out in self.invoke(spec, inputs, stream, opts.timeout_s, outputs):
                         if "audio" in out:
                             extras["audio"] = out["audio"].reshape(-1)[0]
-                        if "visemes" in out:
-                            extras["visemes"] = json.loads(_text({"text_output": out["visemes"]}))
+                        if "visemes" in out:  # "[]" from a TTS model without phoneme timing
+                            extras["visemes"] = json.loads(_text({"text_output": out["visemes"]}) or "[]")
+                            if not extras["visemes"]:
+                                del extras["visemes"]
                         piece = _text(out)
                         if piece:
                             pieces.append(piece)

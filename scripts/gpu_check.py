@@ -1,8 +1,10 @@
 """GPU path check, for a machine with an NVIDIA GPU: NVML memory as the loader sees it, eviction
-driven by NVML's free memory, and our transformers text generator on CUDA.
+driven by NVML's free memory, and our transformers backend's engines on CUDA (text generation,
+speech recognition, text to speech).
 
-The weights are random (an architecture from a config.json), since the check is of the serving
-path, not of answer quality. Usage: python scripts/gpu_check.py MODEL_DIR_WITH_CONFIG_AND_TOKENIZER
+The weights are random (an architecture from a config.json; tiny speech models from
+tests/tiny_models.py), since the check is of the serving path, not of answer quality.
+Usage: python scripts/gpu_check.py SMOLLM2_DIR_WITH_CONFIG_AND_TOKENIZER [WHISPER_TOKENIZER_JSON]
 """
 from __future__ import annotations
 
@@ -78,6 +80,48 @@ def main() -> None:
         n = len(gen.tokenizer("".join(pieces))["input_ids"])
         print(f"TextGenerator on CUDA (random SmolLM2-135M architecture, bf16): load {load_s:.2f} s, "
               f"{used:.0f} MB allocated, {n} tokens in {dt:.2f} s = {n / dt:.0f} tokens/s streaming")
+    if len(sys.argv) > 2:
+        speech(Path(sys.argv[2]))
+
+
+def speech(tokenizer: Path) -> None:
+    import io
+    import wave
+
+    import numpy as np
+
+    import speech_recognition
+    from speech_recognition import SpeechRecognizer
+    from tests.tiny_models import tiny_vits, tiny_whisper
+    from text_to_speech import Synthesizer
+
+    try:
+        import av  # noqa: F401
+    except ImportError:  # the device image lacks PyAV: read the WAV here instead
+        def wav_samples(data: bytes, field: str = "audio") -> np.ndarray:
+            w = wave.open(io.BytesIO(data))
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
+        speech_recognition.decode_audio = wav_samples
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        tts = Synthesizer(str(tiny_vits(Path(tmp) / "vits")), device="cuda", dtype="float32")
+        wav, rate = tts.synthesize("hello world, this is a test.")
+        t0 = time.perf_counter()
+        wav, rate = tts.synthesize("hello world, this is a test of speech on the gpu.")
+        tts_s = time.perf_counter() - t0
+        seconds = wave.open(io.BytesIO(wav)).getnframes() / rate
+        print(f"Synthesizer on CUDA (tiny VITS): {seconds:.2f} s of {rate} Hz audio in {tts_s * 1000:.0f} ms, "
+              f"device {next(tts.pipe.model.parameters()).device}")
+        asr = SpeechRecognizer(str(tiny_whisper(Path(tmp) / "whisper", tokenizer)), device="cuda", dtype="float16",
+                               max_new_tokens=16)
+        t0 = time.perf_counter()
+        out = asr.transcribe(wav)
+        asr_s = time.perf_counter() - t0
+        hinted = asr.transcribe(wav, "hi")
+        print(f"SpeechRecognizer on CUDA (tiny Whisper, fp16): detected {out.language!r}, {len(out.segments)} segments "
+              f"in {asr_s * 1000:.0f} ms; with hint: {hinted.language!r}; device {asr.pipe.model.device}, "
+              f"dtype {asr.pipe.model.dtype}")
+        assert out.language and hinted.language == "hi"
 
 
 if __name__ == "__main__":

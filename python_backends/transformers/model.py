@@ -1,8 +1,11 @@
 """Triton Python-based backend "transformers": serves a Hugging Face model named in config.pbtxt.
 
-A model folder needs only a config.pbtxt with `backend: "transformers"` and a `model_path`
-parameter; inputs, outputs and the decoupled policy are filled in here. The I/O contract is
-the vLLM backend's, so a model served here can stand in for a vLLM one.
+A model folder needs a config.pbtxt with `backend: "transformers"`, a `model_path` parameter (a
+directory, or a hub id found in the local Hugging Face cache: nothing is downloaded) and a `task`:
+  text-generation               the vLLM backend's contract (decoupled), so it can stand in for one
+  automatic-speech-recognition  audio (+ language) -> text_output, language, segments
+  text-to-speech                text -> audio (WAV), sample_rate, visemes ("[]": no phoneme timing)
+Parameter `device` (cpu, cuda) follows the instance kind unless set.
 """
 from __future__ import annotations
 
@@ -17,9 +20,25 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from model_router.errors import InputError  # noqa: E402
 from model_router.sampling import SamplingError, parse_sampling_parameters  # noqa: E402
+from model_router.text import decode_text  # noqa: E402
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+# task -> whether it streams (decoupled); the others answer each request once.
+TASKS = {"text-generation": True, "automatic-speech-recognition": False, "text-to-speech": False}
+
+
+def _resolve(model_path: str) -> str:
+    """A directory as it is; a hub id ("openai/whisper-large-v3") from the local cache only."""
+    if os.path.isdir(model_path):
+        return model_path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model_path, local_files_only=True)
+    except Exception:
+        return ""
 
 
 def _param(config: dict, key: str, default: str = "") -> str:
@@ -50,6 +69,8 @@ def _set_priority(policy: int, nice: int, tids: list[int]) -> None:
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(config):
+        if _param(config.as_dict(), "task", "text-generation") != "text-generation":
+            return config  # the speech tasks' configs spell out their I/O (model_repository_gpu/)
         inputs = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
                   ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True)]
         have = {i["name"] for i in config.as_dict().get("input", [])}
@@ -65,6 +86,9 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.config = json.loads(args["model_config"])
         self.name = args["model_name"]
+        self.device = _param(self.config, "device", "cuda" if args.get("model_instance_kind") == "GPU" else "cpu")
+        if self.device == "cuda" and args.get("model_instance_device_id"):
+            self.device = f"cuda:{args['model_instance_device_id']}"
         self.logger = pb_utils.Logger
         self._check_config()
         # CPU priority: load as an idle-priority task and serve above normal priority, so that a
@@ -78,37 +102,81 @@ class TritonPythonModel:
             _set_priority(os.SCHED_OTHER, serve_nice, [int(t) for t in os.listdir("/proc/self/task")])
         self._requests: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._serve_loop, name=f"{self.name}-worker", daemon=True)
-        self._worker.start()
+        if TASKS[self.task]:
+            self._worker.start()
 
     def _check_config(self) -> None:
-        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
-            raise pb_utils.TritonModelException(f"{self.name}: the transformers backend needs a decoupled policy")
-        self.model_path = _param(self.config, "model_path")
-        if not self.model_path or not os.path.isdir(self.model_path):
-            raise pb_utils.TritonModelException(
-                f"{self.name}: parameter model_path={self.model_path!r} is not a directory")
         self.task = _param(self.config, "task", "text-generation")
-        if self.task != "text-generation":
-            raise pb_utils.TritonModelException(f"{self.name}: task={self.task!r} unknown. Available: ['text-generation']")
+        if self.task not in TASKS:
+            raise pb_utils.TritonModelException(f"{self.name}: task={self.task!r} unknown. Available: {list(TASKS)}")
+        if pb_utils.using_decoupled_model_transaction_policy(self.config) != TASKS[self.task]:
+            policy = "a decoupled" if TASKS[self.task] else "a non-decoupled"
+            raise pb_utils.TritonModelException(f"{self.name}: task {self.task} needs {policy} transaction policy")
+        wanted = _param(self.config, "model_path")
+        self.model_path = _resolve(wanted) if wanted else ""
+        if not self.model_path:
+            raise pb_utils.TritonModelException(
+                f"{self.name}: parameter model_path={wanted!r} is neither a directory nor in the local Hugging Face cache")
 
     def _init_engine(self) -> None:
+        started = time.perf_counter()
+        dtype = _param(self.config, "dtype", "float32")
+        if self.task == "automatic-speech-recognition":
+            from speech_recognition import SpeechRecognizer
+
+            self.engine = SpeechRecognizer(self.model_path, self.device, dtype)
+        elif self.task == "text-to-speech":
+            from text_to_speech import Synthesizer
+
+            self.engine = Synthesizer(self.model_path, self.device, dtype)
+        else:
+            self._init_text_generation()
+        self.logger.log_info(f"{self.name}: loaded {self.model_path} ({self.task}, {self.device}) "
+                             f"in {time.perf_counter() - started:.2f}s")
+
+    def _init_text_generation(self) -> None:
         from text_generation import TextGenerator
 
-        started = time.perf_counter()
         self.engine = TextGenerator(
-            self.model_path, device="cpu",
+            self.model_path, device=self.device,
             threads=int(_param(self.config, "threads", "0") or 0),
             use_chat_template=_param(self.config, "chat_template", "true").lower() == "true",
             max_input_tokens=int(_param(self.config, "max_input_tokens", "2048")),
             dtype=_param(self.config, "dtype", "float32"))
         self.max_tokens_limit = int(_param(self.config, "max_tokens_limit", "1024"))
-        self.logger.log_info(f"{self.name}: loaded {self.model_path} in {time.perf_counter() - started:.2f}s")
 
     def execute(self, requests):
+        if not TASKS[self.task]:
+            return [self._answer(r) for r in requests]
         # Only schedule: generation runs on the worker so that execute returns at once.
         for request in requests:
             self._requests.put(request)
         return None
+
+    def _answer(self, request):
+        """One response for a speech task; bad input is INVALID_ARG, and the model keeps serving."""
+        try:
+            if self.task == "automatic-speech-recognition":
+                audio = _scalar(request, "audio")
+                hint = decode_text(_scalar(request, "language", b""), 16, "language").strip() or None
+                t = self.engine.transcribe(bytes(audio) if audio is not None else b"", hint)
+                out = {"text_output": t.text, "language": t.language, "segments": json.dumps(t.segments)}
+            else:
+                text = decode_text(_scalar(request, "text"), 2000).strip()
+                if not text:
+                    raise InputError("text", "nothing to say")
+                wav, rate = self.engine.synthesize(text)
+                tensors = [pb_utils.Tensor("audio", np.array([wav], dtype=np.object_)),
+                           pb_utils.Tensor("sample_rate", np.array([rate], dtype=np.int32)),
+                           pb_utils.Tensor("visemes", np.array([b"[]"], dtype=np.object_))]
+                return pb_utils.InferenceResponse(output_tensors=tensors)
+        except (InputError, ValueError) as exc:
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+        except Exception as exc:  # this request fails; the model keeps serving
+            self.logger.log_error(f"{self.name}: {self.task} failed: {exc!r}")
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{self.name}: {self.task} failed: {exc}"))
+        return pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor(k, np.array([v.encode("utf-8")], dtype=np.object_)) for k, v in out.items()])
 
     def _serve_loop(self) -> None:
         while True:
@@ -156,7 +224,8 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=[out])
 
     def finalize(self) -> None:
-        self._requests.put(None)
-        self._worker.join(timeout=30)
+        if self._worker.is_alive():
+            self._requests.put(None)
+            self._worker.join(timeout=30)
         # Tearing down (freeing the weights, the stub's exit) yields to the models still serving.
         _set_priority(os.SCHED_IDLE, 0, [int(t) for t in os.listdir("/proc/self/task")])

@@ -88,3 +88,23 @@ def test_cpu_models_have_folders() -> None:
     for m in reg.models.values():
         if "cpu" in m.profiles:
             assert (REPO_ROOT / "model_repository" / m.name / "config.pbtxt").exists(), m.name
+
+
+def test_gpu_speech_models_are_transformers_backend_on_gpu() -> None:
+    reg = load_registry()
+    tasks = {"stt": "automatic-speech-recognition", "tts": "text-to-speech"}
+    entries = [m for m in reg.models.values() if m.backend == "transformers" and m.profiles == ("gpu",)]
+    assert {m.name for m in entries} == {"stt_whisper_large_v3", "tts_bark"}
+    for m in entries:
+        config = (REPO_ROOT / "model_repository_gpu" / m.name / "config.pbtxt").read_text()
+        assert re.search(r'backend:\s*"transformers"', config) and "KIND_GPU" in config
+        assert f'string_value: "{tasks[m.interface]}"' in config and "decoupled" not in config
+        assert (REPO_ROOT / "model_repository_gpu" / m.name / "1").is_dir()
+
+
+def test_image_carries_what_the_steps_need() -> None:
+    docker = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    reqs = (REPO_ROOT / "deploy" / "requirements-gpu.txt").read_text()
+    assert "espeak-ng" in docker and "tesseract-ocr-hin" in docker
+    for pkg in ("faster-whisper", "av==", "pillow=="):
+        assert pkg in reqs
