@@ -2,6 +2,10 @@
 
 Names follow <namespace>_<what>_<unit>[_total]; every family carries a `model` label where one
 model is concerned. The pb_utils module is passed in, so that this package never imports it.
+
+Every metric call holds one lock: in Triton 24.10, pb_utils metric calls from several threads at
+once crash tritonserver (std::bad_alloc or boost lock_exception in the Python backend; 2 of 3
+fresh servers under 24 concurrent router requests, none of 4 with metrics off, none with the lock).
 """
 from __future__ import annotations
 
@@ -22,37 +26,53 @@ class TritonMetrics:
         self.evictions = F("tmr_model_evictions_total", "Models unloaded by the router, by reason", F.COUNTER)
         self.load_seconds = F("tmr_model_load_duration_seconds", "Model-control load duration", F.HISTOGRAM)
         self.classifier_seconds = F("tmr_classifier_latency_seconds", "Classifier BLS call latency", F.HISTOGRAM)
+        self.rejections = F("tmr_rejected_total", "Requests turned away by the router's admission limits", F.COUNTER)
         self.memory = F("tmr_memory_used_mb", "Declared memory of the models loaded by the router", F.GAUGE)
         self._metrics: dict[tuple, Any] = {}
         self._lock = threading.Lock()  # the router's worker threads share these
 
     def _get(self, family: Any, buckets: list[float] | None = None, **labels: str) -> Any:
+        """The metric for these labels (call with the lock held)."""
         key = (id(family), tuple(sorted(labels.items())))
+        if key not in self._metrics:
+            self._metrics[key] = (family.Metric(labels=labels, buckets=buckets) if buckets
+                                  else family.Metric(labels=labels))
+        return self._metrics[key]
+
+    def _add(self, family: Any, value: float = 1, **labels: str) -> None:
         with self._lock:
-            if key not in self._metrics:
-                self._metrics[key] = (family.Metric(labels=labels, buckets=buckets) if buckets
-                                      else family.Metric(labels=labels))
-            return self._metrics[key]
+            self._get(family, **labels).increment(value)
+
+    def _observe(self, family: Any, buckets: list[float], value: float, **labels: str) -> None:
+        with self._lock:
+            self._get(family, buckets, **labels).observe(value)
+
+    def _set(self, family: Any, value: float, **labels: str) -> None:
+        with self._lock:
+            self._get(family, **labels).set(value)
 
     def decision(self, use_case: str, model: str) -> None:
-        self._get(self.decisions, use_case=use_case, model=model).increment(1)
+        self._add(self.decisions, use_case=use_case, model=model)
 
     def fallback(self, use_case: str, model: str) -> None:
-        self._get(self.fallbacks, use_case=use_case, model=model).increment(1)
+        self._add(self.fallbacks, use_case=use_case, model=model)
 
     def classifier_latency(self, seconds: float) -> None:
-        self._get(self.classifier_seconds, CLASSIFIER_BUCKETS).observe(seconds)
+        self._observe(self.classifier_seconds, CLASSIFIER_BUCKETS, seconds)
 
     def loaded(self, model: str, seconds: float) -> None:
-        self._get(self.loads, model=model, result="ok").increment(1)
-        self._get(self.load_seconds, LOAD_BUCKETS, model=model).observe(seconds)
+        self._add(self.loads, model=model, result="ok")
+        self._observe(self.load_seconds, LOAD_BUCKETS, seconds, model=model)
 
     def load_failed(self, model: str, error: str) -> None:
-        self._get(self.loads, model=model, result="failed").increment(1)
+        self._add(self.loads, model=model, result="failed")
 
     def evicted(self, model: str, reason: str) -> None:
-        self._get(self.evictions, model=model, reason=reason).increment(1)
+        self._add(self.evictions, model=model, reason=reason)
+
+    def rejected(self) -> None:
+        self._add(self.rejections)
 
     def memory_used(self, host_mb: float, gpu_mb: float) -> None:
-        self._get(self.memory, kind="host").set(host_mb)
-        self._get(self.memory, kind="gpu").set(gpu_mb)
+        self._set(self.memory, host_mb, kind="host")
+        self._set(self.memory, gpu_mb, kind="gpu")

@@ -148,7 +148,8 @@ class TritonPythonModel:
     def execute(self, requests):
         if not TASKS[self.task]:
             return [self._answer(r) for r in requests]
-        # Only schedule: generation runs on the worker so that execute returns at once.
+        # Generation runs on the worker. The hand-over queue holds one request: while the worker is
+        # busy, execute waits and the rest stay in Triton's queue, whose policy bounds them.
         for request in requests:
             self._requests.put(request)
         return None

@@ -1,7 +1,8 @@
 """Triton adapter for model_router.Router: tensors in, BLS out, responses (streamed) back.
 
-execute() only schedules: each request runs on a worker thread, so that a slow load or a long
-generation never holds up the others.
+Each request runs on a worker thread, so that a slow load or a long generation never holds up
+the others; execute() only admits and schedules (model_router.admission bounds how many run and
+wait, and for how long).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from model_router.admission import Admission, Overloaded
 from model_router.classifier import Classification
 from model_router.errors import InputError, ServingError
 from model_router.health import HealthTracker
@@ -57,17 +59,35 @@ class TritonPythonModel:
                                 evicted=self.metrics.evicted))
         health = HealthTracker(int(_setting(params, "failure_threshold", "2")), float(_setting(params, "cooldown_s", "30")))
         self.router = Router(registry, profile.name, self._classify, self._invoke, self.loader, health, self.metrics)
-        self.pool = ThreadPoolExecutor(int(_setting(params, "workers", "16")), thread_name_prefix="route")
+        workers = int(_setting(params, "workers", "16"))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="route")
+        self.admission = Admission(workers, int(_setting(params, "max_queued", "32")),
+                                   float(_setting(params, "max_wait_s", "60")))
         self.loader.start_reaper()
         pb_utils.Logger.log_info(f"router: profile {profile.name}, budget {self.loader.budget_mb:.0f} MB")
 
     def execute(self, requests):
         for request in requests:
-            self.pool.submit(self._handle, request)
+            try:
+                ticket = self.admission.admit()
+            except Overloaded as exc:  # turned away at once: nothing was started
+                self.metrics.rejected()
+                request.get_response_sender().send(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE)),
+                    flags=_FINAL)
+                continue
+            self.pool.submit(self._handle, request, ticket)
         return None
 
-    def _handle(self, request) -> None:
+    def _handle(self, request, ticket) -> None:
         sender = request.get_response_sender()
+        try:
+            self.admission.start(ticket)
+        except Overloaded as exc:
+            self.metrics.rejected()
+            sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE)),
+                        flags=_FINAL)
+            return
         try:
             def tensor(name):
                 t = pb_utils.get_input_tensor_by_name(request, name)
@@ -89,6 +109,7 @@ class TritonPythonModel:
                 pb_utils.Logger.log_error(f"router: {exc!r}")
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code)), flags=_FINAL)
         finally:
+            self.admission.done()
             host, gpu = self.loader.used_mb()
             self.metrics.memory_used(host, gpu)
 

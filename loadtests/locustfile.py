@@ -1,0 +1,125 @@
+"""Locust load test of the router: a mix of the six use cases, over Triton HTTP and gRPC.
+
+Both kinds of user go through the project's client (client.RouterClient): HTTP users over
+Triton's generate route (JSON, so text only: agent, tts, avatar), gRPC users over tritonclient's
+streaming API (which attachments need: stt, multimodal, video, agent). Requests the router turns
+away under load ("router overloaded": model_router.admission) are reported under the name
+"rejected"; any other error is a failure of its use case. Run headless with scripts/loadtest.py,
+which also writes CSV and a summary.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000   (TMR_GRPC_URL=127.0.0.1:8001)
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()  # before any channel: grpcio must yield to gevent like the rest of Locust
+
+from locust import User, between, events, task  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from client import RouterClient  # noqa: E402
+from client.samples import text_image, text_video  # noqa: E402
+
+SHORT = {"max_tokens": 16, "temperature": 0}
+REJECTED = ("router overloaded",)
+
+
+def _speech() -> bytes:
+    from model_router.speech import synthesize
+
+    return synthesize("Good morning everyone, welcome to the show.", "en").wav
+
+
+IMAGE = text_image("OPEN DAILY FROM NINE", fmt="JPEG")
+VIDEO = text_video(["WELCOME TO MUMBAI", "TRAIN LEAVES AT NINE"])
+AUDIO = _speech()
+
+
+def _report(environment, request_type: str, name: str, started: float, length: int, error: str | None) -> None:
+    if error and any(r in error for r in REJECTED):
+        name = "rejected"
+    environment.events.request.fire(request_type=request_type, name=name, response_time=(time.perf_counter() - started) * 1000,
+                                    response_length=length, exception=Exception(error[:200]) if error else None, context={})
+
+
+class RouterUser(User):
+    """One request at a time through RouterClient, each reported to Locust."""
+
+    abstract = True
+    protocol = "grpc"
+    wait_time = between(0.5, 2.0)
+
+    def on_start(self) -> None:
+        url = self.host.removeprefix("http://") if self.protocol == "http" else os.environ.get("TMR_GRPC_URL", "127.0.0.1:8001")
+        self.router = RouterClient(url, self.protocol, timeout=180.0)
+
+    def _route(self, name: str, text: str, options: dict, **attachments: bytes) -> None:
+        started = time.perf_counter()
+        error, length = None, 0
+        try:
+            routed = self.router.route(text, options, **attachments)
+            length = len(routed.text) + len(routed.audio or b"")
+            if not (routed.text.strip() or routed.audio):
+                error = f"{name}: empty answer"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        _report(self.environment, self.protocol.replace("http", "HTTP").replace("grpc", "gRPC"), name, started, length, error)
+
+
+class RouterHttpUser(RouterUser):
+    """Text requests over Triton's HTTP generate route."""
+
+    protocol = "http"
+
+    @task(4)
+    def agent(self) -> None:
+        self._route("http agent", "What is the capital of France?", {"sampling_parameters": SHORT})
+
+    @task(2)
+    def tts(self) -> None:
+        self._route("http tts", "Read this aloud: 'Your table is ready.'", {})
+
+    @task(1)
+    def avatar(self) -> None:
+        self._route("http avatar", "Hello! Please greet our visitors.", {"use_case": "avatar", "sampling_parameters": SHORT})
+
+
+class RouterGrpcUser(RouterUser):
+    """Requests with attachments over gRPC (tritonclient streaming)."""
+
+    protocol = "grpc"
+
+    @task(2)
+    def agent(self) -> None:
+        self._route("grpc agent", "Name three primary colours.", {"sampling_parameters": SHORT})
+
+    @task(1)
+    def stt(self) -> None:
+        self._route("grpc stt", "Transcribe this audio.", {"use_case": "stt"}, audio=AUDIO)
+
+    @task(1)
+    def multimodal(self) -> None:
+        self._route("grpc multimodal", "What does this sign say?", {"sampling_parameters": SHORT}, image=IMAGE)
+
+    @task(1)
+    def video(self) -> None:
+        self._route("grpc video", "Summarize this video.", {"sampling_parameters": SHORT}, video=VIDEO)
+
+
+@events.init_command_line_parser.add_listener
+def _args(parser) -> None:
+    parser.add_argument("--grpc-url", default="", help="Triton gRPC host:port (default: TMR_GRPC_URL)")
+
+
+@events.test_start.add_listener
+def _grpc_url(environment, **_kw) -> None:
+    url = getattr(environment.parsed_options, "grpc_url", "") if environment.parsed_options else ""
+    if url:
+        os.environ["TMR_GRPC_URL"] = url

@@ -1,0 +1,59 @@
+"""Backpressure for the router: a bounded number of requests running and waiting, and a bounded wait.
+
+Triton's own queue policy needs its dynamic batcher, which on Python models without a batch
+dimension crashes tritonserver 24.10 under concurrent requests (std::bad_alloc in the Python
+backend; reproduced with 12-24 concurrent clients). So the router admits requests itself: beyond
+`max_running + max_queued`, a request is turned away at once; one that waited longer than
+`max_wait_s` for a worker is turned away when its turn comes. Both are UNAVAILABLE errors that
+say which limit was hit, so that a client can back off and retry.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ServingError
+
+
+class Overloaded(ServingError):
+    """The router is at its limit; the request was not started."""
+
+
+@dataclass
+class Ticket:
+    admitted_at: float
+
+
+class Admission:
+    def __init__(self, max_running: int, max_queued: int, max_wait_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_running, self.max_queued, self.max_wait_s, self.clock = max_running, max_queued, max_wait_s, clock
+        self._lock = threading.Lock()
+        self._inside = 0  # running + waiting
+
+    @property
+    def inside(self) -> int:
+        return self._inside
+
+    def admit(self) -> Ticket:
+        """Count a request in, or raise Overloaded at once when running and waiting are full."""
+        with self._lock:
+            if self._inside >= self.max_running + self.max_queued:
+                raise Overloaded(f"router overloaded: {self.max_running} requests running and {self.max_queued} "
+                                 "waiting (the limits); retry later")
+            self._inside += 1
+        return Ticket(self.clock())
+
+    def start(self, ticket: Ticket) -> None:
+        """A worker picked the request up; raise Overloaded if it waited too long (it is then done)."""
+        waited = self.clock() - ticket.admitted_at
+        if waited > self.max_wait_s:
+            self.done()
+            raise Overloaded(f"router overloaded: waited {waited:.1f} s for a worker (limit {self.max_wait_s:.0f} s); "
+                             "retry later")
+
+    def done(self) -> None:
+        with self._lock:
+            self._inside -= 1
