@@ -192,7 +192,9 @@ class TritonServer:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # e.g. a model whose stub died: Triton 24.10 never finishes unloading it
                 log.warning("tritonserver did not stop in %ss; killing it", timeout)
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         deadline = time.monotonic() + 10
         while self.group_pids() and time.monotonic() < deadline:
@@ -201,6 +203,9 @@ class TritonServer:
             except ProcessLookupError:
                 break
             time.sleep(0.1)
+        # A killed server cannot remove its stubs' shared-memory regions: remove them here.
+        for region in Path("/dev/shm").glob(f"tmr{self.http_port}_*"):
+            region.unlink(missing_ok=True)
         return self.proc.returncode
 
     def group_pids(self) -> list[int]:

@@ -148,8 +148,8 @@ class TritonPythonModel:
     def execute(self, requests):
         if not TASKS[self.task]:
             return [self._answer(r) for r in requests]
-        # Generation runs on the worker. The hand-over queue holds one request: while the worker is
-        # busy, execute waits and the rest stay in Triton's queue, whose policy bounds them.
+        # Only schedule: generation runs on the worker so that execute returns at once. The router's
+        # admission limits bound how many wait here.
         for request in requests:
             self._requests.put(request)
         return None

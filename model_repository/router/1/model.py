@@ -24,6 +24,7 @@ from model_router.metrics import TritonMetrics
 from model_router.options import make_request
 from model_router.registry import REGISTRY_FILE, load_registry
 from model_router.router import Router, TargetError
+from model_router.streams import StreamTimeout, with_deadline
 from model_router.triton_control import TritonModelControl
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -141,10 +142,28 @@ class TritonPythonModel:
         tensors = [pb_utils.Tensor(k, _bytes(v) if v.dtype == np.object_ else v) for k, v in inputs.items()]
         request = pb_utils.InferenceRequest(model_name=model.name, inputs=tensors, requested_output_names=outputs,
                                             timeout=int(timeout_s * 1e6))
-        try:  # text generators are decoupled (the vLLM contract); the others answer once
-            responses = request.exec(decoupled=True) if model.streams else [request.exec()]
-        except pb_utils.TritonModelException as exc:
-            raise TargetError(f"{model.name}: {exc}") from exc
+        started: dict = {}
+
+        def exec_request():
+            try:  # text generators are decoupled (the vLLM contract); the others answer once
+                started["responses"] = request.exec(decoupled=True) if model.streams else [request.exec()]
+            except pb_utils.TritonModelException as exc:
+                raise TargetError(f"{model.name}: {exc}") from exc
+            yield from started["responses"]
+
+        def cancel() -> None:
+            if hasattr(started.get("responses"), "cancel"):
+                started["responses"].cancel()
+
+        responses = with_deadline(exec_request, timeout_s, cancel)
+        try:
+            yield from self._outputs(model, responses, outputs)
+        except StreamTimeout as exc:
+            raise TargetError(f"{model.name}: {exc} (options.timeout_s; a stub that died mid-request "
+                              "never answers)") from None
+
+    @staticmethod
+    def _outputs(model, responses, outputs: list[str]):
         for resp in responses:
             if resp.has_error():
                 err = resp.error()

@@ -1,0 +1,37 @@
+"""The response-stream deadline."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from model_router.streams import StreamTimeout, with_deadline
+
+
+def test_passes_items_and_errors_through() -> None:
+    assert list(with_deadline(lambda: iter([1, 2, 3]), 5)) == [1, 2, 3]
+
+    def broken():
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(with_deadline(broken, 5))
+
+
+def test_a_stream_that_never_ends_times_out_and_is_cancelled() -> None:
+    forever = threading.Event()
+    cancelled = []
+
+    def stuck():
+        yield "first"
+        forever.wait()  # like the stream of a request whose stub died
+
+    got = []
+    started = time.monotonic()
+    with pytest.raises(StreamTimeout, match="within 0 s"):
+        for item in with_deadline(stuck, 0.3, on_timeout=lambda: cancelled.append(True)):
+            got.append(item)
+    assert got == ["first"] and cancelled == [True] and time.monotonic() - started < 2
+    forever.set()
