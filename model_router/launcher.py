@@ -76,6 +76,13 @@ def server_env(models_dir: Path = DEFAULT_MODELS_DIR) -> dict[str, str]:
     return env
 
 
+def try_nice(value: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, value)
+    except OSError:  # not permitted: run at the default priority
+        pass
+
+
 @dataclass
 class TritonServer:
     """One tritonserver process in explicit model-control mode."""
@@ -91,6 +98,10 @@ class TritonServer:
     admin_key: str | None = None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # The server (frontends, router, classifier) runs at the serving models' priority: below it, a
+    # busy LLM at nice -10 starved the router's admission, and a turned-away request took seconds
+    # to hear so. Ignored where the user may not raise priority.
+    nice: int = -10
     proc: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -140,7 +151,7 @@ class TritonServer:
         with open(self.log_file, "ab") as out:
             # Own process group, so that stop() can reach the stub processes too.
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=lambda: try_nice(self.nice))
         try:
             self.wait_live(timeout)
             for name in self.load:

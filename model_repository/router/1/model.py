@@ -72,10 +72,10 @@ class TritonPythonModel:
             try:
                 ticket = self.admission.admit()
             except Overloaded as exc:  # turned away at once: nothing was started
-                self.metrics.rejected()
                 request.get_response_sender().send(
                     pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE)),
                     flags=_FINAL)
+                self.metrics.rejected()
                 continue
             self.pool.submit(self._handle, request, ticket)
         return None
@@ -177,3 +177,4 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.loader.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.metrics.close()
