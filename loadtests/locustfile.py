@@ -11,7 +11,6 @@ which also writes CSV and a summary.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -41,8 +42,10 @@ def write_inputs() -> None:
            for t in ROUTER_TEXTS if "aloud" not in t and "सुनाओ" not in t]
     tts = [{"text": _bytes(t), "language": _bytes(lang)} for t, lang in
            [("Your table is ready.", "en"), ("आपका दिन शुभ हो।", "hi"), ("காலை வணக்கம்", "ta")]]
-    ocr = [{"image": {"b64": base64.b64encode(text_image(t, fmt="PNG")).decode(), "shape": [1]}, "language": _bytes("en")}
-           for t in ("OPEN DAILY FROM NINE", "PLATFORM 3")]
+    # perf_analyzer's b64 for BYTES is the serialized tensor: each element's 4-byte length, then it.
+    pngs = [text_image(t, fmt="PNG") for t in ("OPEN DAILY FROM NINE", "PLATFORM 3")]
+    ocr = [{"image": {"b64": base64.b64encode(struct.pack("<I", len(p)) + p).decode(), "shape": [1]},
+            "language": _bytes("en")} for p in pngs]
     for name, data in (("router", router), ("llm", llm), ("tts", tts), ("ocr", ocr)):
         (PERF / f"{name}_input.json").write_text(json.dumps({"data": data}, ensure_ascii=False))
 

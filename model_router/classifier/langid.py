@@ -6,7 +6,6 @@ a multinomial naive Bayes over character n-grams and words (scripts/train_classi
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np

@@ -7,8 +7,10 @@ from pathlib import Path
 import yaml
 
 from model_router import REPO_ROOT
-from model_router.launcher import DEFAULT_MODELS_DIR
+from model_router.launcher import DEFAULT_MODELS_DIR, TritonServer
 from model_router.registry import REGISTRY_FILE
+
+from .conftest import start_server
 
 BROKEN = "broken_llm"
 LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
@@ -37,3 +39,9 @@ def make_repository(tmp: Path) -> tuple[Path, Path]:
     registry = tmp / "registry.yaml"
     registry.write_text(yaml.safe_dump(raw))
     return repo, registry
+
+
+def start_router_server(tmp: Path, load: list[str], **env: str) -> TritonServer:
+    """A server on make_repository's models and registry, with the router's settings in `env`."""
+    repo, registry = make_repository(tmp)
+    return start_server(load, model_repository=repo, env={"TMR_REGISTRY": str(registry), **env})

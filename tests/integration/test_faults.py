@@ -17,8 +17,8 @@ from client import RouterClient
 from client.api import InferenceServerException
 from model_router.launcher import TritonServer
 
-from .conftest import start_server, stop_server
-from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, make_repository
+from .conftest import stop_server
+from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router_server
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
@@ -29,10 +29,9 @@ LONG = {"stream": True, "model": LLM, "allow_fallback": False, "timeout_s": 20,
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[TritonServer]:
-    repo, registry = make_repository(tmp_path_factory.mktemp("faults"))
-    srv = start_server(["query_classifier", "router"], model_repository=repo,
-                       env={"TMR_REGISTRY": str(registry), "TMR_MEMORY_BUDGET_MB": str(ONE_LLM_BUDGET_MB),
-                            "TMR_FAILURE_THRESHOLD": "1", "TMR_COOLDOWN_S": "2", "TMR_IDLE_UNLOAD_S": "0"})
+    srv = start_router_server(tmp_path_factory.mktemp("faults"), ["query_classifier", "router"],
+                              TMR_MEMORY_BUDGET_MB=str(ONE_LLM_BUDGET_MB), TMR_FAILURE_THRESHOLD="1",
+                              TMR_COOLDOWN_S="2", TMR_IDLE_UNLOAD_S="0")
     yield srv
     stop_server(srv)
 
@@ -55,9 +54,8 @@ def memory_used_mb(server: TritonServer) -> float:
 @pytest.fixture
 def roomy_server(tmp_path) -> Iterator[TritonServer]:
     """Both LLMs fit: Triton 24.10 cannot unload a model whose stub died, so none can be evicted for it."""
-    repo, registry = make_repository(tmp_path)
-    srv = start_server(["query_classifier", "router", LLM], model_repository=repo,
-                       env={"TMR_REGISTRY": str(registry), "TMR_FAILURE_THRESHOLD": "1", "TMR_COOLDOWN_S": "300"})
+    srv = start_router_server(tmp_path, ["query_classifier", "router", LLM], TMR_FAILURE_THRESHOLD="1",
+                              TMR_COOLDOWN_S="300")
     yield srv
     stop_server(srv)  # the dead model's unload never ends: the launcher kills the server, and no stub outlives it
 

@@ -2,7 +2,6 @@
 streaming and the routing decision. Tests run in file order and share one server's state."""
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -16,7 +15,7 @@ from client.api import InferenceServerException
 from model_router.launcher import TritonServer
 
 from .conftest import start_server, stop_server
-from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, make_repository
+from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router_server
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
@@ -26,10 +25,9 @@ SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[TritonServer]:
     """This module's server (conftest's `http` and `grpc` clients talk to it)."""
-    repo, registry = make_repository(tmp_path_factory.mktemp("router"))
-    srv = start_server(["query_classifier", "router"], model_repository=repo,
-                       env={"TMR_REGISTRY": str(registry), "TMR_MEMORY_BUDGET_MB": str(ONE_LLM_BUDGET_MB),
-                            "TMR_FAILURE_THRESHOLD": "1", "TMR_COOLDOWN_S": "300", "TMR_IDLE_UNLOAD_S": "0"})
+    srv = start_router_server(tmp_path_factory.mktemp("router"), ["query_classifier", "router"],
+                              TMR_MEMORY_BUDGET_MB=str(ONE_LLM_BUDGET_MB), TMR_FAILURE_THRESHOLD="1",
+                              TMR_COOLDOWN_S="300", TMR_IDLE_UNLOAD_S="0")
     yield srv
     stop_server(srv)
 
