@@ -19,6 +19,7 @@ from .errors import ServingError
 from .options import RouteRequest
 from .registry import ModelSpec, Registry
 from .speech import clip_for_speech
+from .tensors import strings, texts
 
 # One BLS call to a step model, with its model-control lease held: (spec, inputs, outputs, timeout) -> outputs.
 CallStep = Callable[[ModelSpec, dict[str, np.ndarray], list[str], float], dict[str, np.ndarray]]
@@ -37,22 +38,6 @@ class Prepared:
     images: list[bytes] = field(default_factory=list)  # passed to a model whose `media` has image
     preface: str = ""                                   # the evidence read from the attachments
     degraded: list[str] = field(default_factory=list)   # why this is not the full path
-
-
-@dataclass(frozen=True)
-class Speech:
-    audio: bytes
-    visemes: list[dict]
-
-
-def _bytes(*values: bytes | str) -> np.ndarray:
-    return np.array([v.encode("utf-8") if isinstance(v, str) else v for v in values], dtype=np.object_)
-
-
-def _texts(arr: np.ndarray | None) -> list[str]:
-    if arr is None:
-        return []
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.reshape(-1)]
 
 
 class Pipeline:
@@ -84,7 +69,7 @@ class Pipeline:
         degraded: list[str] = []
         att = request.attachments
         if "audio" in att and "audio" not in spec.media:
-            heard = " ".join(_texts(self._run("transcribe", {"audio": _bytes(att["audio"]), "language": _bytes("")},
+            heard = " ".join(texts(self._run("transcribe", {"audio": strings(att["audio"]), "language": strings("")},
                                               ["text_output"]).get("text_output"))).strip()
             question = f"{question}\n{heard}".strip() if heard else question
             shown.append(f"Heard: “{heard}”" if heard else "Heard: nothing intelligible")
@@ -97,7 +82,7 @@ class Pipeline:
                 shown.append(f"Read from the image: “{' '.join(text.split())}”" if text else "No text found in the image.")
                 degraded.append(f"{spec.name} cannot see images: the image was read with OCR, not looked at")
         if "video" in att:
-            out = self._run("sample_video", {"video": _bytes(att["video"])}, ["images", "times"])
+            out = self._run("sample_video", {"video": strings(att["video"])}, ["images", "times"])
             frames, times = list(out["images"].reshape(-1)), [float(t) for t in out["times"].reshape(-1)]
             if "image" in spec.media:
                 images.extend(frames)
@@ -119,13 +104,14 @@ class Pipeline:
         return Prepared(prompt, images, "\n".join(shown) + "\n\n" if shown else "", degraded)
 
     def _read(self, images: list[bytes], language: str) -> list[str]:
-        out = self._run("read_image", {"image": _bytes(*images), "language": _bytes(language)}, ["text_output"])
-        return _texts(out.get("text_output"))
+        out = self._run("read_image", {"image": strings(*images), "language": strings(language)}, ["text_output"])
+        return texts(out.get("text_output"))
 
-    def speak(self, reply: str, language: str) -> Speech:
-        out = self._run("speak", {"text": _bytes(clip_for_speech(reply.strip()) or "..."), "language": _bytes(language)},
+    def speak(self, reply: str, language: str) -> dict[str, Any]:
+        """{"audio": WAV bytes, "visemes": the lip-sync timeline} of the reply."""
+        out = self._run("speak", {"text": strings(clip_for_speech(reply.strip()) or "..."), "language": strings(language)},
                         ["audio", "visemes"])
-        return Speech(out["audio"].reshape(-1)[0], json.loads(_texts(out["visemes"])[0]))
+        return {"audio": out["audio"].reshape(-1)[0], "visemes": json.loads(texts(out["visemes"])[0])}
 
 
 def _on_screen(times: list[float], texts: list[str]) -> list[tuple[float, str]]:

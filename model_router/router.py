@@ -21,6 +21,7 @@ from .pipeline import Pipeline, Prepared, image_input
 from .policy import LiveState, rank
 from .registry import ModelSpec, Registry
 from .speech import speech_text
+from .tensors import strings, texts
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
@@ -70,39 +71,28 @@ class RoutingDecision:
         return json.dumps(asdict(self), ensure_ascii=False)
 
 
-def _bytes(value: str) -> np.ndarray:
-    return np.array([value.encode("utf-8")], dtype=np.object_)
-
-
 def target_io(spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
               prepared: Prepared | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """A target's inputs and the outputs to ask for, by its interface."""
     if spec.interface == "tts":
-        return {"text": _bytes(speech_text(request.text)), "language": _bytes(language)}, ["audio", "visemes"]
+        return {"text": strings(speech_text(request.text)), "language": strings(language)}, ["audio", "visemes"]
     if spec.interface == "stt":
         if "audio" not in request.attachments:
             raise InputError("audio", "speech to text needs an audio attachment")
         # The query's language says how the user writes, not what the recording speaks: only an
         # explicit options.language is passed as a hint.
-        return {"audio": np.array([request.attachments["audio"]], dtype=np.object_),
-                "language": _bytes(request.options.language or "")}, ["text_output"]
+        return {"audio": strings(request.attachments["audio"]),
+                "language": strings(request.options.language or "")}, ["text_output"]
     # The vLLM backend's contract, which every text generator here shares.
     inputs = {
-        "text_input": _bytes(prepared.prompt if prepared else request.text),
+        "text_input": strings(prepared.prompt if prepared else request.text),
         "stream": np.array([stream], dtype=bool),
         "exclude_input_in_output": np.array([True], dtype=bool),
-        "sampling_parameters": _bytes(json.dumps(request.options.sampling_parameters)),
+        "sampling_parameters": strings(json.dumps(request.options.sampling_parameters)),
     }
     if prepared and prepared.images:
         inputs["image"] = image_input(prepared.images)
     return inputs, ["text_output"]
-
-
-def _text(outputs: dict[str, np.ndarray]) -> str:
-    arr = outputs.get("text_output")
-    if arr is None:
-        return ""
-    return "".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.reshape(-1))
 
 
 class Router:
@@ -173,11 +163,10 @@ class Router:
                     for out in self.invoke(spec, inputs, stream, opts.timeout_s, outputs):
                         if "audio" in out:
                             extras["audio"] = out["audio"].reshape(-1)[0]
-                        if "visemes" in out:  # "[]" from a TTS model without phoneme timing
-                            extras["visemes"] = json.loads(_text({"text_output": out["visemes"]}) or "[]")
-                            if not extras["visemes"]:
-                                del extras["visemes"]
-                        piece = _text(out)
+                        visemes = json.loads("".join(texts(out.get("visemes"))) or "[]")
+                        if visemes:  # "[]" from a TTS model without phoneme timing
+                            extras["visemes"] = visemes
+                        piece = "".join(texts(out.get("text_output")))
                         if piece:
                             pieces.append(piece)
                             if stream:
@@ -199,8 +188,7 @@ class Router:
             if use_case == "avatar" and spec.interface == "text-generation":
                 reply = "".join(pieces)[len(prepared.preface) if prepared else 0:]
                 try:
-                    speech = steps.speak(reply, language)
-                    extras.update(audio=speech.audio, visemes=speech.visemes)
+                    extras.update(steps.speak(reply, language))
                 except (ServingError, InputError) as exc:  # the reply stands; say what is missing
                     decision.degraded.append(f"no speech: {exc}")
             decision.model = spec.name

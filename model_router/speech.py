@@ -35,10 +35,6 @@ class Speech:
     sample_rate: int
     visemes: list[dict]        # lip-sync timeline covering the whole audio (model_router.visemes)
 
-    @property
-    def seconds(self) -> float:
-        return self.visemes[-1]["end"] if self.visemes else 0.0
-
 
 def synthesize(text: str, language: str, words_per_minute: int = 160) -> Speech:
     """Speech of `text` in `language`'s voice, with the viseme timeline of what is said."""

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_use_cases import cases  # noqa: E402
 from benchlib import server  # noqa: E402
 
 from model_router.launcher import try_nice  # noqa: E402
@@ -64,13 +65,10 @@ def main() -> int:
     prefix = out / "locust"
     with server(args.url, ["smollm2_135m_instruct", "query_classifier", "router"]) as (http_url, grpc_url, _srv):
         # Warm every path once (loads the step models), so that the run measures serving, not loading.
-        from client.samples import text_image, text_video
-
         warm = RouterClient(grpc_url, "grpc", timeout=300)
         spoken = warm.route("Read this aloud: 'Good morning.'", {}).audio
-        warm.route("", {"use_case": "stt"}, audio=spoken)
-        warm.route("What does it say?", PROBE[1], image=text_image("OPEN"))
-        warm.route("Summarize this video.", PROBE[1], video=text_video(["HELLO"]))
+        for text, options, attachments in cases(spoken).values():
+            warm.route(text, options, **attachments)
         before, _ = probe_s(grpc_url)
         cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless",
                "-u", str(args.users), "-r", str(args.spawn_rate or max(args.users / 5, 1)), "-t", f"{args.duration}s",

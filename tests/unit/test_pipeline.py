@@ -14,16 +14,13 @@ from model_router.loader import ModelLoader
 from model_router.options import make_request
 from model_router.registry import load_registry
 from model_router.router import Router, TargetError
+from model_router.tensors import strings
 
 from .test_loader import RecordingControl
 from .test_router import classification
 
 LLM = "smollm2_135m_instruct"
 VISEMES = [{"start": 0.0, "end": 0.2, "phoneme": "", "viseme": "sil"}, {"start": 0.2, "end": 0.5, "phoneme": "h", "viseme": "kk"}]
-
-
-def _b(*values: str | bytes) -> np.ndarray:
-    return np.array([v.encode() if isinstance(v, str) else v for v in values], dtype=np.object_)
 
 
 def build(use_case: str, broken: frozenset[str] = frozenset(), bad_input: frozenset[str] = frozenset(),
@@ -42,15 +39,15 @@ def build(use_case: str, broken: frozenset[str] = frozenset(), bad_input: frozen
             raise InputError("image[0]", "cannot decode")
         if spec.name == "ocr_tesseract":
             n = inputs["image"].size
-            yield {"text_output": _b(*[f"SIGN {i // 2}" for i in range(n)])}  # frames 0,1 say SIGN 0; 2,3 SIGN 1
+            yield {"text_output": strings(*[f"SIGN {i // 2}" for i in range(n)])}  # frames 0,1 say SIGN 0; 2,3 SIGN 1
         elif spec.name == "video_frames":
-            yield {"images": _b(b"f0", b"f1", b"f2", b"f3"), "times": np.array([0.5, 1.5, 2.5, 3.5], dtype=np.float32)}
+            yield {"images": strings(b"f0", b"f1", b"f2", b"f3"), "times": np.array([0.5, 1.5, 2.5, 3.5], dtype=np.float32)}
         elif spec.name == "stt_whisper_base":
-            yield {"text_output": _b("what time is it")}
+            yield {"text_output": strings("what time is it")}
         elif spec.name == "tts_espeak":
-            yield {"audio": _b(b"RIFFwav"), "visemes": _b(json.dumps(VISEMES))}
+            yield {"audio": strings(b"RIFFwav"), "visemes": strings(json.dumps(VISEMES))}
         else:
-            yield {"text_output": _b("An answer.")}
+            yield {"text_output": strings("An answer.")}
 
     router = Router(reg, "cpu", lambda text, kinds: classification(use_case), invoke,
                     ModelLoader(RecordingControl(), managed, 6000), HealthTracker(threshold=1, cooldown_s=60))

@@ -31,8 +31,6 @@ class TritonPythonModel:
     def _one(self, request):
         try:
             audio = _first(request, "audio")
-            if not audio:
-                raise InputError("audio", "empty")
             hint = decode_text(_first(request, "language") or b"", 16, "language").strip() or None
             result = self.transcriber.transcribe(audio, hint)
         except InputError as exc:
