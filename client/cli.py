@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from model_router.vocabulary import ATTACHMENT_KINDS
+
 from .api import InferenceServerException, RouterClient
 
 DEFAULT_MODEL = "smollm2_135m_instruct"
@@ -63,7 +65,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _attachments(args: argparse.Namespace) -> dict[str, bytes]:
     out = {}
-    for kind in ("image", "audio", "video"):
+    for kind in ATTACHMENT_KINDS:
         path = getattr(args, kind, None)
         if path:
             with open(path, "rb") as f:
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--decision", action="store_true", help="print the whole routing decision")
     a.add_argument("--audio-out", default="answer.wav", help="where speech answers are written")
     for p in (c, a):
-        for kind in ("image", "audio", "video"):
+        for kind in ATTACHMENT_KINDS:
             p.add_argument(f"--{kind}", metavar="FILE")
     c.set_defaults(func=cmd_classify)
     a.set_defaults(func=cmd_ask)

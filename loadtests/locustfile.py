@@ -3,7 +3,7 @@
 Both kinds of user go through the project's client (client.RouterClient): HTTP users over
 Triton's generate route (JSON, so text only: agent, tts, avatar), gRPC users over tritonclient's
 streaming API (which attachments need: stt, multimodal, video, agent). Requests the router turns
-away under load ("router overloaded": model_router.admission) are reported under the name
+away under load ("router overloaded": model_router.serving.admission) are reported under the name
 "rejected"; any other error is a failure of its use case. Run headless with scripts/loadtest.py,
 which also writes CSV and a summary.
 
@@ -12,26 +12,23 @@ which also writes CSV and a summary.
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 
 import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel: grpcio must yield to gevent like the rest of Locust
 
-from locust import User, between, events, task  # noqa: E402
+from locust import User, between, events, task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from client import RouterClient  # noqa: E402
-from client.samples import text_image, text_video  # noqa: E402
+from client import RouterClient
+from client.samples import text_image, text_video
 
 SHORT = {"max_tokens": 16, "temperature": 0}
 REJECTED = ("router overloaded",)
 
 
 def _speech() -> bytes:
-    from model_router.speech import synthesize
+    from model_router.media.speech import synthesize
 
     return synthesize("Good morning everyone, welcome to the show.", "en").wav
 

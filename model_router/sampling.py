@@ -6,93 +6,80 @@ everything else with an error that names the field and what is allowed.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from .errors import InputError, describe
+from .jsonfield import json_object
 
 MAX_TOKENS_LIMIT = 4096
 MAX_STOP_STRINGS = 8
+# Accepted for compatibility with vLLM clients; they do not change generation here.
+IGNORED = frozenset({"n", "best_of", "ignore_eos", "skip_special_tokens"})
 
 
-class SamplingError(ValueError):
+class SamplingError(InputError):
     """A sampling parameter is unknown, of the wrong type or out of range."""
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    repetition_penalty: float = 1.0
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    seed: int | None = None
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON true is no number, though Python's int would take it
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
+        raise ValueError(f"expected a non-empty string or a list of them, got {value!r}")
+    if len(items) > MAX_STOP_STRINGS:
+        raise ValueError(f"at most {MAX_STOP_STRINGS} strings, got {len(items)}")
+    return tuple(items)
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: Int = 128  # within [1, max_tokens_limit], the serving model's limit (validation context)
+    temperature: Float = Field(0.0, ge=0.0, le=2.0)
+    top_p: Float = Field(1.0, ge=1e-6, le=1.0)
+    top_k: Int = Field(0, ge=-1, le=1000)
+    repetition_penalty: Float = Field(1.0, ge=0.5, le=2.0)
+    stop: Annotated[tuple[str, ...], BeforeValidator(_stop)] = ()
+    seed: Int | None = Field(None, ge=0, le=2**32 - 1)
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _within_limit(cls, value: int, info: ValidationInfo) -> int:
+        limit = (info.context or {}).get("max_tokens_limit", MAX_TOKENS_LIMIT)
+        if not 1 <= value <= limit:
+            raise ValueError(f"{value} is out of range [1, {limit}]")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _no_top_k(cls, value: int) -> int:
+        return 0 if value == -1 else value  # vLLM's "no top-k" spelling
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
 
-def _number(name: str, value: Any, kind: type, lo: float, hi: float) -> Any:
-    if isinstance(value, bool):
-        raise SamplingError(f"sampling_parameters.{name}: expected a number, got {value!r}")
-    try:
-        num = kind(value)
-    except (TypeError, ValueError):
-        raise SamplingError(f"sampling_parameters.{name}: expected {kind.__name__}, got {value!r}") from None
-    if kind is int and isinstance(value, float) and not value.is_integer():
-        raise SamplingError(f"sampling_parameters.{name}: expected an integer, got {value!r}")
-    if not lo <= num <= hi:
-        raise SamplingError(f"sampling_parameters.{name}: {num} is out of range [{lo}, {hi}]")
-    return num
-
-
-def _stop(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
-        raise SamplingError(f"sampling_parameters.stop: expected a non-empty string or a list of them, got {value!r}")
-    if len(items) > MAX_STOP_STRINGS:
-        raise SamplingError(f"sampling_parameters.stop: at most {MAX_STOP_STRINGS} strings, got {len(items)}")
-    return tuple(items)
-
-
-_FIELDS = {
-    "max_tokens": lambda v, hi: _number("max_tokens", v, int, 1, hi),
-    "temperature": lambda v, hi: _number("temperature", v, float, 0.0, 2.0),
-    "top_p": lambda v, hi: _number("top_p", v, float, 1e-6, 1.0),
-    "top_k": lambda v, hi: _number("top_k", v, int, -1, 1000),
-    "repetition_penalty": lambda v, hi: _number("repetition_penalty", v, float, 0.5, 2.0),
-    "stop": lambda v, hi: _stop(v),
-    "seed": lambda v, hi: _number("seed", v, int, 0, 2**32 - 1),
-}
-# Accepted for compatibility with vLLM clients; they do not change generation here.
-_IGNORED = {"n", "best_of", "ignore_eos", "skip_special_tokens"}
-
-
 def parse_sampling_parameters(raw: str | bytes | dict | None, max_tokens_limit: int = MAX_TOKENS_LIMIT) -> SamplingParams:
     """Parse the JSON `sampling_parameters` input; raise SamplingError naming the bad field."""
-    if raw is None or raw == "" or raw == b"":
-        return SamplingParams()
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SamplingError("sampling_parameters: not valid UTF-8") from None
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SamplingError(f"sampling_parameters: not valid JSON ({exc.msg} at position {exc.pos})") from None
-    if not isinstance(raw, dict):
-        raise SamplingError(f"sampling_parameters: expected a JSON object, got {type(raw).__name__}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in _IGNORED:
-            continue
-        if key not in _FIELDS:
-            allowed = sorted(set(_FIELDS) | _IGNORED)
-            raise SamplingError(f"sampling_parameters.{key}: unknown parameter. Available: {allowed}")
-        values[key] = _FIELDS[key](value, max_tokens_limit)
-    if "top_k" in values and values["top_k"] == -1:
-        values["top_k"] = 0  # vLLM's "no top-k" spelling
-    return SamplingParams(**values)
+    try:
+        values = json_object(raw, "sampling_parameters")
+    except InputError as exc:
+        raise SamplingError(exc.field, str(exc).partition(": ")[2]) from None
+    values = {k: v for k, v in values.items() if k not in IGNORED}
+    try:
+        return SamplingParams.model_validate(values, context={"max_tokens_limit": max_tokens_limit})
+    except ValidationError as exc:
+        raise SamplingError(*describe(exc, SamplingParams, "sampling_parameters", "unknown parameter",
+                                      known=set(SamplingParams.model_fields) | IGNORED)) from None

@@ -8,13 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import perf_analyzer, server  # noqa: E402
+from benchlib import perf_analyzer, server
 
-from model_router.classifier.data import load_corpus  # noqa: E402
+from model_router.classifier.training.data import load_corpus
 
 INPUT = Path(__file__).resolve().parent.parent / "loadtests" / "perf" / "classifier_input.json"
 

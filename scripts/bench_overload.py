@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import server  # noqa: E402
+from benchlib import server
 
-from client import RouterClient  # noqa: E402
+from client import RouterClient
 
 QUESTION, OPTIONS = "What is the capital of France?", {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
 

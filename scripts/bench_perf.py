@@ -12,12 +12,10 @@ import argparse
 import base64
 import json
 import struct
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classifier import write_input as write_classifier_input  # noqa: E402
-from benchlib import perf_analyzer, server  # noqa: E402
+from bench_classifier import write_input as write_classifier_input
+from benchlib import perf_analyzer, server
 
 PERF = Path(__file__).resolve().parent.parent / "loadtests" / "perf"
 SHORT = json.dumps({"max_tokens": 16, "temperature": 0})

@@ -20,12 +20,12 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classifier import write_input  # noqa: E402
-from benchlib import perf_analyzer, server  # noqa: E402
+from bench_classifier import write_input
+from benchlib import perf_analyzer, server
 
-from client import RouterClient  # noqa: E402
-from model_router.launcher import DEFAULT_MODELS_DIR, server_env  # noqa: E402
+from client import RouterClient
+from launcher import DEFAULT_MODELS_DIR, server_env
+from model_router.vocabulary import ATTACHMENT_KINDS
 
 LLM, OTHER = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
 QUESTION = "What is the capital of France?"
@@ -80,7 +80,7 @@ def pa_inputs(tmp: Path) -> tuple[Path, Path]:
                         "exclude_input_in_output": {"content": [True], "shape": [1]}}]}
     routed = {"data": [{"text": {"content": [QUESTION], "shape": [1]},
                         "options": {"content": [json.dumps({"sampling_parameters": {"max_tokens": 1}})], "shape": [1]},
-                        **{k: {"content": [""], "shape": [1]} for k in ("image", "audio", "video")}}]}
+                        **{k: {"content": [""], "shape": [1]} for k in ATTACHMENT_KINDS}}]}
     (tmp / "direct.json").write_text(json.dumps(direct))
     (tmp / "router.json").write_text(json.dumps(routed))
     return tmp / "direct.json", tmp / "router.json"

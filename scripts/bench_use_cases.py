@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import server  # noqa: E402
+from benchlib import server
 
-from client import RouterClient  # noqa: E402
-from client.samples import text_image, text_video  # noqa: E402
+from client import RouterClient
+from client.samples import text_image, text_video
 
 SHORT = {"max_tokens": 32, "temperature": 0}
 

@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model_router.launcher import TritonServer  # noqa: E402
+from launcher import TritonServer
 
 
 def perf_env() -> dict[str, str]:

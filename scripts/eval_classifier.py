@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model_router.classifier import USE_CASES, QueryClassifier  # noqa: E402
-from model_router.classifier.data import Query, is_heldout, load_jsonl  # noqa: E402
+from model_router.classifier import QueryClassifier
+from model_router.classifier.training.data import Query, is_heldout, load_jsonl
+from model_router.vocabulary import USE_CASES
 
 HEADS = ("use_case", "language", "complexity")
 

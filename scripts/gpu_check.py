@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "python_backends" / "transformers")]
-from model_router.loader import ModelLoader  # noqa: E402
-from model_router.memory import detect_gpu  # noqa: E402
-from model_router.sampling import SamplingParams  # noqa: E402
+from model_router.sampling import SamplingParams
+from model_router.serving.loader import ModelLoader
+from model_router.serving.memory import detect_gpu
 
 
 class CudaAllocation:
@@ -58,7 +57,7 @@ def main() -> None:
 
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from text_generation import TextGenerator
+    from transformers_backend.text_generation import TextGenerator
 
     src = Path(sys.argv[1])
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,11 +88,11 @@ def speech(tokenizer: Path) -> None:
     import wave
 
     import numpy as np
-
     import speech_recognition
     from speech_recognition import SpeechRecognizer
-    from tests.tiny_models import tiny_vits, tiny_whisper
     from text_to_speech import Synthesizer
+
+    from tests.tiny_models import tiny_vits, tiny_whisper
 
     try:
         import av  # noqa: F401

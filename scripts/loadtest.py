@@ -16,13 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_use_cases import cases  # noqa: E402
-from benchlib import server  # noqa: E402
+from bench_use_cases import cases
+from benchlib import server
 
-from model_router.launcher import try_nice  # noqa: E402
-
-from client import RouterClient  # noqa: E402
+from client import RouterClient
+from launcher import try_nice
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = ("What is the capital of France?", {"sampling_parameters": {"max_tokens": 16, "temperature": 0}})

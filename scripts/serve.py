@@ -12,8 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model_router.launcher import TritonServer  # noqa: E402
+from launcher import TritonServer
 
 DEFAULT_LOAD = ["query_classifier", "router", "smollm2_135m_instruct"]
 

@@ -1,24 +1,23 @@
 """Train the query classifier and write its artifact (model_router/classifier/artifacts/classifier.npz).
 
-Data: our written corpus (model_router/classifier/data/corpus_*.tsv), plus the training part of
+Data: our written corpus (model_router/classifier/training/corpus/*.tsv), plus the training part of
 the dev set when ../shared is present (its held-out part is never trained on). Deterministic.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model_router.classifier.classifier import ARTIFACT, COMPLEXITIES, USE_CASES  # noqa: E402
-from model_router.classifier.data import Query, load_corpus, load_jsonl, split_dev  # noqa: E402
-from model_router.classifier.features import DIM, featurize  # noqa: E402
-from model_router.classifier.langid import PAIRS, NaiveBayes, script_of  # noqa: E402
-from model_router.classifier.linear import train  # noqa: E402
+from model_router.classifier.classifier import ARTIFACT
+from model_router.classifier.features import DIM, featurize
+from model_router.classifier.langid import PAIRS, script_of
+from model_router.classifier.training.data import Query, load_corpus, load_jsonl, split_dev
+from model_router.classifier.training.fit import fit_naive_bayes, train_linear
+from model_router.vocabulary import COMPLEXITIES, USE_CASES
 
 DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "queries_dev.jsonl"
 
@@ -36,7 +35,7 @@ def _balanced(y: np.ndarray, n: int) -> np.ndarray:
 def train_head(rows: list[Query], labels: tuple[str, ...], attr: str, shape: bool, epochs: int) -> tuple[np.ndarray, np.ndarray]:
     feats = [featurize(r.text, r.attachments, char_ngrams=CHAR_NGRAMS[attr], shape=shape) for r in rows]
     y = np.array([labels.index(getattr(r, attr)) for r in rows])
-    return train(feats, y, len(labels), DIM, epochs=epochs, weights=_balanced(y, len(labels)))
+    return train_linear(feats, y, len(labels), DIM, epochs=epochs, weights=_balanced(y, len(labels)))
 
 
 def train_e5_head(rows: list[Query]) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +45,7 @@ def train_e5_head(rows: list[Query]) -> tuple[np.ndarray, np.ndarray]:
     X = np.stack([embedder.features(r.text, r.attachments) for r in rows])
     y = np.array([USE_CASES.index(r.use_case) for r in rows])
     cols = np.arange(X.shape[1])
-    return train([(cols, x) for x in X], y, len(USE_CASES), X.shape[1], epochs=300, lr=0.05,
+    return train_linear([(cols, x) for x in X], y, len(USE_CASES), X.shape[1], epochs=300, lr=0.05,
                  weights=_balanced(y, len(USE_CASES)))
 
 
@@ -54,7 +53,7 @@ def train_langid(rows: list[Query]) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for script, classes in PAIRS.items():
         pick = [r for r in rows if r.language in classes and script_of(r.text)[0] == script]
-        nb = NaiveBayes.fit([r.text for r in pick], [r.language for r in pick], classes)
+        nb = fit_naive_bayes([r.text for r in pick], [r.language for r in pick], classes)
         arrays.update(nb.to_arrays(f"nb_{script}"))
     return arrays
 

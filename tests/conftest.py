@@ -1,13 +1,11 @@
 """Shared fixtures. Integration fixtures start a real tritonserver and stop it afterwards."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "python_backends" / "transformers"))  # backend modules, for unit tests
 SHARED = REPO.parent / "shared"
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from model_router.launcher import DEFAULT_MODELS_DIR
+from launcher import DEFAULT_MODELS_DIR
 
 WHISPER_TOKENIZER = DEFAULT_MODELS_DIR / "whisper-base-ct2" / "tokenizer.json"  # prepared by scripts/setup.sh
 
 
 def tiny_whisper(out: Path, tokenizer: Path = WHISPER_TOKENIZER) -> Path:
     """A 2-layer Whisper with the real multilingual tokenizer, so that language tokens resolve."""
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
-                              WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
 
     tok = WhisperTokenizerFast(tokenizer_file=str(tokenizer))
     sot, eot, no_ts = (tok.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|endoftext|>", "<|notimestamps|>"))

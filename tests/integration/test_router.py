@@ -12,7 +12,7 @@ import pytest
 
 from client import RouterClient
 from client.api import InferenceServerException
-from model_router.launcher import TritonServer
+from launcher import TritonServer
 
 from .conftest import start_server, stop_server
 from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router_server

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from client import RouterClient
+from launcher import free_port
 from model_router import REPO_ROOT
-from model_router.launcher import free_port
 
 pytestmark = pytest.mark.integration
 

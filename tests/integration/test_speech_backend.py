@@ -14,9 +14,9 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from client import RouterClient
+from launcher import TritonServer
 from model_router import REPO_ROOT
-from model_router.launcher import TritonServer
-from model_router.speech import synthesize
+from model_router.media.speech import synthesize
 
 from ..tiny_models import WHISPER_TOKENIZER, tiny_vits, tiny_whisper
 from .conftest import start_server, stop_server

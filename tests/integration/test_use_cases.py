@@ -8,7 +8,6 @@ import pytest
 
 from client import RouterClient
 from client.api import InferenceServerException
-
 from client.samples import flac, text_image, text_video
 
 pytestmark = pytest.mark.integration
@@ -50,7 +49,7 @@ def test_speech_round_trip_tts_then_stt(grpc: RouterClient) -> None:
 
 
 def test_stt_on_a_flac_clip_the_test_made(grpc: RouterClient) -> None:
-    from model_router.speech import synthesize
+    from model_router.media.speech import synthesize
 
     clip = flac(synthesize("The quick brown fox jumps over the lazy dog.", "en").wav)
     heard = grpc.route("", {"use_case": "stt"}, audio=clip)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_router.admission import Admission, Overloaded
+from model_router.serving.admission import Admission, Overloaded
 
 
 def test_turns_away_beyond_running_plus_queued_and_lets_in_after_done() -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from model_router.classifier import USE_CASES, QueryClassifier
-from model_router.classifier.data import load_corpus
+from model_router.classifier import QueryClassifier
+from model_router.classifier.training.data import load_corpus
 from model_router.errors import InputError
+from model_router.vocabulary import USE_CASES
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_corpus_covers_every_language_and_use_case() -> None:
 
 
 def test_heldout_dev_split_meets_targets(shared_dir) -> None:
-    from model_router.classifier.data import load_jsonl, split_dev
+    from model_router.classifier.training.data import load_jsonl, split_dev
 
     _, heldout = split_dev(load_jsonl(shared_dir / "datasets" / "queries_dev.jsonl"))
     clf = QueryClassifier()

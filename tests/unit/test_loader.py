@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from model_router.loader import LoadError, ModelLoader
+from model_router.serving.loader import LoadError, ModelLoader
 
 
 class RecordingControl:
@@ -111,7 +111,7 @@ def test_never_evicts_in_flight_or_pinned() -> None:
 def test_failed_load_is_reported_and_retryable() -> None:
     ctl = RecordingControl(fail={"a"})
     failures: list[str] = []
-    from model_router.loader import LoaderEvents
+    from model_router.serving.loader import LoaderEvents
 
     loader = make(ctl, events=LoaderEvents(load_failed=lambda m, e: failures.append(m)))
     with pytest.raises(LoadError, match="model 'a': load failed: broken weights"):

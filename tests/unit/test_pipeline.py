@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from model_router.errors import InputError, ServingError
-from model_router.health import HealthTracker
-from model_router.loader import ModelLoader
-from model_router.options import make_request
+from model_router.errors import InputError, ServingError, TargetError
 from model_router.registry import load_registry
-from model_router.router import Router, TargetError
+from model_router.request import make_request
+from model_router.routing.router import Router
+from model_router.serving.health import HealthTracker
+from model_router.serving.loader import ModelLoader
 from model_router.tensors import strings
 
 from .test_loader import RecordingControl
-from .test_router import classification
+from .test_router import classification, unpack
 
 LLM = "smollm2_135m_instruct"
 VISEMES = [{"start": 0.0, "end": 0.2, "phoneme": "", "viseme": "sil"}, {"start": 0.2, "end": 0.5, "phoneme": "h", "viseme": "kk"}]
@@ -27,7 +26,7 @@ def build(use_case: str, broken: frozenset[str] = frozenset(), bad_input: frozen
           media: tuple[str, ...] = ()):
     reg = load_registry()
     if media:
-        reg.models[LLM] = dataclasses.replace(reg.models[LLM], media=media)
+        reg.models[LLM] = reg.models[LLM].model_copy(update={"media": media})
     managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in reg.models.values() if "cpu" in m.profiles}
     calls: list[tuple[str, dict]] = []
 
@@ -64,7 +63,7 @@ def prompt_of(calls: list, model: str = LLM) -> str:
 
 def test_image_without_a_vision_model_is_read_by_ocr_and_said_degraded() -> None:
     router, calls = build("multimodal")
-    *_, (_, decision, text, extras) = route(router, "What does the sign say?", image=b"png")
+    decision, text, extras = unpack(route(router, "What does the sign say?", image=b"png")[-1])
     assert [m for m, _ in calls] == ["ocr_tesseract", LLM]
     assert "SIGN 0" in prompt_of(calls) and "What does the sign say?" in prompt_of(calls)
     assert text == "Read from the image: “SIGN 0”\n\nAn answer." and extras == {}
@@ -74,14 +73,14 @@ def test_image_without_a_vision_model_is_read_by_ocr_and_said_degraded() -> None
 
 def test_image_goes_to_a_model_that_takes_images_itself() -> None:
     router, calls = build("multimodal", media=("image",))
-    *_, (_, decision, text, _) = route(router, "What is this?", image=b"png-bytes")
+    decision, text, _ = unpack(route(router, "What is this?", image=b"png-bytes")[-1])
     assert [m for m, _ in calls] == [LLM] and decision.degraded == [] and text == "An answer."
     assert base64.b64decode(calls[0][1]["image"][0]) == b"png-bytes"
 
 
 def test_video_frames_are_read_and_repeats_merged() -> None:
     router, calls = build("video")
-    *_, (_, decision, text, _) = route(router, video=b"mp4")
+    decision, text, _ = unpack(route(router, video=b"mp4")[-1])
     assert [m for m, _ in calls] == ["video_frames", "ocr_tesseract", LLM]
     assert calls[1][1]["image"].size == 4  # all frames in one OCR call
     assert "0.5 s: SIGN 0\n2.5 s: SIGN 1" in prompt_of(calls) and "Summarize this video." in prompt_of(calls)
@@ -97,7 +96,7 @@ def test_video_frames_go_to_a_model_that_takes_images() -> None:
 
 def test_avatar_replies_then_speaks_with_visemes() -> None:
     router, calls = build("avatar")
-    *_, (_, decision, text, extras) = route(router, "Hello there", stream=True)
+    decision, text, extras = unpack(route(router, "Hello there", stream=True)[-1])
     assert [m for m, _ in calls] == [LLM, "tts_espeak"]
     assert calls[1][1]["text"][0] == b"An answer."  # the reply is spoken, nothing else
     assert extras == {"audio": b"RIFFwav", "visemes": VISEMES} and decision.degraded == []
@@ -106,7 +105,7 @@ def test_avatar_replies_then_speaks_with_visemes() -> None:
 
 def test_avatar_keeps_its_reply_when_speech_fails() -> None:
     router, _ = build("avatar", broken=frozenset({"tts_espeak"}))
-    *_, (_, decision, text, extras) = route(router, "Hello there")
+    decision, text, extras = unpack(route(router, "Hello there")[-1])
     assert text == "An answer." and extras == {} and "no speech" in decision.degraded[0]
 
 

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from model_router.errors import InputError, RegistryError
-from model_router.policy import LiveState, rank
 from model_router.registry import REGISTRY_FILE, load_registry, parse_registry
+from model_router.routing.policy import LiveState, rank
 
 RAW = yaml.safe_load(REGISTRY_FILE.read_text())
 
@@ -23,7 +23,7 @@ def test_shipped_registry_is_valid_and_has_both_profiles() -> None:
     assert set(reg.profiles) == {"cpu", "gpu"}
     assert reg.chain("cpu", "agent")[0] == "smollm2_135m_instruct"
     assert reg.chain("gpu", "agent")[0] == "qwen2_5_7b_instruct"
-    assert set(reg.pinned("cpu")) == {"query_classifier", "router"}
+    assert {m.name for m in reg.managed("cpu") if m.pinned} == {"query_classifier", "router"}
     assert all(reg.models[m].backend == "vllm" for m in ("qwen2_5_7b_instruct", "qwen2_5_vl_7b_instruct",
                                                           "qwen2_audio_7b_instruct", "phi_2"))
     assert "tts" not in reg.models["qwen2_audio_7b_instruct"].use_cases  # audio in, text out
@@ -32,8 +32,8 @@ def test_shipped_registry_is_valid_and_has_both_profiles() -> None:
 @pytest.mark.parametrize("mutate, words", [
     (lambda r: r["models"]["phi_2"].update(backend="onnx"), "models.phi_2.backend: 'onnx' unknown. Available"),
     (lambda r: r["models"]["phi_2"].pop("quality"), "models.phi_2.quality: required"),
-    (lambda r: r["models"]["phi_2"].update(quality=3), "models.phi_2.quality: 3.0 is out of range"),
-    (lambda r: r["models"]["phi_2"].update(use_cases=["chat"]), "models.phi_2.use_cases: 'chat' unknown"),
+    (lambda r: r["models"]["phi_2"].update(quality=3), "models.phi_2.quality: 3 is out of range"),
+    (lambda r: r["models"]["phi_2"].update(use_cases=["chat"]), "models.phi_2.use_cases[0]: 'chat' unknown"),
     (lambda r: r["chains"]["cpu"].update(agent=["nope"]), "chains.cpu.agent: model 'nope' unknown"),
     (lambda r: r["chains"]["cpu"].update(agent=["phi_2"]), "is not in profile 'cpu'"),
     (lambda r: r["chains"]["gpu"].update(tts=["phi_2"]), "does not serve 'tts'"),

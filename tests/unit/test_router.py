@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from model_router.classifier import Classification
-from model_router.errors import InputError, ServingError
-from model_router.health import HealthTracker
-from model_router.loader import ModelLoader
-from model_router.options import make_request, parse_options
+from model_router.errors import InputError, ServingError, TargetError
 from model_router.registry import load_registry
-from model_router.router import Router, TargetError
+from model_router.request import make_request, parse_options
+from model_router.routing.decision import Done
+from model_router.routing.router import Router
+from model_router.serving.health import HealthTracker
+from model_router.serving.loader import ModelLoader
 
 from .test_loader import RecordingControl
 
@@ -22,6 +23,12 @@ PRIMARY, FALLBACK = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
 def classification(use_case: str = "agent", conf: float = 0.9) -> Classification:
     return Classification(use_case, "en", "low", "text", {"use_case": conf, "language": 1.0, "complexity": 1.0,
                                                          "modality": 1.0}, {use_case: conf})
+
+
+def unpack(done: Done) -> tuple:
+    """(decision, text, extras): extras holds the audio and visemes that came with the answer."""
+    extras = {k: v for k, v in (("audio", done.audio), ("visemes", done.visemes)) if v is not None}
+    return done.decision, done.text, extras
 
 
 def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "agent"):
@@ -51,8 +58,8 @@ def req(options: dict | None = None, text: str = "capital of France?"):
 def test_loads_and_answers_with_a_decision() -> None:
     router, calls, ctl = build()
     events = list(router.route(req()))
-    assert events[-1][0] == "done"
-    _, decision, text, extras = events[-1]
+    assert isinstance(events[-1], Done)
+    decision, text, extras = unpack(events[-1])
     assert text == "Paris" and extras == {} and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
     assert decision.use_case == "agent" and decision.candidates[0]["model"] == PRIMARY
 
@@ -60,14 +67,14 @@ def test_loads_and_answers_with_a_decision() -> None:
 def test_streams_pieces_then_decision() -> None:
     router, _, _ = build()
     events = list(router.route(req({"stream": True})))
-    assert [e[1] for e in events[:-1]] == ["Par", "is"]
+    assert [e.text for e in events[:-1]] == ["Par", "is"]
 
 
 def test_falls_back_and_cools_down() -> None:
     router, calls, _ = build(broken={PRIMARY})
-    decision = list(router.route(req()))[-1][1]
+    decision = list(router.route(req()))[-1].decision
     assert decision.model == FALLBACK and decision.fallbacks[0]["model"] == PRIMARY
-    again = list(router.route(req()))[-1][1]
+    again = list(router.route(req()))[-1].decision
     assert again.model == FALLBACK and again.skipped[0]["model"] == PRIMARY
     assert "cooling down" in again.skipped[0]["why"]
     assert calls == [PRIMARY, FALLBACK, FALLBACK]
@@ -88,13 +95,13 @@ def test_use_case_without_a_model_is_a_clear_error() -> None:
 
 def test_low_confidence_text_goes_to_the_assistant() -> None:
     router, _, _ = build(use_case="tts", conf=0.3)
-    decision = list(router.route(req()))[-1][1]
+    decision = list(router.route(req()))[-1].decision
     assert decision.use_case == "agent" and "low confidence" in decision.reason
 
 
 def test_use_case_override() -> None:
     router, _, _ = build(use_case="tts")
-    decision = list(router.route(req({"use_case": "agent"})))[-1][1]
+    decision = list(router.route(req({"use_case": "agent"})))[-1].decision
     assert decision.use_case == "agent" and "options.use_case" in decision.reason
 
 
@@ -116,7 +123,7 @@ def test_bad_request_fields() -> None:
     with pytest.raises(InputError, match="text: empty, and no image"):
         make_request("", {}, None)
     with pytest.raises(InputError, match="image: 11 bytes exceeds the limit of 10"):
-        from model_router import options
+        from model_router import request as options
 
         limits = dict(options.MAX_ATTACHMENT_BYTES)
         options.MAX_ATTACHMENT_BYTES["image"] = 10

@@ -5,8 +5,9 @@ import wave
 import pytest
 
 from model_router.errors import InputError
-from model_router.speech import clip_for_speech, speech_text, synthesize
-from model_router.visemes import VISEMES, timeline, viseme
+from model_router.media.speech import synthesize
+from model_router.media.speech.visemes import VISEMES, timeline, viseme
+from model_router.routing.targets import clip_for_speech, what_to_say
 
 
 @pytest.mark.parametrize("query, said", [
@@ -17,7 +18,7 @@ from model_router.visemes import VISEMES, timeline, viseme
     ("Narrate a calm welcome", "Narrate a calm welcome"),
 ])
 def test_what_to_say(query: str, said: str) -> None:
-    assert speech_text(query) == said
+    assert what_to_say(query) == said
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

@@ -1,4 +1,4 @@
-from text_generation import _cut_at_stop
+from transformers_backend.text_generation import _cut_at_stop
 
 
 def test_cut_at_stop_across_pieces() -> None:

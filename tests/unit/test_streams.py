@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from model_router.streams import StreamTimeout, with_deadline
+from model_router.triton.bls import StreamTimeout, with_deadline
 
 
 def test_passes_items_and_errors_through() -> None:

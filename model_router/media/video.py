@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_VIDEO_SECONDS = 600.0
 MAX_FRAME_PIXELS = 4096 * 2160

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import warnings
 
-from .errors import InputError
+from ..errors import InputError
 
 # Tesseract's traineddata per language; English is always read too (signs mix scripts).
 TESSERACT_LANGS = {"en": "eng", "hi": "hin", "mr": "mar", "ta": "tam", "te": "tel", "bn": "ben", "gu": "guj",

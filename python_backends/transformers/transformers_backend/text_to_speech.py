@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from transformers import pipeline
 
-from model_router.audio import wav_bytes
+from model_router.media.audio import wav_bytes
 
 
 class Synthesizer:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import ServingError
+from ..errors import ServingError
 
 
 class Overloaded(ServingError):

@@ -1,4 +1,4 @@
-"""Labeled queries: our own written corpus (data/*.tsv) and JSONL sets such as the dev set."""
+"""Labeled queries: our own written corpus (corpus/*.tsv) and JSONL sets such as the dev set."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent / "corpus"
 HELDOUT_PERCENT = 40  # of the dev set, never trained on
 
 

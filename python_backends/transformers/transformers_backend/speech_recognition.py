@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from transformers import pipeline
 
-from model_router.audio import SAMPLE_RATE, decode_audio
-from model_router.transcribe import Transcript
+from model_router.media.audio import SAMPLE_RATE, decode_audio
+from model_router.media.transcribe import Transcript
 
 
 class SpeechRecognizer:

@@ -1,6 +1,6 @@
 """Start and stop a real `tritonserver` (from the nvidia-pytriton wheel) on our model repository.
 
-Used by scripts/serve.py and by the integration tests' fixtures alike.
+Tooling, not the runtime: used by scripts/serve.py, the benchmarks and the integration tests' fixtures.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import REPO_ROOT
+from model_router import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
+import wave
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 SAMPLE_RATE = 16000
 MAX_AUDIO_SECONDS = 600.0
@@ -45,13 +46,16 @@ def decode_audio(data: bytes, field: str = "audio", max_seconds: float = MAX_AUD
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     """16-bit mono WAV of float samples in [-1, 1] (clipped)."""
-    import wave
-
     pcm = (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767).astype("<i2")
+    return pcm16_wav(pcm.tobytes(), sample_rate)
+
+
+def pcm16_wav(pcm: bytes, sample_rate: int) -> bytes:
+    """16-bit little-endian mono PCM wrapped as WAV."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
+        w.writeframes(pcm)
     return buf.getvalue()

@@ -8,8 +8,15 @@ import threading
 from typing import Callable, Iterator
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
+from model_router.errors import InputError
 from model_router.sampling import SamplingParams
 
 
@@ -44,7 +51,7 @@ class TextGenerator:
             enc = self.tokenizer(prompt, return_tensors="pt")
         n = enc["input_ids"].shape[1]
         if n > self.max_input_tokens:
-            raise ValueError(f"text_input: {n} tokens exceeds the limit of {self.max_input_tokens}")
+            raise InputError("text_input", f"{n} tokens exceeds the limit of {self.max_input_tokens}")
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def generate(self, prompt: str, params: SamplingParams,

@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from .errors import ServingError
+from ..errors import ServingError
 from .memory import GpuMemory
 
 log = logging.getLogger(__name__)
 
 
 class ModelControl(Protocol):
-    """Triton's model-control API (see triton_control.TritonModelControl)."""
+    """Triton's model-control API (see triton.control.TritonModelControl)."""
 
     def load(self, name: str) -> None: ...
     def unload(self, name: str) -> None: ...
@@ -58,7 +58,6 @@ class Lease:
 
     model: str
     load_s: float
-    waited_s: float
     _release: Callable[[str], None] = field(repr=False)
     _open: bool = True
 
@@ -143,16 +142,6 @@ class ModelLoader:
             except LoadError:
                 return False
 
-    def snapshot(self) -> dict[str, dict]:
-        with self._cond:
-            host, gpu = self._used()
-            return {"budget_mb": self.budget_mb, "used_mb": host, "gpu_budget_mb": self.gpu_budget_mb,
-                    "gpu_used_mb": gpu,
-                    "models": {s.name: {"status": s.status, "inflight": s.inflight, "memory_mb": s.memory_mb,
-                                        "pinned": s.pinned, "loads": s.loads,
-                                        "idle_s": round(self.clock() - s.last_used, 1) if s.last_used else None}
-                               for s in self._states.values()}}
-
     # -- acquire / release ----------------------------------------------------------------------
     def acquire(self, name: str, timeout: float = 300.0) -> Lease:
         """Make sure `name` is loaded and hold it for one request. Raises LoadError."""
@@ -160,15 +149,14 @@ class ModelLoader:
             raise LoadError(f"model {name!r} is not managed by the loader. Available: {sorted(self._states)}")
         if not self._synced:
             self.sync()
-        started = self.clock()
-        deadline = started + timeout
+        deadline = self.clock() + timeout
         with self._cond:
             while True:
                 st = self._states[name]
                 if st.status == "loaded":
                     st.inflight += 1
                     st.last_used = self.clock()
-                    return Lease(name, 0.0, self.clock() - started, self._release)
+                    return Lease(name, 0.0, self._release)
                 if st.status == "unloaded":
                     victims = self._plan_evictions(st)
                     for v in victims:
@@ -180,9 +168,9 @@ class ModelLoader:
                 if left <= 0:
                     raise LoadError(f"model {name!r}: still {st.status} after {timeout:.0f}s")
                 self._cond.wait(min(left, 1.0))
-        return self._load(st, victims, started)
+        return self._load(st, victims)
 
-    def _load(self, st: _State, victims: list[str], started: float) -> Lease:
+    def _load(self, st: _State, victims: list[str]) -> Lease:
         try:
             for v in victims:
                 self._unload(v, "evicted")
@@ -204,7 +192,7 @@ class ModelLoader:
             self._cond.notify_all()
         self.events.loaded(st.name, load_s)
         log.info("loaded %s in %.2fs (evicted %s)", st.name, load_s, victims or "nothing")
-        return Lease(st.name, load_s, self.clock() - started - load_s, self._release)
+        return Lease(st.name, load_s, self._release)
 
     def _release(self, name: str) -> None:
         with self._cond:

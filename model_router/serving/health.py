@@ -51,10 +51,3 @@ class HealthTracker:
         with self._lock:
             r = self._records.get(model)
             return r.consecutive if r else 0
-
-    def snapshot(self) -> dict[str, dict]:
-        with self._lock:
-            now = self.clock()
-            return {m: {"consecutive_failures": r.consecutive, "failures": r.total,
-                        "cooldown_s": round(max(0.0, r.cooldown_until - now), 1), "last_error": r.last_error}
-                    for m, r in self._records.items()}

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import InputError
-from .registry import ModelSpec, Registry
+from ..errors import InputError
+from ..registry import ModelSpec, Registry
 
 REF_LATENCY_MS = 10_000.0
 W_QUALITY, W_LANGUAGE, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 1.0, 0.40, 0.25, 0.20, 0.15, 0.05

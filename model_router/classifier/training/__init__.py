@@ -1,0 +1,1 @@
+"""Training the query classifier: labeled data and fitting. Never imported by the server."""

@@ -1,0 +1,1 @@
+"""Media engines behind the step models: audio, video frames, OCR, transcription, speech."""

@@ -1,0 +1,1 @@
+"""The routing core: classify -> decide (policy) -> steps and the target (pipeline, targets) -> decision."""

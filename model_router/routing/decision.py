@@ -1,0 +1,48 @@
+"""What routing produces: the decision (returned with every answer as JSON) and the events of a route."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..classifier import Classification
+
+
+@dataclass
+class RoutingDecision(Classification):
+    """The classification as routing used it (use_case and language may be overridden), and the rest."""
+
+    model: str = ""
+    reason: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    load_ms: float = 0.0
+    classifier_ms: float = 0.0
+    select_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of the answer, sent while streaming."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The end of a route: the decision, the whole text, and speech when some was made."""
+
+    decision: RoutingDecision
+    text: str
+    audio: bytes | None = None         # WAV
+    visemes: list[dict] | None = None  # lip-sync timeline [{start, end, phoneme, viseme}]
+
+
+Event = Piece | Done

@@ -1,0 +1,134 @@
+"""Multi-step work around the chosen text generator, each step a Triton model called through BLS.
+
+Before it: what the model cannot take itself becomes text it can read (an image -> OCR, a video
+-> sampled frames -> OCR, audio -> transcript). After it, for an avatar: the reply -> speech and a
+viseme timeline. Which model plays each role is the registry's `steps`; which roles run follows
+from the attachments, the use case and the chosen model's `media`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ServingError
+from ..registry import ModelSpec, Registry
+from ..request import RouteRequest
+from .targets import Frames, Ocr, Output, Speech, Transcription, clip_for_speech
+
+# One BLS call to a step model, with its model-control lease held: (spec, inputs, outputs, timeout) -> outputs.
+CallStep = Callable[[ModelSpec, dict[str, np.ndarray], list[str], float], dict[str, np.ndarray]]
+
+DEFAULT_QUESTIONS = {"multimodal": "Describe this image.", "video": "Summarize this video.",
+                     "avatar": "Introduce yourself."}
+AVATAR_PERSONA = ("You are a friendly assistant with a face and a voice, talking to a visitor. "
+                  "Reply in one to three short spoken sentences, without lists or markup.")
+_OCR, _FRAMES, _SPEECH, _STT = Ocr(), Frames(), Speech(), Transcription()
+
+
+@dataclass
+class Prepared:
+    """What the chosen text generator gets, and what the user is shown ahead of its answer."""
+
+    prompt: str
+    images: list[bytes] = field(default_factory=list)  # passed to a model whose `media` has image
+    preface: str = ""                                   # the evidence read from the attachments
+    degraded: list[str] = field(default_factory=list)   # why this is not the full path
+
+
+@dataclass
+class _Reading:
+    """What the steps made of the attachments, gathered while preparing."""
+
+    question: str
+    context: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """The steps of one request: each runs at most once, whichever candidate asks first."""
+
+    def __init__(self, registry: Registry, profile: str, call: CallStep, timeout_s: float,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.registry, self.profile, self.call, self.timeout_s, self.clock = registry, profile, call, timeout_s, clock
+        self.records: list[dict[str, Any]] = []
+        self._memo: dict[str, Any] = {}
+
+    def _run(self, role: str, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+        if role in self._memo:
+            return self._memo[role]
+        spec = self.registry.step(self.profile, role)
+        if spec is None:
+            raise ServingError(f"profile {self.profile!r} has no model for step {role!r}")
+        t0 = self.clock()
+        out = self.call(spec, inputs, list(outputs), self.timeout_s)
+        self.records.append({"step": role, "model": spec.name, "ms": round((self.clock() - t0) * 1000, 1)})
+        self._memo[role] = out
+        return out
+
+    def prepare(self, spec: ModelSpec, request: RouteRequest, use_case: str, language: str) -> Prepared:
+        reading = _Reading(request.text.strip())
+        att = request.attachments
+        if "audio" in att and "audio" not in spec.media:
+            self._hear(att["audio"], reading)
+        if "image" in att:
+            self._look(spec, att["image"], language, reading)
+        if "video" in att:
+            self._watch(spec, att["video"], language, reading)
+        question = reading.question or DEFAULT_QUESTIONS.get(use_case, "")
+        prompt = question
+        if reading.context:
+            prompt = "\n\n".join(reading.context) + f"\n\nQuestion: {question}\nAnswer using the text above."
+        if use_case == "avatar":
+            prompt = f"{AVATAR_PERSONA}\n\n{prompt}"
+        preface = "\n".join(reading.shown) + "\n\n" if reading.shown else ""
+        return Prepared(prompt, reading.images, preface, reading.degraded)
+
+    def _hear(self, audio: bytes, reading: _Reading) -> None:
+        heard = _STT.decode(self._run("transcribe", _STT.inputs(audio), _STT.outputs)).text.strip()
+        reading.question = f"{reading.question}\n{heard}".strip() if heard else reading.question
+        reading.shown.append(f"Heard: “{heard}”" if heard else "Heard: nothing intelligible")
+
+    def _look(self, spec: ModelSpec, image: bytes, language: str, reading: _Reading) -> None:
+        if "image" in spec.media:
+            reading.images.append(image)
+            return
+        text = self._read([image], language)[0]
+        reading.context.append(f"Text read from the image (OCR):\n{text}" if text else "No text could be read in the image.")
+        reading.shown.append(f"Read from the image: “{' '.join(text.split())}”" if text else "No text found in the image.")
+        reading.degraded.append(f"{spec.name} cannot see images: the image was read with OCR, not looked at")
+
+    def _watch(self, spec: ModelSpec, video: bytes, language: str, reading: _Reading) -> None:
+        frames, times = _FRAMES.frames(self._run("sample_video", _FRAMES.inputs(video), _FRAMES.outputs))
+        if "image" in spec.media:
+            reading.images.extend(frames)
+            return
+        seen = _on_screen(times, self._read(frames, language))
+        lines = [f"{t:.1f} s: {s}" for t, s in seen]
+        reading.context.append("Text on the video's frames (OCR), in order:\n" + "\n".join(lines) if lines
+                               else f"No text could be read on the {len(frames)} frames sampled from the video.")
+        reading.shown.append("On screen: " + "; ".join(f"{t:.1f} s “{' '.join(s.split())}”" for t, s in seen) if seen
+                             else f"No text found on the {len(frames)} frames sampled.")
+        reading.degraded.append(f"{spec.name} cannot see video: {len(frames)} sampled frames were read with OCR, "
+                                "not watched")
+
+    def _read(self, images: list[bytes], language: str) -> list[str]:
+        return _OCR.read(self._run("read_image", _OCR.inputs(images, language), _OCR.outputs))
+
+    def speak(self, reply: str, language: str) -> Output:
+        """The reply as speech (WAV) with its lip-sync timeline."""
+        text = clip_for_speech(reply.strip()) or "..."
+        return _SPEECH.decode(self._run("speak", _SPEECH.inputs(text, language), _SPEECH.outputs))
+
+
+def _on_screen(times: list[float], texts: list[str]) -> list[tuple[float, str]]:
+    """(first time, text) for each text as it appears, repeats of the previous frame dropped."""
+    seen: list[tuple[float, str]] = []
+    for t, text in zip(times, texts):
+        if text and (not seen or seen[-1][1] != text):
+            seen.append((t, text))
+    return seen

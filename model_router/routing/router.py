@@ -1,0 +1,208 @@
+"""The routing pipeline, one way: classify -> decide -> for each candidate, attempt -> respond.
+
+Triton-free: the classifier call and the target call are injected, so the router model's
+adapter wires them to BLS and the unit tests to plain functions.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Generator, Iterator, Protocol
+
+import numpy as np
+
+from ..classifier import Classification
+from ..errors import ServingError, TargetError
+from ..registry import ModelSpec, Registry
+from ..request import RouteRequest
+from ..serving.health import HealthTracker
+from ..serving.loader import LoadError, ModelLoader
+from .decision import Done, Event, Piece, RoutingDecision
+from .pipeline import Pipeline, Prepared
+from .policy import Candidate, LiveState, rank
+from .targets import Output, target_of
+
+LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
+
+
+class Invoke(Protocol):
+    """One call to a model: its responses' outputs, as they come."""
+
+    def __call__(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
+                 outputs: list[str]) -> Iterator[dict[str, np.ndarray]]: ...
+
+
+class Metrics(Protocol):
+    def decision(self, use_case: str, model: str) -> None: ...
+    def fallback(self, use_case: str, model: str) -> None: ...
+    def classifier_latency(self, seconds: float) -> None: ...
+
+
+class NullMetrics:
+    def decision(self, use_case: str, model: str) -> None: ...
+    def fallback(self, use_case: str, model: str) -> None: ...
+    def classifier_latency(self, seconds: float) -> None: ...
+
+
+@dataclass
+class _Plan:
+    """The decision so far and the models to try, in order."""
+
+    decision: RoutingDecision
+    attempts: list[Candidate]
+    tried: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Failed(Exception):
+    """This candidate could not serve; the next one may."""
+
+
+class Router:
+    def __init__(self, registry: Registry, profile: str, classify: Callable[[str, tuple[str, ...]], Classification],
+                 invoke: Invoke, loader: ModelLoader, health: HealthTracker, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.registry, self.profile = registry, profile
+        self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
+        self.metrics = metrics or NullMetrics()
+        self.clock = clock
+        self.live = LiveState(is_loaded=loader.is_loaded, fits=loader.fits, cooling_s=health.cooling,
+                              recent_failures=health.recent_failures)
+
+    def route(self, request: RouteRequest) -> Iterator[Event]:
+        """Yield Piece events while streaming, then one Done."""
+        started = self.clock()
+        plan = self._decide(request)
+        steps = Pipeline(self.registry, self.profile, self._call_step, request.options.timeout_s, self.clock)
+        plan.decision.steps = steps.records
+        for cand in plan.attempts:
+            try:
+                answer = yield from self._attempt(self.registry.model(cand.model), request, plan, steps)
+            except _Failed:
+                continue
+            yield self._respond(plan.decision, cand, answer, started)
+            return
+        raise ServingError(f"no model could serve use case {plan.decision.use_case!r}", plan.tried)
+
+    # -- classify and decide ----------------------------------------------------------------------
+    def _decide(self, request: RouteRequest) -> _Plan:
+        opts = request.options
+        t0 = self.clock()
+        c = self.classify(request.text, request.kinds)
+        classifier_s = self.clock() - t0
+        self.metrics.classifier_latency(classifier_s)
+        use_case, reason = self._use_case(c, request)
+        decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
+                                   reason=reason, classifier_ms=round(classifier_s * 1000, 2))
+        t1 = self.clock()
+        ranking = rank(self.registry, self.profile, use_case, decision.language, self.live, opts.max_latency_ms,
+                       opts.model)
+        decision.select_ms = round((self.clock() - t1) * 1000, 3)
+        decision.candidates = [{"model": k.model, "score": k.score, "why": k.why} for k in ranking.candidates]
+        decision.skipped = [{"model": m, "why": w} for m, w in ranking.skipped]
+        if not ranking.candidates:
+            if not self.registry.chain(self.profile, use_case):
+                raise ServingError(f"no model serves use case {use_case!r} on profile {self.profile!r}")
+            raise ServingError(f"no model can serve use case {use_case!r} now", ranking.skipped)
+        attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
+        if not opts.allow_fallback and opts.model and attempts[0].model != opts.model:
+            raise ServingError(f"no model could serve use case {use_case!r} without fallback", ranking.skipped)
+        return _Plan(decision, attempts, list(ranking.skipped))
+
+    @staticmethod
+    def _use_case(c: Classification, request: RouteRequest) -> tuple[str, str]:
+        """The classifier's use case, unless the request sets one or the classifier is unsure."""
+        if request.options.use_case:
+            return request.options.use_case, f"use case set by options.use_case (classifier said {c.use_case})"
+        if c.confidence["use_case"] < LOW_CONFIDENCE and not request.kinds and c.use_case != "agent":
+            return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
+        return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
+
+    # -- attempt one candidate ----------------------------------------------------------------------
+    def _attempt(self, spec: ModelSpec, request: RouteRequest, plan: _Plan,
+                 steps: Pipeline) -> Generator[Piece, None, Output]:
+        """Steps -> ensure loaded -> infer -> after-steps. Raises _Failed when the next candidate should try."""
+        decision, target = plan.decision, target_of(spec)
+        stream = request.options.stream and target.streams
+        prepared = self._prepare(spec, request, plan, steps) if target.interface == "text-generation" else None
+        inputs = target.for_request(request, decision.language, stream, prepared)  # bad input: before any load
+        answer = Output(text=prepared.preface if prepared else "")
+        sent = False
+        try:
+            with self.loader.acquire(spec.name, timeout=self._load_timeout(spec, request.options.timeout_s)) as lease:
+                decision.load_ms += round(lease.load_s * 1000, 1)
+                if stream and answer.text:
+                    sent = True
+                    yield Piece(answer.text)
+                for out in self.invoke(spec, inputs, stream, request.options.timeout_s, list(target.outputs)):
+                    got = target.decode(out)
+                    answer.audio, answer.visemes = got.audio or answer.audio, got.visemes or answer.visemes
+                    if got.text:
+                        answer.text += got.text
+                        if stream:
+                            sent = True
+                            yield Piece(got.text)
+            self.health.success(spec.name)
+        except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
+            self._failed(spec, exc, plan, sent)
+        if prepared:
+            decision.degraded = prepared.degraded
+        if decision.use_case == "avatar" and target.interface == "text-generation":
+            self._speak(answer, prepared, decision, steps)
+        return answer
+
+    def _prepare(self, spec: ModelSpec, request: RouteRequest, plan: _Plan, steps: Pipeline) -> Prepared:
+        try:
+            return steps.prepare(spec, request, plan.decision.use_case, plan.decision.language)
+        except ServingError as exc:  # a step failed; another candidate may take the media itself
+            plan.tried.append((spec.name, str(exc)))
+            plan.decision.fallbacks.append({"model": spec.name, "error": str(exc)})
+            raise _Failed from exc
+
+    def _failed(self, spec: ModelSpec, exc: ServingError, plan: _Plan, sent: bool) -> None:
+        if isinstance(exc, TargetError):
+            self.loader.sync()  # it may have been unloaded by hand: see what Triton says
+        self.health.failure(spec.name, str(exc))
+        plan.tried.append((spec.name, str(exc)))
+        plan.decision.fallbacks.append({"model": spec.name, "error": str(exc)})
+        self.metrics.fallback(plan.decision.use_case, spec.name)
+        if sent:  # part of the answer is out: another model cannot take over mid-stream
+            raise ServingError(f"model {spec.name!r} failed mid-stream", plan.tried) from exc
+        raise _Failed from exc
+
+    def _speak(self, answer: Output, prepared: Prepared | None, decision: RoutingDecision, steps: Pipeline) -> None:
+        """An avatar's reply, spoken, with its viseme timeline; the reply stands if speech fails."""
+        reply = answer.text[len(prepared.preface) if prepared else 0:]
+        try:
+            speech = steps.speak(reply, decision.language)
+            answer.audio, answer.visemes = speech.audio, speech.visemes
+        except (ServingError, ValueError) as exc:  # InputError is a ValueError
+            decision.degraded.append(f"no speech: {exc}")
+
+    def _respond(self, decision: RoutingDecision, cand: Candidate, answer: Output, started: float) -> Done:
+        decision.model = cand.model
+        decision.reason += f"; chose {cand.model}: {cand.why}"
+        if decision.fallbacks:
+            decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
+        decision.total_ms = round((self.clock() - started) * 1000, 2)
+        self.metrics.decision(decision.use_case, cand.model)
+        return Done(decision, answer.text, answer.audio, answer.visemes)
+
+    # -- calls ------------------------------------------------------------------------------------
+    @staticmethod
+    def _load_timeout(spec: ModelSpec, timeout_s: float) -> float:
+        """How long to wait for a model to be loaded: its own load time counts too."""
+        return max(timeout_s, spec.load_ms / 1000 * 3)
+
+    def _call_step(self, spec: ModelSpec, inputs: dict[str, np.ndarray], outputs: list[str],
+                   timeout_s: float) -> dict[str, np.ndarray]:
+        """One call to a step model (OCR, frames, speech): loaded on demand, leased while it runs."""
+        try:
+            with self.loader.acquire(spec.name, timeout=self._load_timeout(spec, timeout_s)):
+                result: dict[str, np.ndarray] = {}
+                for out in self.invoke(spec, inputs, False, timeout_s, outputs):
+                    result.update(out)
+            self.health.success(spec.name)
+            return result
+        except (LoadError, TargetError) as exc:
+            self.health.failure(spec.name, str(exc))
+            raise ServingError(f"step model {spec.name!r} failed: {exc}") from exc

@@ -1,0 +1,1 @@
+"""What keeps the router serving: the loader (memory budget, LRU), health, admission."""

@@ -1,0 +1,83 @@
+"""What every model.py needs from Triton: config parameters, request inputs, responses and errors.
+
+Imported only inside a Python-backend stub (it imports triton_python_backend_utils).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ..errors import InputError, ServingError
+from ..request import decode_text
+
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def param(config: dict[str, Any], key: str, default: str = "") -> str:
+    """A config.pbtxt string parameter, with environment variables (${TMR_MODELS}) expanded."""
+    return os.path.expandvars(config.get("parameters", {}).get(key, {}).get("string_value", default))
+
+
+def setting(config: dict[str, Any], key: str, default: str) -> str:
+    """Environment TMR_<KEY> wins over the config parameter, which wins over the default."""
+    return os.environ.get(f"TMR_{key.upper()}", param(config, key, default))
+
+
+def first(request: Any, name: str, default: Any = None) -> Any:
+    """The one element of input `name` (`default` when the input is absent)."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    values = tensor.as_numpy().reshape(-1)
+    if values.size != 1:
+        raise InputError(name, f"expected exactly one element, got {values.size}")
+    return values[0]
+
+
+def first_text(request: Any, name: str, max_chars: int, default: bytes = b"") -> str:
+    """Input `name` as text: UTF-8, within `max_chars`."""
+    return decode_text(first(request, name, default), max_chars, name)
+
+
+def strings(name: str, values: list[str | bytes]) -> Any:
+    """A BYTES output tensor (str encoded as UTF-8)."""
+    return pb_utils.Tensor(name, np.array([v.encode("utf-8") if isinstance(v, str) else v for v in values],
+                                          dtype=np.object_))
+
+
+def respond(outputs: dict[str, str | bytes]) -> Any:
+    """One response with a one-element BYTES tensor per output."""
+    return pb_utils.InferenceResponse(output_tensors=[strings(k, [v]) for k, v in outputs.items()])
+
+
+def error_response(exc: BaseException, model: str) -> Any:
+    """The client's fault (InputError) is INVALID_ARG; nothing could serve it is UNAVAILABLE;
+    anything else is INTERNAL, logged, and named after the model. The model serves on either way."""
+    if isinstance(exc, InputError):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+    if isinstance(exc, ServingError):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE))
+    pb_utils.Logger.log_error(f"{model}: {exc!r}")
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{model}: {exc}"))
+
+
+class RequestModel:
+    """A model that answers each request on its own: `answer` builds the response, and an exception
+    becomes that request's error response (the model serves on)."""
+
+    name = "model"
+
+    def execute(self, requests: list) -> list:
+        return [self._answer(r) for r in requests]
+
+    def _answer(self, request: Any) -> Any:
+        try:
+            return self.answer(request)
+        except Exception as exc:
+            return error_response(exc, self.name)
+
+    def answer(self, request: Any) -> Any:
+        raise NotImplementedError

@@ -1,0 +1,22 @@
+"""The words every part of the router shares, spelled once: use cases, languages, attachments."""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+UseCase = Literal["agent", "multimodal", "video", "stt", "tts", "avatar"]
+Language = Literal["en", "hi", "mr", "ta", "te", "bn", "gu", "kn", "ml", "pa"]
+Complexity = Literal["low", "medium", "high"]
+# What a request may carry besides its text; each is one router input of the same name.
+Attachment = Literal["image", "audio", "video"]
+ProfileName = Literal["cpu", "gpu"]
+
+USE_CASES: tuple[str, ...] = get_args(UseCase)
+LANGUAGES: tuple[str, ...] = get_args(Language)
+COMPLEXITIES: tuple[str, ...] = get_args(Complexity)
+ATTACHMENT_KINDS: tuple[str, ...] = get_args(Attachment)
+PROFILES: tuple[str, ...] = get_args(ProfileName)
+
+
+def modality_of(attachments: tuple[str, ...]) -> str:
+    """The primary input: the richest attachment, else text."""
+    return next((kind for kind in ("video", "image", "audio") if kind in attachments), "text")

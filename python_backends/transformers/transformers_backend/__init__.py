@@ -1,0 +1,1 @@
+"""The transformers backend's tasks (one class each) and the Triton-free engines behind them."""
