@@ -85,6 +85,8 @@ class LanguageIdentifier:
 
     def identify(self, text: str) -> tuple[str, float]:
         script, share = script_of(normalize(text))
+        if share == 0.0:  # no letters at all (emoji, digits): nothing to tell; English, unsure
+            return "en", 0.0
         if script in self.pair_models:
             lang, p = self.pair_models[script].predict(text)
             return lang, p * (0.5 + 0.5 * share)

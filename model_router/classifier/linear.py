@@ -11,5 +11,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def predict_proba(W: np.ndarray, b: np.ndarray, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
-    return softmax(val @ W[idx] + b)
+def predict_proba(W: np.ndarray, b: np.ndarray, idx: np.ndarray, val: np.ndarray,
+                  temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities; `temperature` (fitted on out-of-fold predictions) calibrates them."""
+    return softmax((val @ W[idx] + b) / temperature)

@@ -42,6 +42,7 @@ def test_batched_request_and_typed_outputs(classifier_loaded) -> None:
 
 @pytest.mark.parametrize("text, attachments, words", [
     ("", [], "text: empty"),
+    ("\u200b\u2060", [], r"text: empty \(only invisible characters: U\+200B, U\+2060\)"),
     ("x" * 8001, [], "text: 8001 characters exceeds the limit of 8000"),
     (b"\xff\xfe", [], "text: not valid UTF-8"),
     ("hello", ["pdf"], "attachments: unknown kind 'pdf'"),
