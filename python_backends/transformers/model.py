@@ -18,7 +18,8 @@ from model_router.triton.adapter import param
 from transformers_backend.tasks import TASKS, TextGenerationTask
 
 _VLLM_INPUTS = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
-                ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True)]
+                ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True),
+                ("messages", "TYPE_STRING", True)]  # the last is ours: a conversation
 
 
 def _resolve(model_path: str) -> str:

@@ -1,38 +1,27 @@
-"""Text generation with a Hugging Face causal LM, streamed token by token.
+"""Text generation with a Hugging Face causal LM: prompts in, text pieces out, continuously batched.
 
 Kept free of Triton so that it can be run and tested in a plain Python process.
 """
 from __future__ import annotations
 
-import threading
+import queue
 from typing import Callable, Iterator
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TextIteratorStreamer,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model_router.errors import InputError
 from model_router.sampling import SamplingParams
 
-
-class _Cancelled(StoppingCriteria):
-    def __init__(self, is_cancelled: Callable[[], bool]) -> None:
-        self._is_cancelled = is_cancelled
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self._is_cancelled(), dtype=torch.bool, device=input_ids.device)
+from .batching import BatchEvents, ContinuousBatcher, Sequence, Sink
 
 
 class TextGenerator:
-    """One model, one request at a time (the caller serialises requests)."""
+    """One model serving many requests at once (batching.ContinuousBatcher)."""
 
-    def __init__(self, model_path: str, device: str = "cpu", threads: int = 0,
-                 use_chat_template: bool = True, max_input_tokens: int = 2048, dtype: str = "float32") -> None:
+    def __init__(self, model_path: str, device: str = "cpu", threads: int = 0, use_chat_template: bool = True,
+                 max_input_tokens: int = 2048, dtype: str = "float32", max_batch_size: int = 8,
+                 max_batch_tokens: int = 16384, gather_s: float = 0.0, events: BatchEvents | None = None) -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = device
@@ -41,73 +30,54 @@ class TextGenerator:
         self.model.to(device).eval()
         self.use_chat_template = use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         self.max_input_tokens = max_input_tokens
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
+        self.batcher = ContinuousBatcher(self.model, self._decode, eos - {None}, device, max_batch_size,
+                                         max_batch_tokens, gather_s, events)
 
-    def encode(self, prompt: str) -> dict[str, torch.Tensor]:
+    def encode(self, prompt: str, turns: list[dict[str, str]] | None = None) -> list[int]:
+        """The token ids of the prompt, or of the conversation `turns` when given, through the chat
+        template; InputError over max_input_tokens."""
         if self.use_chat_template:
-            enc = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True,
-                return_tensors="pt", return_dict=True)
+            ids = self.tokenizer.apply_chat_template(turns or [{"role": "user", "content": prompt}],
+                                                     add_generation_prompt=True, return_dict=True)["input_ids"]
         else:
-            enc = self.tokenizer(prompt, return_tensors="pt")
-        n = enc["input_ids"].shape[1]
-        if n > self.max_input_tokens:
-            raise InputError("text_input", f"{n} tokens exceeds the limit of {self.max_input_tokens}")
-        return {k: v.to(self.device) for k, v in enc.items()}
+            ids = self.tokenizer(prompt)["input_ids"]
+        if len(ids) > self.max_input_tokens:
+            raise InputError("text_input", f"{len(ids)} tokens exceeds the limit of {self.max_input_tokens}")
+        return list(ids)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def submit(self, prompt: str, params: SamplingParams, sink: Sink, is_cancelled: Callable[[], bool] = lambda: False,
+               turns: list[dict[str, str]] | None = None) -> None:
+        """Queue a request (a prompt, or a conversation); its pieces and its end go to `sink` from the
+        batching thread. A request that cannot be served raises here, before it joins any batch."""
+        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled))
 
     def generate(self, prompt: str, params: SamplingParams,
                  is_cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
-        """Yield text pieces as they are produced; stop strings are cut off, as vLLM does."""
-        enc = self.encode(prompt)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs: dict = dict(**enc, max_new_tokens=params.max_tokens, streamer=streamer,
-                            stopping_criteria=StoppingCriteriaList([_Cancelled(is_cancelled)]),
-                            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        if params.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
-        if params.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = params.repetition_penalty
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        errors: list[BaseException] = []
+        """Yield text pieces as they are produced (stop strings cut off, as vLLM does)."""
+        out = _QueueSink()
+        self.submit(prompt, params, out, is_cancelled)
+        while (item := out.items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    if params.seed is not None:
-                        torch.manual_seed(params.seed)
-                    self.model.generate(**kwargs)
-            except BaseException as exc:  # surfaced to the caller below
-                errors.append(exc)
-                streamer.end()
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        yield from _cut_at_stop(streamer, params.stop)
-        worker.join()
-        if errors:
-            raise errors[0]
+    def close(self) -> None:
+        self.batcher.close()
 
 
-def _cut_at_stop(pieces: Iterator[str], stops: tuple[str, ...]) -> Iterator[str]:
-    """Pass pieces through, holding back just enough text to cut at the first stop string."""
-    if not stops:
-        yield from (p for p in pieces if p)
-        return
-    hold = max(len(s) for s in stops) - 1
-    buf = ""
-    for piece in pieces:
-        buf += piece
-        hits = [i for i in (buf.find(s) for s in stops) if i >= 0]
-        if hits:
-            if buf[:min(hits)]:
-                yield buf[:min(hits)]
-            for _ in pieces:  # drain so that generation can finish
-                pass
-            return
-        if len(buf) > hold:
-            yield buf[:len(buf) - hold]
-            buf = buf[len(buf) - hold:]
-    if buf:
-        yield buf
+class _QueueSink:
+    def __init__(self) -> None:
+        self.items: queue.Queue[str | BaseException | None] = queue.Queue()
+
+    def piece(self, text: str) -> None:
+        self.items.put(text)
+
+    def end(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.items.put(error)
+        self.items.put(None)

@@ -1,0 +1,168 @@
+"""Continuous batching in our transformers backend, on the real server: correct before fast.
+
+Every request in a batch keeps what it has alone: its greedy answer token for token, its own stream,
+stop strings, max_tokens, cancellation and errors. Speed is measured by scripts/bench_batching.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+
+from client import RouterClient
+
+from .conftest import LLM, metric
+
+pytestmark = pytest.mark.integration
+GREEDY = {"max_tokens": 24, "temperature": 0}
+PROMPTS = ["What is the capital of France?", "Name three rivers in India.",
+           "Summarize in one sentence: " + "The monsoon brings rain to India every summer. " * 40,
+           "Write a haiku about the sea.", "Who wrote Hamlet?", "What is 12 times 7?"]
+
+
+def _inputs(prompt: str, sampling: dict, stream: bool) -> list:
+    values = {"text_input": np.array([prompt.encode()], dtype=np.object_), "stream": np.array([stream]),
+              "sampling_parameters": np.array([json.dumps(sampling).encode()], dtype=np.object_),
+              "exclude_input_in_output": np.array([True])}
+    out = []
+    for name, value in values.items():
+        t = grpcclient.InferInput(name, [1], "BOOL" if value.dtype == bool else "BYTES")
+        t.set_data_from_numpy(value)
+        out.append(t)
+    return out
+
+
+def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None = None) -> tuple[list[str], int, str]:
+    """One streamed request on its own gRPC stream: (pieces, final responses seen, error)."""
+    results: queue.Queue = queue.Queue()
+    client = grpcclient.InferenceServerClient(url)
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    pieces, finals, error = [], 0, ""
+    try:
+        client.async_stream_infer(LLM, _inputs(prompt, sampling, True), enable_empty_final_response=True)
+        while True:
+            result, err = results.get(timeout=300)
+            if err is not None:
+                return pieces, finals, str(err)
+            text = result.as_numpy("text_output")
+            if text is not None:
+                pieces.extend(v.decode() for v in text.reshape(-1))
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                finals += 1
+                break
+            if cancel_after is not None and len(pieces) >= cancel_after:
+                client.stop_stream(cancel_requests=True)
+                return pieces, finals, "cancelled by the client"
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    return pieces, finals, error
+
+
+def alone(url: str, prompts: list[str], sampling: dict) -> list[str]:
+    client = RouterClient(url, "grpc")
+    return [client.generate(LLM, p, sampling) for p in prompts]
+
+
+def together(fn, args: list[tuple]) -> list:
+    with ThreadPoolExecutor(len(args)) as pool:
+        return list(pool.map(lambda a: fn(*a), args))
+
+
+def test_greedy_answers_are_the_same_alone_and_in_a_batch(server) -> None:
+    one_by_one = alone(server.grpc_url, PROMPTS, GREEDY)
+    batched_steps = metric(server, "tmr_generation_batch_rows", "_count", model=LLM) - \
+        metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1.0")
+    client = RouterClient(server.grpc_url, "grpc")
+    at_once = together(lambda p: client.generate(LLM, p, GREEDY), [(p,) for p in PROMPTS])
+    assert at_once == one_by_one
+    assert all(one_by_one) and "Paris" in one_by_one[0]
+    after = metric(server, "tmr_generation_batch_rows", "_count", model=LLM) - \
+        metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1.0")
+    assert after - batched_steps >= 10, "the requests never shared a step: nothing was batched"
+
+
+def test_concurrent_streams_never_mix_and_each_ends_once(server) -> None:
+    expected = alone(server.grpc_url, PROMPTS, GREEDY)
+    streams = together(stream_once, [(server.grpc_url, p, GREEDY) for p in PROMPTS])
+    for (pieces, finals, error), want in zip(streams, expected):
+        assert error == "" and finals == 1
+        assert "".join(pieces) == want and len(pieces) > 1  # token by token, in order
+
+
+def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> None:
+    stop = {"max_tokens": 40, "temperature": 0, "stop": ["5"]}
+    short = {"max_tokens": 3, "temperature": 0}
+    count = "Count from 1 to 10 separated by commas."
+    [want_stop], [want_short], [want_plain] = (alone(server.grpc_url, [count], stop),
+                                               alone(server.grpc_url, [PROMPTS[1]], short),
+                                               alone(server.grpc_url, [PROMPTS[0]], GREEDY))
+    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    jobs = [(server.grpc_url, count, stop), (server.grpc_url, PROMPTS[1], short),
+            (server.grpc_url, "word " * 3000, GREEDY), (server.grpc_url, PROMPTS[3], {"max_tokens": 400}, 2),
+            (server.grpc_url, PROMPTS[0], GREEDY)]
+    (s_pieces, _, s_err), (m_pieces, _, m_err), (_, _, bad), (c_pieces, _, c_err), (p_pieces, _, p_err) = \
+        together(stream_once, jobs)
+    assert "".join(s_pieces) == want_stop and "5" not in want_stop and "4" in want_stop and not s_err
+    assert "".join(m_pieces) == want_short and not m_err
+    assert "text_input:" in bad and "tokens exceeds the limit of 2048" in bad
+    assert c_err == "cancelled by the client" and len(c_pieces) >= 2
+    assert "".join(p_pieces) == want_plain and not p_err
+    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+              >= cancelled_before + 1, "the cancelled request was never counted out of the batch")
+
+
+def test_a_cancelled_request_stops_generating_at_once(server) -> None:
+    tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM)
+    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    together(stream_once, [(server.grpc_url, p, {"max_tokens": 400, "temperature": 0}, 3) for p in PROMPTS[:2]])
+    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+              >= cancelled_before + 2, "the cancelled requests never left the batch")
+    spent = metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before
+    assert spent < 100, f"{spent} tokens generated for two requests abandoned after 3 pieces of 400"
+    time.sleep(1.0)
+    assert metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before == spent  # nothing runs on
+
+
+def test_the_vllm_sample_client_protocol_works(server) -> None:
+    """What the vLLM backend's samples/client.py does: several prompts on one gRPC stream, string-valued
+    sampling parameters as a tensor and as request parameters, answers told apart by request id."""
+    sampling = {"temperature": "0.1", "top_p": "0.95", "max_tokens": "16"}
+    prompts = ["Hello, my name is", "The most dangerous animal is", "The capital of France is",
+               "The future of AI is"]
+
+    async def run(streaming: bool) -> dict[str, list[str]]:
+        client = grpcaio.InferenceServerClient(server.grpc_url)
+        answers: dict[str, list[str]] = {str(i): [] for i in range(len(prompts))}
+
+        async def requests():
+            for i, prompt in enumerate(prompts):
+                inputs = _inputs(prompt, sampling, streaming)[:3]  # text_input, stream, sampling_parameters
+                yield {"model_name": LLM, "inputs": inputs, "outputs": [grpcaio.InferRequestedOutput("text_output")],
+                       "request_id": str(i), "parameters": sampling}
+
+        async for result, error in client.stream_infer(inputs_iterator=requests(), stream_timeout=300):
+            assert error is None, error  # the stream ends when every request on it has answered
+            answers[result.get_response().id].extend(v.decode() for v in result.as_numpy("text_output"))
+        await client.close()
+        return answers
+
+    whole = asyncio.run(run(False))
+    assert all(len(v) == 1 and v[0].strip() for v in whole.values()), whole
+    assert whole["2"][0].startswith("The capital of France is")  # the prompt comes back unless excluded
+    pieces = asyncio.run(run(True))
+    assert all(len(v) > 1 for v in pieces.values()), pieces  # each prompt's own tokens, streamed
+
+
+def _wait_for(condition, message: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
