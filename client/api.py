@@ -176,13 +176,16 @@ class RouterClient:
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
               audio: bytes | None = None, video: bytes | None = None,
-              on_piece: Any = None) -> Routed:
+              on_piece: Any = None, messages: list[dict[str, str]] | None = None) -> Routed:
         """Send one request through the router; returns its text, routing decision and audio.
 
         With options {"stream": true}, each piece is passed to `on_piece` as it arrives (gRPC, or
         HTTP generate_stream). Attachments need gRPC (Triton's HTTP generate route takes JSON).
+        `messages` is the conversation so far ([{role, content}]); `text`, when not empty, its newest turn.
         """
         inputs: dict[str, Any] = {"text": text, "options": json.dumps(options or {})}
+        if messages is not None:
+            inputs["messages"] = json.dumps(messages, ensure_ascii=False)
         attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
         pieces: list[str] = []
         decision: dict[str, Any] = {}
@@ -218,6 +221,11 @@ class RouterClient:
             if "visemes" in out:
                 visemes = json.loads(_text(out["visemes"].reshape(-1)[0]))
         return Routed("".join(pieces), decision, audio, visemes)
+
+    def deep_health(self) -> dict[str, Any]:
+        """The router's deep health report: ready, memory, and per managed model its status, health,
+        recovery, cool-down, and declared and measured memory (options.health)."""
+        return self.route("", {"health": True}).decision
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = "query_classifier") -> dict[str, Any]:

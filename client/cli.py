@@ -21,7 +21,9 @@ DEFAULT_MODEL = "smollm2_135m_instruct"
 
 def _client(args: argparse.Namespace) -> RouterClient:
     url = args.url or ("localhost:8001" if args.protocol == "grpc" else "localhost:8000")
-    headers = {args.key_header: args.key} if args.key else None
+    # Triton's gRPC frontend reads a restricted protocol's header with the prefix "triton-grpc-protocol-".
+    header = f"triton-grpc-protocol-{args.key_header}" if args.protocol == "grpc" else args.key_header
+    headers = {header: args.key} if args.key else None
     return RouterClient(url, args.protocol, headers=headers)
 
 
@@ -29,14 +31,33 @@ def cmd_health(args: argparse.Namespace) -> int:
     c = _client(args)
     live, ready = c.live(), c.ready()
     print(f"live={live} ready={ready}")
-    return 0 if live and ready else 1
+    if not args.deep:
+        return 0 if live and ready else 1
+    report = c.deep_health()
+    mem = report["memory"]
+    print(f"router ready={report['ready']}  memory {mem['used_mb']:.0f} / {mem['budget_mb']:.0f} MB"
+          + (f", GPU {mem['gpu_used_mb']:.0f} / {mem['gpu_budget_mb']:.0f} MB" if mem["gpu_budget_mb"] else ""))
+    for name, m in sorted(report["models"].items()):
+        state = "healthy" if m["healthy"] else m["recovering"] or (f"cooling {m['cooling_s']:.0f}s" if m["cooling_s"]
+                                                                    else m["status"])
+        print(f"  {name:<28} {m['status']:<9} {state}")
+    return 0 if live and ready and report["ready"] else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    rows = _client(args).models()
+    c = _client(args)
+    rows = c.models()
+    try:  # declared and measured memory, from the router when it runs
+        managed = c.deep_health()["models"]
+    except Exception:
+        managed = {}
     width = max([len(r["name"]) for r in rows] + [5])
+    print(f"{'model':<{width}}  {'state':<12} {'declared':>9} {'measured':>9}")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['state'] or '-':<12} {r['reason']}".rstrip())
+        m = managed.get(r["name"], {})
+        declared = f"{m['declared_mb']:.0f} MB" if m else "-"
+        measured = f"{m['measured_mb']:.0f} MB" if m.get("measured_mb") else "-"
+        print(f"{r['name']:<{width}}  {r['state'] or '-':<12} {declared:>9} {measured:>9} {r['reason']}".rstrip())
     return 0
 
 
@@ -132,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--key", help="key for Triton's restricted APIs (model control)")
     ap.add_argument("--key-header", default="admin-key")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("health", help="is the server live and ready").set_defaults(func=cmd_health)
+    h = sub.add_parser("health", help="is the server live and ready (--deep: and every model the router manages)")
+    h.add_argument("--deep", action="store_true", help="the router's own report: loaded, healthy, recovering, memory")
+    h.set_defaults(func=cmd_health)
     sub.add_parser("models", help="models in the repository and their state").set_defaults(func=cmd_models)
     for name, func in (("load", cmd_load), ("unload", cmd_unload)):
         p = sub.add_parser(name, help=f"{name} a model through the model-control API")

@@ -69,6 +69,10 @@ def server_env(models_dir: Path = DEFAULT_MODELS_DIR) -> dict[str, str]:
     env.setdefault("TMR_MODELS", str(models_dir))
     env.setdefault("TMR_REPO", str(REPO_ROOT))
     env.setdefault("OMP_NUM_THREADS", "2")
+    # OpenMP threads sleep between parallel regions instead of spinning: a spinning LLM at serving
+    # priority starved the router and Triton's frontends on 2 cores (8 streams through the router:
+    # 1.15 answers/s spinning, 1.86 passive; scripts/bench_batching.py).
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -130,7 +134,7 @@ class TritonServer:
             # A unique shared-memory prefix per server, so that servers side by side never collide.
             f"--backend-config=python,shm-region-prefix-name=tmr{self.http_port}_",
             "--backend-config=python,shm-default-byte-size=4194304",
-            "--exit-timeout-secs=20",
+            "--exit-timeout-secs=6",  # a stop with a dead stub or a load in flight ends within 10 s
             # Auto-complete starts an extra stub per Python model load (~1.3 s here); our configs
             # are complete, so loads skip it.
             "--disable-auto-complete-config",
@@ -194,8 +198,12 @@ class TritonServer:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM the server, wait, then make sure nothing of its process group is left."""
+    def stop(self, timeout: float = 8.0) -> int | None:
+        """SIGTERM the server, wait up to `timeout`, then make sure nothing of its process group is left.
+
+        Triton drains for its exit timeout (6 s), but it will not exit while a model load is under way
+        (a dead stub's model being reloaded, at idle priority): past `timeout` it is killed, so that a
+        stop takes at most ~10 s whatever the models are doing."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -203,7 +211,6 @@ class TritonServer:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                # e.g. a model whose stub died: Triton 24.10 never finishes unloading it
                 log.warning("tritonserver did not stop in %ss; killing it", timeout)
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()

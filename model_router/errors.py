@@ -48,6 +48,18 @@ class TargetError(ServingError):
     """A target model failed or timed out."""
 
 
+class Cancelled(RouterError):
+    """The client gave up on the request (cancelled it, or went away); nothing more is done for it."""
+
+    def __init__(self, where: str = "") -> None:
+        super().__init__("request cancelled by the client" + (f" ({where})" if where else ""))
+
+
+def never() -> bool:
+    """The cancellation check of a request that cannot be cancelled."""
+    return False
+
+
 def describe(exc: ValidationError, model: type[BaseModel], prefix: str, unknown: str = "unknown field",
              known: Iterable[str] | None = None) -> tuple[str, str]:
     """(field path, problem) of a pydantic error: the value, and the choices or range allowed.

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, ValidationError
 
 from .errors import RegistryError, describe
-from .vocabulary import LANGUAGES, Attachment, Language, ProfileName, UseCase
+from .vocabulary import LANGUAGES, Attachment, Complexity, Language, ProfileName, UseCase
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "registry.yaml"
 Interface = Literal["text-generation", "tts", "stt", "ocr", "frames", "classifier", "router"]
@@ -30,6 +30,10 @@ class ModelSpec(BaseModel):
     use_cases: tuple[UseCase, ...]
     languages: tuple[Language, ...] = LANGUAGES  # what it serves well
     quality: Number = Field(ge=0.0, le=1.0)
+    # Relative cost of an output token (what the policy saves when a cheaper model suffices).
+    cost: Number = Field(1.0, gt=0)
+    # The highest complexity the model handles well (vocabulary.COMPLEXITIES).
+    complexity: Complexity = "high"
     latency_ms: Number = Field(ge=0)
     load_ms: Number = Field(ge=0)
     memory_mb: Number = Field(ge=0)
@@ -38,6 +42,11 @@ class ModelSpec(BaseModel):
     pinned: StrictBool = False
     # Attachment kinds a text generator takes itself (the vLLM backend's `image`).
     media: tuple[Attachment, ...] = ()
+    # A vLLM-backend model takes a raw prompt: the router renders conversations with this tokenizer's
+    # chat template (a Hugging Face id found in the local cache, or a folder).
+    tokenizer: str = ""
+    # What stands for each image in the prompt, where a model needs one per image (Qwen2-VL's family).
+    image_placeholder: str = ""
 
 
 class ProfileSpec(BaseModel):

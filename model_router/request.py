@@ -1,8 +1,10 @@
 """The router's request: text, attachments and the JSON options, validated with clear errors."""
 from __future__ import annotations
 
+import json
+import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -13,6 +15,8 @@ from .vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
 MAX_TIMEOUT_S = 600.0
+MAX_TURNS = 64
+MAX_CONVERSATION_CHARS = 32_000
 
 
 def decode_text(raw: str | bytes | None, max_chars: int, field: str = "text") -> str:
@@ -40,10 +44,20 @@ def attachment_kinds(values: Iterable[str | bytes], field: str = "attachments") 
     return tuple(dict.fromkeys(kinds))
 
 
+def is_blank(text: str) -> bool:
+    """Nothing to read: only whitespace and invisible format characters (Unicode category Cf: zero-width
+    space and joiners, BOM, word joiner, soft hyphen), which str.strip() keeps."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def check_query(text: str, kinds: tuple[str, ...]) -> None:
-    """A query needs words or an attachment."""
-    if not text.strip() and not kinds:
-        raise InputError("text", "empty, and no image, audio or video was given")
+    """A query needs visible text or an attachment."""
+    if kinds or not is_blank(text):
+        return
+    # Name the invisible characters, so that a client can see why text that looks non-empty is refused.
+    invisible = sorted({f"U+{ord(c):04X}" for c in text if not c.isspace()})
+    seen = f" (only invisible characters: {', '.join(invisible[:5])})" if invisible else ""
+    raise InputError("text", f"empty{seen}, and no image, audio or video was given")
 
 
 class RouteOptions(BaseModel):
@@ -59,7 +73,15 @@ class RouteOptions(BaseModel):
     stream: bool = False
     allow_fallback: bool = True
     model: str | None = None
+    # What to favour, like RouteLLM's threshold: the best model, the cheapest that suffices for the
+    # query's complexity, or the cheapest (routing.policy).
+    prefer: Literal["quality", "balanced", "cost"] = "balanced"
     timeout_s: float = Field(120.0, ge=0.1, le=MAX_TIMEOUT_S)
+    # With the server's admin key, options.model is loaded even if it evicts a model within its
+    # minimum residency (the anti-thrashing rule binds everyone else).
+    admin_key: str | None = None
+    # Answer with the router's deep health report instead of routing (text and attachments ignored).
+    health: bool = False
 
     @field_validator("model")
     @classmethod
@@ -87,11 +109,47 @@ def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
         raise InputError(*describe(exc, RouteOptions, "options", "unknown option")) from None
 
 
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str  # the last turn's may be empty when the request carries an attachment (check_query)
+
+
+def parse_messages(raw: bytes | str | None) -> tuple[Message, ...]:
+    """The `messages` input: a JSON array of {role, content}, within the turn and character limits."""
+    if raw is None or raw in (b"", ""):
+        return ()
+    try:
+        data = json.loads(decode_text(raw, 4 * MAX_CONVERSATION_CHARS, "messages"))
+    except json.JSONDecodeError as exc:
+        raise InputError("messages", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(data, list):
+        raise InputError("messages", f"expected a JSON array of {{role, content}} turns, got {type(data).__name__}")
+    if len(data) > MAX_TURNS:
+        raise InputError("messages", f"{len(data)} turns exceeds the limit of {MAX_TURNS}")
+    turns = []
+    for i, item in enumerate(data):
+        try:
+            turns.append(Message.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(*describe(exc, Message, f"messages[{i}]")) from None
+        if is_blank(turns[-1].content) and i < len(data) - 1:
+            raise InputError(f"messages[{i}].content", "empty")
+    total = sum(len(t.content) for t in turns)
+    if total > MAX_CONVERSATION_CHARS:
+        raise InputError("messages", f"{total} characters in all exceeds the limit of {MAX_CONVERSATION_CHARS}")
+    return tuple(turns)
+
+
 @dataclass(frozen=True)
 class RouteRequest:
-    text: str
+    text: str                              # the query: the last user turn when there is a conversation
     attachments: dict[str, bytes]
     options: RouteOptions
+    messages: tuple[Message, ...] = ()     # the whole conversation, text's turn last (empty: just text)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -99,8 +157,16 @@ class RouteRequest:
 
 
 def make_request(text: bytes | str | None, attachments: dict[str, bytes | None], options: bytes | str | None,
-                 max_chars: int = 8000) -> RouteRequest:
+                 max_chars: int = 8000, messages: bytes | str | None = None) -> RouteRequest:
+    """Text and the conversation: `text`, when given with `messages`, is the user's newest turn."""
     text = decode_text(text, max_chars)
+    turns = parse_messages(messages)
+    if turns and not is_blank(text):
+        turns += (Message(role="user", content=text),)
+    if turns:
+        if turns[-1].role != "user":
+            raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's")
+        text = turns[-1].content
     present = {}
     for kind, data in attachments.items():
         if kind not in ATTACHMENT_KINDS:
@@ -109,5 +175,7 @@ def make_request(text: bytes | str | None, attachments: dict[str, bytes | None],
             if len(data) > MAX_ATTACHMENT_BYTES[kind]:
                 raise InputError(kind, f"{len(data)} bytes exceeds the limit of {MAX_ATTACHMENT_BYTES[kind]} bytes")
             present[kind] = data
-    check_query(text, tuple(present))
-    return RouteRequest(text, present, parse_options(options))
+    opts = parse_options(options)
+    if not opts.health:
+        check_query(text, tuple(present))
+    return RouteRequest(text, present, opts, turns)

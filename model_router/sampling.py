@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .errors import InputError, describe
 from .jsonfield import json_object
@@ -16,7 +25,7 @@ from .jsonfield import json_object
 MAX_TOKENS_LIMIT = 4096
 MAX_STOP_STRINGS = 8
 # Accepted for compatibility with vLLM clients; they do not change generation here.
-IGNORED = frozenset({"n", "best_of", "ignore_eos", "skip_special_tokens"})
+IGNORED = frozenset({"n", "best_of", "skip_special_tokens"})
 
 
 class SamplingError(InputError):
@@ -30,7 +39,7 @@ def _no_bool(value: Any) -> Any:
 
 
 def _stop(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, tuple) else value
     if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
         raise ValueError(f"expected a non-empty string or a list of them, got {value!r}")
     if len(items) > MAX_STOP_STRINGS:
@@ -52,6 +61,7 @@ class SamplingParams(BaseModel):
     repetition_penalty: Float = Field(1.0, ge=0.5, le=2.0)
     stop: Annotated[tuple[str, ...], BeforeValidator(_stop)] = ()
     seed: Int | None = Field(None, ge=0, le=2**32 - 1)
+    ignore_eos: StrictBool = False  # generate max_tokens whatever the model says (benchmarks)
 
     @field_validator("max_tokens")
     @classmethod

@@ -1,6 +1,8 @@
-"""Run Triton Model Router: tritonserver on model_repository/, explicit model control.
+"""Run Triton Model Router: tritonserver on model_repository/, explicit model control, and the
+OpenAI-compatible API beside it (openai_front, on --openai-port; --no-openai to skip it).
 
-Ctrl-C or SIGTERM stops the server and every stub process it started.
+Ctrl-C or SIGTERM stops the front, then the server and every stub process it started. When either
+stops on its own, the other is stopped too: the run command serves both or neither.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import threading
 from pathlib import Path
 
 from launcher import TritonServer
+from openai_front import API_KEY_ENV
+from openai_front.process import FrontProcess
 
 DEFAULT_LOAD = ["query_classifier", "router", "smollm2_135m_instruct"]
 
@@ -27,6 +31,10 @@ def main() -> int:
     ap.add_argument("--log-file", type=Path, default=None)
     ap.add_argument("--admin-key", default=os.environ.get("TMR_ADMIN_KEY"),
                     help="require this key (header admin-key) for model control (default: $TMR_ADMIN_KEY)")
+    ap.add_argument("--openai-port", type=int, default=9000, help="port of the OpenAI-compatible API")
+    ap.add_argument("--no-openai", action="store_true", help="serve Triton alone, without the OpenAI-compatible API")
+    ap.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                    help=f"require 'Authorization: Bearer KEY' on the OpenAI API (default: ${API_KEY_ENV}; none: open)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     server = TritonServer(model_repository=args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
@@ -37,14 +45,29 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda signum, _frame: stop.set())
     signal.signal(signal.SIGTERM, lambda signum, _frame: stop.set())
     server.start(timeout=300)
-    logging.info("ready: HTTP %s, gRPC %s, metrics :%s (log %s)", server.http_url, server.grpc_url,
-                 server.metrics_port, server.log_file)
-    while not stop.wait(0.5) and server.proc.poll() is None:
+    front = None
+    if not args.no_openai:
+        front = FrontProcess(server.grpc_url, port=args.openai_port, api_key=args.api_key)
+        try:
+            front.start()
+        except BaseException:
+            server.stop()
+            raise
+    logging.info("ready: HTTP %s, gRPC %s, metrics :%s, %s (logs %s%s)", server.http_url, server.grpc_url,
+                 server.metrics_port, f"OpenAI API {front.url}/v1" if front else "no OpenAI API", server.log_file,
+                 f", {front.log_file}" if front else "")
+    while not stop.wait(0.5) and server.proc.poll() is None and (front is None or front.proc.poll() is None):
         pass
     if stop.is_set():
-        logging.info("stopping tritonserver")
+        logging.info("stopping")
+    elif server.proc.poll() is not None:
+        logging.error("tritonserver exited with %s; see %s", server.proc.returncode, server.log_file)
+    else:
+        logging.error("the OpenAI front exited with %s; see %s", front.proc.returncode, front.log_file)
+    # The front first: its open streams end (their requests cancelled) while Triton still answers.
+    front_rc = front.stop() if front is not None else 0
     rc = server.stop()
-    return 0 if stop.is_set() else (rc or 0)
+    return 0 if stop.is_set() else (rc or front_rc or 1)
 
 
 if __name__ == "__main__":

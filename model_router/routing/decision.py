@@ -14,6 +14,7 @@ class RoutingDecision(Classification):
 
     model: str = ""
     reason: str = ""
+    decided_by: str = ""  # the signal that decided: requested, complexity, cost, quality, language, loaded
     candidates: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     fallbacks: list[dict[str, str]] = field(default_factory=list)

@@ -13,13 +13,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ServingError
+from ..errors import Cancelled, ServingError, never
 from ..registry import ModelSpec, Registry
 from ..request import RouteRequest
 from .targets import Frames, Ocr, Output, Speech, Transcription, clip_for_speech
 
-# One BLS call to a step model, with its model-control lease held: (spec, inputs, outputs, timeout) -> outputs.
-CallStep = Callable[[ModelSpec, dict[str, np.ndarray], list[str], float], dict[str, np.ndarray]]
+# One BLS call to a step model, with its model-control lease held:
+# (spec, inputs, outputs, timeout, cancelled) -> outputs.
+CallStep = Callable[[ModelSpec, dict[str, np.ndarray], list[str], float, Callable[[], bool]], dict[str, np.ndarray]]
 
 DEFAULT_QUESTIONS = {"multimodal": "Describe this image.", "video": "Summarize this video.",
                      "avatar": "Introduce yourself."}
@@ -53,19 +54,22 @@ class Pipeline:
     """The steps of one request: each runs at most once, whichever candidate asks first."""
 
     def __init__(self, registry: Registry, profile: str, call: CallStep, timeout_s: float,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, cancelled: Callable[[], bool] = never) -> None:
         self.registry, self.profile, self.call, self.timeout_s, self.clock = registry, profile, call, timeout_s, clock
+        self.cancelled = cancelled
         self.records: list[dict[str, Any]] = []
         self._memo: dict[str, Any] = {}
 
     def _run(self, role: str, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
         if role in self._memo:
             return self._memo[role]
+        if self.cancelled():  # a step not started is skipped for a client that is gone
+            raise Cancelled(f"before step {role}")
         spec = self.registry.step(self.profile, role)
         if spec is None:
             raise ServingError(f"profile {self.profile!r} has no model for step {role!r}")
         t0 = self.clock()
-        out = self.call(spec, inputs, list(outputs), self.timeout_s)
+        out = self.call(spec, inputs, list(outputs), self.timeout_s, self.cancelled)
         self.records.append({"step": role, "model": spec.name, "ms": round((self.clock() - t0) * 1000, 1)})
         self._memo[role] = out
         return out
@@ -105,7 +109,15 @@ class Pipeline:
     def _watch(self, spec: ModelSpec, video: bytes, language: str, reading: _Reading) -> None:
         frames, times = _FRAMES.frames(self._run("sample_video", _FRAMES.inputs(video), _FRAMES.outputs))
         if "image" in spec.media:
+            # The frames go as images, in order, after any picture; their times go in the prompt,
+            # since a model shown images alone cannot tell when each was taken.
+            first, last = len(reading.images) + 1, len(reading.images) + len(frames)
             reading.images.extend(frames)
+            which = (f"Image {first} is a frame" if first == last else
+                     f"The {last} images are frames" if first == 1 else f"Images {first} to {last} are frames")
+            taken = ", ".join(f"{t:.1f} s" for t in times)
+            reading.question = (f"{which} sampled from the video, in order, taken at {taken}.\n"
+                                f"{reading.question or DEFAULT_QUESTIONS['video']}")
             return
         seen = _on_screen(times, self._read(frames, language))
         lines = [f"{t:.1f} s: {s}" for t, s in seen]

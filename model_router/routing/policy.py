@@ -1,17 +1,29 @@
 """Which model serves a request: a multi-criteria score over the use case's chain.
 
-    score = 1.00 * quality                       (registry, 0..1)
-          + 0.40 * language_fit                  (1 if the model lists the query's language)
-          + 0.25 * loaded                        (1 if loaded now: no cold start)
-          - 0.20 * min(expected_ms / ref_ms, 2)  (expected = latency_ms, + load_ms when not loaded;
-                                                  ref = the request's max_latency_ms, else 10 s)
-          - 0.15 * recent_failures               (consecutive failures not yet cooled down)
-          + 0.05 * chain_prior                   (1 for the chain's primary, falling to 0 for its last)
+    score = wq * quality                         (registry, 0..1)
+          - wc * cost / max cost in the chain     (registry: relative cost of an output token)
+          + ws * suits                            (1 if the model handles the query's complexity well)
+          + 0.50 * sees                           (1 if it takes the attached image or video itself,
+                                                   rather than text read from it)
+          + 0.25 * loaded                         (1 if loaded now: no cold start)
+          - 0.20 * min(expected_ms / ref_ms, 2)   (expected = latency_ms, + load_ms when not loaded;
+                                                   ref = the request's max_latency_ms, else 10 s)
+          - 0.15 * recent_failures                (consecutive failures not yet cooled down)
+          + 0.05 * chain_prior                    (1 for the chain's primary, falling to 0 for its last)
 
-Hard rules before scoring: a model cooling down, or one that cannot fit the memory budget even
-after evicting idle models, is skipped (and said so); one whose expected latency exceeds the
-request's max_latency_ms goes after every model that meets it. A model hint from the request
-goes first. Ties keep the chain's order.
+The weights (wq, wc, ws) follow options.prefer, like RouteLLM's threshold: `quality` (1, 0, 1) takes
+the best model that handles the query (a cold one over a loaded one that does not); `balanced` (0.3, 0.6, 1.0, the default) the cheapest model whose quality suffices for
+the query's complexity; `cost` (0.1, 1.0, 0.3) the cheapest. A query of high complexity always gets
+the quality weights (the best model is worth its cost there), and so do chains of models that do not
+write text (speech, transcription: complexity says nothing of them).
+
+Hard rules before scoring: a model recovering from a dead stub, one cooling down, or one that
+cannot be loaded now (it would not fit the memory budget even after evicting idle models, it
+would evict a model within its minimum residency, or it was loaded too often lately) is skipped
+(and said so); so is a model that does not list the query's language when one that does can serve.
+One whose expected latency exceeds the request's max_latency_ms goes after every model that meets
+it. A model hint from the request goes first. Ties keep the chain's order. `Ranking.decided_by`
+names the signal that decided (requested, complexity, cost, quality, language, loaded).
 """
 from __future__ import annotations
 
@@ -20,9 +32,12 @@ from typing import Callable
 
 from ..errors import InputError
 from ..registry import ModelSpec, Registry
+from ..vocabulary import COMPLEXITIES
 
 REF_LATENCY_MS = 10_000.0
-W_QUALITY, W_LANGUAGE, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 1.0, 0.40, 0.25, 0.20, 0.15, 0.05
+W_SEES, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 0.50, 0.25, 0.20, 0.15, 0.05
+PREFERENCES: dict[str, tuple[float, float, float]] = {  # (quality, cost, suits)
+    "quality": (1.0, 0.0, 1.0), "balanced": (0.3, 0.6, 1.0), "cost": (0.1, 1.0, 0.3)}
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,10 @@ class LiveState:
     """What the policy may ask of the running system."""
 
     is_loaded: Callable[[str], bool]
-    fits: Callable[[str], bool]
+    blocker: Callable[[str, bool], str]       # (model, forced) -> why it cannot be loaded now, "" if it can
     cooling_s: Callable[[str], float]
     recent_failures: Callable[[str], int]
+    recovering: Callable[[str], str] = lambda model: ""  # why it is out while its stub is reloaded
 
 
 @dataclass(frozen=True)
@@ -47,51 +63,128 @@ class Candidate:
 class Ranking:
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    decided_by: str = ""
 
 
-def rank(registry: Registry, profile: str, use_case: str, language: str, live: LiveState,
-         max_latency_ms: float | None = None, model_hint: str | None = None) -> Ranking:
-    chain = list(registry.chain(profile, use_case))
-    if model_hint:
-        spec = registry.models.get(model_hint)
-        if spec is None or spec.pinned:
-            servable = sorted(m for m, s in registry.models.items() if not s.pinned and profile in s.profiles)
-            raise InputError("options.model", f"{model_hint!r} unknown. Available: {servable}")
-        if use_case not in spec.use_cases or profile not in spec.profiles:
-            raise InputError("options.model", f"{model_hint!r} does not serve use case {use_case!r} on profile "
-                                              f"{profile!r}. Available: {chain}")
-        chain = [model_hint] + [m for m in chain if m != model_hint]
+@dataclass(frozen=True)
+class Query:
+    """What the policy weighs of a request."""
+
+    use_case: str
+    language: str
+    complexity: str = "medium"
+    prefer: str = "balanced"
+    max_latency_ms: float | None = None
+    model_hint: str | None = None
+    force: bool = False  # an admin's request: the hinted model may evict models within their residency
+    attachments: tuple[str, ...] = ()
+
+
+def sees(spec: ModelSpec, attachments: tuple[str, ...]) -> bool:
+    """Does the model take the attached pictures itself (video goes as its frames, i.e. images)?"""
+    return bool({"image", "video"} & set(attachments)) and "image" in spec.media
+
+
+def suits(spec: ModelSpec, complexity: str) -> bool:
+    """Does the model handle queries of this complexity well (its registry `complexity` or above)?"""
+    return COMPLEXITIES.index(spec.complexity) >= COMPLEXITIES.index(complexity)
+
+
+def rank(registry: Registry, profile: str, query: Query, live: LiveState) -> Ranking:
+    """The chain's models that can serve now, best first, and those skipped with the reason."""
+    chain = _chain(registry, profile, query)
     ranking = Ranking()
-    ref = max_latency_ms or REF_LATENCY_MS
-    scored: list[tuple[bool, float, int, Candidate]] = []
-    for pos, name in enumerate(chain):
-        spec = registry.model(name)
-        cooling = live.cooling_s(name)
-        if cooling > 0:
-            ranking.skipped.append((name, f"cooling down for {cooling:.0f}s after repeated failures"))
-            continue
-        loaded = live.is_loaded(name)
-        if not loaded and not live.fits(name):
-            ranking.skipped.append((name, "does not fit the memory budget (other models are pinned or busy)"))
-            continue
-        expected = spec.latency_ms + (0.0 if loaded else spec.load_ms)
-        prior = 1.0 - pos / max(len(chain) - 1, 1)
-        score = (W_QUALITY * spec.quality + W_LANGUAGE * (language in spec.languages) + W_LOADED * loaded
-                 - W_LATENCY * min(expected / ref, 2.0) - W_FAILURES * live.recent_failures(name) + W_PRIOR * prior)
-        if model_hint and name == model_hint:
-            score += 10.0
-        too_slow = max_latency_ms is not None and expected > max_latency_ms
-        why = _why(spec, loaded, language, expected, too_slow, name == model_hint)
-        scored.append((too_slow, -score, pos, Candidate(name, round(score, 4), expected, why)))
+    usable = [name for name in chain if not _skip(name, query, live, ranking)]
+    speaks = [m for m in usable if query.language in registry.model(m).languages]
+    if speaks:  # a model that does not list the language never serves it while one that does can
+        for name in usable:
+            if name not in speaks and name != query.model_hint:
+                ranking.skipped.append((name, f"does not list {query.language}; {speaks[0]} does"))
+        usable = [m for m in usable if m in speaks or m == query.model_hint]
+    # Complexity and cost weigh answers to write; speech and the like go by quality.
+    writers = all(registry.model(m).interface == "text-generation" for m in usable)
+    weights = PREFERENCES["quality" if query.complexity == "high" or not writers else query.prefer]
+    max_cost = max((registry.model(m).cost for m in usable), default=1.0) or 1.0
+    scored = [_score(registry.model(name), chain.index(name), len(chain), query, live, weights, max_cost)
+              for name in usable]
     ranking.candidates = [c for *_, c in sorted(scored, key=lambda t: t[:3])]
+    ranking.decided_by = _decided_by(registry, ranking, query, live, weights)
     return ranking
 
 
-def _why(spec: ModelSpec, loaded: bool, language: str, expected: float, too_slow: bool, hinted: bool) -> str:
+def _chain(registry: Registry, profile: str, query: Query) -> list[str]:
+    chain = list(registry.chain(profile, query.use_case))
+    hint = query.model_hint
+    if not hint:
+        return chain
+    spec = registry.models.get(hint)
+    if spec is None or spec.pinned:
+        servable = sorted(m for m, s in registry.models.items() if s.use_cases and profile in s.profiles)
+        raise InputError("options.model", f"{hint!r} unknown. Available: {servable}")
+    if query.use_case not in spec.use_cases or profile not in spec.profiles:
+        raise InputError("options.model", f"{hint!r} does not serve use case {query.use_case!r} on profile "
+                                          f"{profile!r}. Available: {chain}")
+    return [hint] + [m for m in chain if m != hint]
+
+
+def _skip(name: str, query: Query, live: LiveState, ranking: Ranking) -> bool:
+    """Apply the hard rules; True (and the reason recorded) when `name` cannot serve now."""
+    why = live.recovering(name)
+    if not why and live.cooling_s(name) > 0:
+        why = f"cooling down for {live.cooling_s(name):.0f}s after repeated failures"
+    if not why and not live.is_loaded(name):
+        blocker = live.blocker(name, query.force and name == query.model_hint)
+        why = f"cannot be loaded now: {blocker}" if blocker else ""
+    if why:
+        ranking.skipped.append((name, why))
+    return bool(why)
+
+
+def _score(spec: ModelSpec, pos: int, n: int, query: Query, live: LiveState, weights: tuple[float, float, float],
+           max_cost: float) -> tuple[bool, float, int, Candidate]:
+    wq, wc, ws = weights
+    loaded = live.is_loaded(spec.name)
+    expected = spec.latency_ms + (0.0 if loaded else spec.load_ms)
+    ref = query.max_latency_ms or REF_LATENCY_MS
+    fit, looks = suits(spec, query.complexity), sees(spec, query.attachments)
+    score = (wq * spec.quality - wc * spec.cost / max_cost + ws * fit + W_SEES * looks + W_LOADED * loaded
+             - W_LATENCY * min(expected / ref, 2.0) - W_FAILURES * live.recent_failures(spec.name)
+             + W_PRIOR * (1.0 - pos / max(n - 1, 1)))
+    hinted = spec.name == query.model_hint
+    if hinted:
+        score += 10.0
+    too_slow = query.max_latency_ms is not None and expected > query.max_latency_ms
     parts = ["requested by options.model"] if hinted else []
-    parts += [f"quality {spec.quality:.2f}", "loaded" if loaded else f"cold (+{spec.load_ms / 1000:.0f}s load)",
-              f"expected {expected:.0f} ms"]
-    parts.append(f"serves {language}" if language in spec.languages else f"not tuned for {language}")
+    parts += [f"quality {spec.quality:.2f}", f"cost {spec.cost:g}", *(["sees the attachment"] if looks else []),
+              f"handles {query.complexity}" if fit else f"best below {query.complexity} ({spec.complexity})",
+              "loaded" if loaded else f"cold (+{spec.load_ms / 1000:.0f}s load)", f"expected {expected:.0f} ms",
+              f"serves {query.language}" if query.language in spec.languages else f"not tuned for {query.language}"]
     if too_slow:
         parts.append("over max_latency_ms")
-    return ", ".join(parts)
+    return too_slow, -score, pos, Candidate(spec.name, round(score, 4), expected, ", ".join(parts))
+
+
+def _decided_by(registry: Registry, ranking: Ranking, query: Query, live: LiveState,
+                weights: tuple[float, float, float]) -> str:
+    """The signal that made the first candidate first, in words."""
+    if not ranking.candidates:
+        return ""
+    best = registry.model(ranking.candidates[0].model)
+    if best.name == query.model_hint:
+        return "requested by options.model"
+    others = [registry.model(c.model) for c in ranking.candidates[1:]]
+    if any("does not list" in why for _, why in ranking.skipped):
+        lead = f"language {query.language}: models that do not list it were passed over"
+    elif not others:
+        lead = "the only model that can serve now"
+    elif live.is_loaded(best.name) and any(o.quality > best.quality and not live.is_loaded(o.name) for o in others):
+        return "loaded state: a better model is cold, this one answers now"
+    elif sees(best, query.attachments) and not all(sees(o, query.attachments) for o in others):
+        lead = "media: it takes the attachment itself"
+    elif weights == PREFERENCES["quality"]:
+        lead = f"quality ({'complexity high' if query.complexity == 'high' else 'prefer quality'})"
+    elif weights == PREFERENCES["cost"]:
+        lead = "cost (prefer cost)"
+    else:
+        lead = f"complexity {query.complexity}: the cheapest model that handles it"
+    return lead

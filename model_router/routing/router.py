@@ -5,6 +5,7 @@ adapter wires them to BLS and the unit tests to plain functions.
 """
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Generator, Iterator, Protocol
@@ -12,36 +13,36 @@ from typing import Callable, Generator, Iterator, Protocol
 import numpy as np
 
 from ..classifier import Classification
-from ..errors import ServingError, TargetError
+from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
 from ..request import RouteRequest
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .decision import Done, Event, Piece, RoutingDecision
 from .pipeline import Pipeline, Prepared
-from .policy import Candidate, LiveState, rank
+from .policy import Candidate, LiveState, Query, rank
 from .targets import Output, target_of
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
 
 class Invoke(Protocol):
-    """One call to a model: its responses' outputs, as they come."""
+    """One call to a model: its responses' outputs, as they come; it stops (raising Cancelled) when
+    `cancelled()` turns true, fails (TargetError) when `gone()` says the model's process died, and
+    cancels the call when the caller stops reading."""
 
     def __call__(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
-                 outputs: list[str]) -> Iterator[dict[str, np.ndarray]]: ...
+                 outputs: list[str], cancelled: Callable[[], bool] = never,
+                 gone: Callable[[], str] = lambda: "") -> Iterator[dict[str, np.ndarray]]: ...
 
 
-class Metrics(Protocol):
+class Metrics:
+    """What the router tells its metrics (triton.metrics.RouterMetrics); this base says nothing."""
+
     def decision(self, use_case: str, model: str) -> None: ...
     def fallback(self, use_case: str, model: str) -> None: ...
     def classifier_latency(self, seconds: float) -> None: ...
-
-
-class NullMetrics:
-    def decision(self, use_case: str, model: str) -> None: ...
-    def fallback(self, use_case: str, model: str) -> None: ...
-    def classifier_latency(self, seconds: float) -> None: ...
+    def cancelled(self, use_case: str) -> None: ...
 
 
 @dataclass
@@ -51,36 +52,58 @@ class _Plan:
     decision: RoutingDecision
     attempts: list[Candidate]
     tried: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: Callable[[], bool] = never
+    forced: str = ""  # the model an admin's request may load whatever it evicts
 
 
 class _Failed(Exception):
     """This candidate could not serve; the next one may."""
 
 
+def effective_use_case(c: Classification, asked: str | None, kinds: tuple[str, ...]) -> tuple[str, str]:
+    """The classifier's use case, unless the request sets one or the classifier is unsure: (use case, why)."""
+    if asked:
+        return asked, f"use case set by options.use_case (classifier said {c.use_case})"
+    if c.confidence["use_case"] < LOW_CONFIDENCE and not kinds and c.use_case != "agent":
+        return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
+    return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
+
+
 class Router:
     def __init__(self, registry: Registry, profile: str, classify: Callable[[str, tuple[str, ...]], Classification],
                  invoke: Invoke, loader: ModelLoader, health: HealthTracker, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, recovering: Callable[[str], str] = lambda m: "",
+                 on_target_error: Callable[[str, str], None] = lambda model, error: None,
+                 admin_key: str | None = None) -> None:
+        """`recovering(model)` says why a model is out while its stub is reloaded; `on_target_error`
+        hears of every failed call (the health watcher); `admin_key` lets requests force a switch."""
         self.registry, self.profile = registry, profile
         self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
-        self.metrics = metrics or NullMetrics()
-        self.clock = clock
-        self.live = LiveState(is_loaded=loader.is_loaded, fits=loader.fits, cooling_s=health.cooling,
-                              recent_failures=health.recent_failures)
+        self.metrics = metrics or Metrics()
+        self.clock, self.on_target_error, self.admin_key = clock, on_target_error, admin_key
+        self.live = LiveState(is_loaded=loader.is_loaded, blocker=loader.blocker, cooling_s=health.cooling,
+                              recent_failures=health.recent_failures, recovering=recovering)
 
-    def route(self, request: RouteRequest) -> Iterator[Event]:
-        """Yield Piece events while streaming, then one Done."""
+    def route(self, request: RouteRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
+        """Yield Piece events while streaming, then one Done. Raises Cancelled as soon as `cancelled()`
+        turns true: between pieces, while a model loads, before each step; the target's call is
+        cancelled with it and every lease is given back."""
         started = self.clock()
         plan = self._decide(request)
-        steps = Pipeline(self.registry, self.profile, self._call_step, request.options.timeout_s, self.clock)
+        plan.cancelled = cancelled
+        steps = Pipeline(self.registry, self.profile, self._call_step, request.options.timeout_s, self.clock, cancelled)
         plan.decision.steps = steps.records
-        for cand in plan.attempts:
-            try:
-                answer = yield from self._attempt(self.registry.model(cand.model), request, plan, steps)
-            except _Failed:
-                continue
-            yield self._respond(plan.decision, cand, answer, started)
-            return
+        try:
+            for cand in plan.attempts:
+                try:
+                    answer = yield from self._attempt(self.registry.model(cand.model), request, plan, steps)
+                except _Failed:
+                    continue
+                yield self._respond(plan.decision, cand, answer, started, request.options.model)
+                return
+        except Cancelled:
+            self.metrics.cancelled(plan.decision.use_case)
+            raise
         raise ServingError(f"no model could serve use case {plan.decision.use_case!r}", plan.tried)
 
     # -- classify and decide ----------------------------------------------------------------------
@@ -90,15 +113,18 @@ class Router:
         c = self.classify(request.text, request.kinds)
         classifier_s = self.clock() - t0
         self.metrics.classifier_latency(classifier_s)
-        use_case, reason = self._use_case(c, request)
+        use_case, reason = effective_use_case(c, request.options.use_case, request.kinds)
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
                                    reason=reason, classifier_ms=round(classifier_s * 1000, 2))
+        forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
+        query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
+                      force=bool(forced), attachments=request.kinds)
         t1 = self.clock()
-        ranking = rank(self.registry, self.profile, use_case, decision.language, self.live, opts.max_latency_ms,
-                       opts.model)
+        ranking = rank(self.registry, self.profile, query, self.live)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
         decision.candidates = [{"model": k.model, "score": k.score, "why": k.why} for k in ranking.candidates]
         decision.skipped = [{"model": m, "why": w} for m, w in ranking.skipped]
+        decision.decided_by = ranking.decided_by
         if not ranking.candidates:
             if not self.registry.chain(self.profile, use_case):
                 raise ServingError(f"no model serves use case {use_case!r} on profile {self.profile!r}")
@@ -106,16 +132,14 @@ class Router:
         attempts = ranking.candidates if opts.allow_fallback else ranking.candidates[:1]
         if not opts.allow_fallback and opts.model and attempts[0].model != opts.model:
             raise ServingError(f"no model could serve use case {use_case!r} without fallback", ranking.skipped)
-        return _Plan(decision, attempts, list(ranking.skipped))
+        return _Plan(decision, attempts, list(ranking.skipped), forced=forced)
 
-    @staticmethod
-    def _use_case(c: Classification, request: RouteRequest) -> tuple[str, str]:
-        """The classifier's use case, unless the request sets one or the classifier is unsure."""
-        if request.options.use_case:
-            return request.options.use_case, f"use case set by options.use_case (classifier said {c.use_case})"
-        if c.confidence["use_case"] < LOW_CONFIDENCE and not request.kinds and c.use_case != "agent":
-            return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
-        return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
+    def _is_admin(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        if not self.admin_key or not hmac.compare_digest(key.encode(), self.admin_key.encode()):
+            raise InputError("options.admin_key", "does not match the server's admin key")
+        return True
 
     # -- attempt one candidate ----------------------------------------------------------------------
     def _attempt(self, spec: ModelSpec, request: RouteRequest, plan: _Plan,
@@ -124,16 +148,20 @@ class Router:
         decision, target = plan.decision, target_of(spec)
         stream = request.options.stream and target.streams
         prepared = self._prepare(spec, request, plan, steps) if target.interface == "text-generation" else None
-        inputs = target.for_request(request, decision.language, stream, prepared)  # bad input: before any load
+        inputs = target.for_request(spec, request, decision.language, stream, prepared)  # bad input: before any load
         answer = Output(text=prepared.preface if prepared else "")
         sent = False
         try:
-            with self.loader.acquire(spec.name, timeout=self._load_timeout(spec, request.options.timeout_s)) as lease:
+            with self.loader.acquire(spec.name, self._load_timeout(spec, request.options.timeout_s),
+                                     plan.cancelled, force=spec.name == plan.forced) as lease:
                 decision.load_ms += round(lease.load_s * 1000, 1)
                 if stream and answer.text:
                     sent = True
                     yield Piece(answer.text)
-                for out in self.invoke(spec, inputs, stream, request.options.timeout_s, list(target.outputs)):
+                for out in self.invoke(spec, inputs, stream, request.options.timeout_s, list(target.outputs),
+                                       cancelled=plan.cancelled, gone=lambda: self.live.recovering(spec.name)):
+                    if plan.cancelled():  # closing the call cancels it at the target
+                        raise Cancelled("mid-answer")
                     got = target.decode(out)
                     answer.audio, answer.visemes = got.audio or answer.audio, got.visemes or answer.visemes
                     if got.text:
@@ -161,6 +189,7 @@ class Router:
     def _failed(self, spec: ModelSpec, exc: ServingError, plan: _Plan, sent: bool) -> None:
         if isinstance(exc, TargetError):
             self.loader.sync()  # it may have been unloaded by hand: see what Triton says
+            self.on_target_error(spec.name, str(exc))  # or its stub may have died
         self.health.failure(spec.name, str(exc))
         plan.tried.append((spec.name, str(exc)))
         plan.decision.fallbacks.append({"model": spec.name, "error": str(exc)})
@@ -178,9 +207,14 @@ class Router:
         except (ServingError, ValueError) as exc:  # InputError is a ValueError
             decision.degraded.append(f"no speech: {exc}")
 
-    def _respond(self, decision: RoutingDecision, cand: Candidate, answer: Output, started: float) -> Done:
+    def _respond(self, decision: RoutingDecision, cand: Candidate, answer: Output, started: float,
+                 preferred: str | None = None) -> Done:
         decision.model = cand.model
-        decision.reason += f"; chose {cand.model}: {cand.why}"
+        decision.reason += f"; chose {cand.model} ({decision.decided_by}): {cand.why}" if decision.decided_by else \
+            f"; chose {cand.model}: {cand.why}"
+        passed_over = [s["why"] for s in decision.skipped if s["model"] == preferred]
+        if preferred and preferred != cand.model and passed_over:
+            decision.reason += f"; options.model {preferred} passed over: {passed_over[0]}"
         if decision.fallbacks:
             decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
         decision.total_ms = round((self.clock() - started) * 1000, 2)
@@ -194,12 +228,12 @@ class Router:
         return max(timeout_s, spec.load_ms / 1000 * 3)
 
     def _call_step(self, spec: ModelSpec, inputs: dict[str, np.ndarray], outputs: list[str],
-                   timeout_s: float) -> dict[str, np.ndarray]:
+                   timeout_s: float, cancelled: Callable[[], bool] = never) -> dict[str, np.ndarray]:
         """One call to a step model (OCR, frames, speech): loaded on demand, leased while it runs."""
         try:
-            with self.loader.acquire(spec.name, timeout=self._load_timeout(spec, timeout_s)):
+            with self.loader.acquire(spec.name, self._load_timeout(spec, timeout_s), cancelled):
                 result: dict[str, np.ndarray] = {}
-                for out in self.invoke(spec, inputs, False, timeout_s, outputs):
+                for out in self.invoke(spec, inputs, False, timeout_s, outputs, cancelled=cancelled):
                     result.update(out)
             self.health.success(spec.name)
             return result

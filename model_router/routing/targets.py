@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import InputError
 from ..registry import ModelSpec
 from ..tensors import strings, texts
+from .chat import render
 
 if TYPE_CHECKING:
     from ..request import RouteRequest
@@ -41,7 +42,8 @@ class Target:
     outputs: tuple[str, ...] = ()
     streams = False
 
-    def for_request(self, request: RouteRequest, language: str, stream: bool, prepared: Prepared | None) -> Tensors:
+    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+                    prepared: Prepared | None) -> Tensors:
         """The inputs when this target answers the request itself (the router's chosen model)."""
         raise TypeError(f"a {self.interface} model only serves as a step")
 
@@ -50,21 +52,39 @@ class Target:
 
 
 class TextGeneration(Target):
-    """The vLLM backend's contract, which every text generator here shares (ours included)."""
+    """The vLLM backend's contract, which every text generator here shares (ours included). Ours also
+    takes the whole conversation as `messages` (JSON turns) and applies its own chat template; for a
+    vLLM-backend model the router renders the conversation with the model's template (routing.chat)."""
 
     interface, outputs, streams = "text-generation", ("text_output",), True
 
-    def inputs(self, prompt: str, sampling: dict[str, Any], stream: bool, images: list[bytes] = ()) -> Tensors:
+    def inputs(self, prompt: str, sampling: dict[str, Any], stream: bool, images: list[bytes] = (),
+               placeholder: str = "", messages: list[dict[str, Any]] | None = None) -> Tensors:
         tensors = {"text_input": strings(prompt), "stream": np.array([stream], dtype=bool),
                    "exclude_input_in_output": np.array([True], dtype=bool),
                    "sampling_parameters": strings(json.dumps(sampling))}
+        if messages is not None:
+            tensors["messages"] = strings(json.dumps(messages, ensure_ascii=False))
         if images:  # the vLLM backend's `image` input: one base64 string per image
             tensors["image"] = np.array([base64.b64encode(i) for i in images], dtype=np.object_)
+            # vLLM gives the i-th image the place of the prompt's i-th image placeholder and refuses a
+            # prompt with fewer placeholders than images: they go in front where the prompt has none.
+            if placeholder and placeholder not in prompt:
+                tensors["text_input"] = strings(placeholder * len(images) + prompt)
         return tensors
 
-    def for_request(self, request: RouteRequest, language: str, stream: bool, prepared: Prepared | None) -> Tensors:
+    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+                    prepared: Prepared | None) -> Tensors:
         prompt, images = (prepared.prompt, prepared.images) if prepared else (request.text, [])
-        return self.inputs(prompt, request.options.sampling_parameters, stream, images)
+        turns = [m.model_dump() for m in request.messages[:-1]] + [{"role": "user", "content": prompt}]
+        sampling = request.options.sampling_parameters
+        if spec.backend == "vllm" and spec.tokenizer:
+            if images:  # the template puts the model's own image placeholders where the parts are
+                turns[-1]["content"] = [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]
+            prompt = render(spec.tokenizer, turns) or prompt
+            return self.inputs(prompt, sampling, stream, images, spec.image_placeholder)
+        return self.inputs(prompt, sampling, stream, images, spec.image_placeholder,
+                           turns if request.messages else None)
 
 
 class Speech(Target):
@@ -75,7 +95,8 @@ class Speech(Target):
     def inputs(self, text: str, language: str) -> Tensors:
         return {"text": strings(text), "language": strings(language)}
 
-    def for_request(self, request: RouteRequest, language: str, stream: bool, prepared: Prepared | None) -> Tensors:
+    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+                    prepared: Prepared | None) -> Tensors:
         return self.inputs(what_to_say(request.text), language)
 
     def decode(self, out: Tensors) -> Output:
@@ -92,7 +113,8 @@ class Transcription(Target):
     def inputs(self, audio: bytes, language_hint: str = "") -> Tensors:
         return {"audio": strings(audio), "language": strings(language_hint)}
 
-    def for_request(self, request: RouteRequest, language: str, stream: bool, prepared: Prepared | None) -> Tensors:
+    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+                    prepared: Prepared | None) -> Tensors:
         if "audio" not in request.attachments:
             raise InputError("audio", "speech to text needs an audio attachment")
         # The query's language says how the user writes, not what the recording speaks: only an

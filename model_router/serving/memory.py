@@ -9,6 +9,7 @@ log = logging.getLogger(__name__)
 
 class GpuMemory(Protocol):
     def free_mb(self) -> float: ...
+    def used_by(self, pids: list[int]) -> float: ...
 
 
 class NvmlMemory:
@@ -26,6 +27,12 @@ class NvmlMemory:
 
     def total_mb(self) -> float:
         return self._nvml.nvmlDeviceGetMemoryInfo(self._handle).total / 2**20
+
+    def used_by(self, pids: list[int]) -> float:
+        """GPU memory these processes hold (NVML's per-process accounting), in MB."""
+        wanted = set(pids)
+        procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(self._handle)
+        return sum((p.usedGpuMemory or 0) for p in procs if p.pid in wanted) / 2**20
 
 
 def detect_gpu() -> NvmlMemory | None:

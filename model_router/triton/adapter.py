@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ..errors import InputError, ServingError
+from ..errors import Cancelled, InputError, ServingError
 from ..request import decode_text
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -54,10 +54,13 @@ def respond(outputs: dict[str, str | bytes]) -> Any:
 
 
 def error_response(exc: BaseException, model: str) -> Any:
-    """The client's fault (InputError) is INVALID_ARG; nothing could serve it is UNAVAILABLE;
+    """The client's fault (InputError) is INVALID_ARG, its leaving (Cancelled) CANCELLED; nothing could
+    serve it is UNAVAILABLE;
     anything else is INTERNAL, logged, and named after the model. The model serves on either way."""
     if isinstance(exc, InputError):
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+    if isinstance(exc, Cancelled):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.CANCELLED))
     if isinstance(exc, ServingError):
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE))
     pb_utils.Logger.log_error(f"{model}: {exc!r}")

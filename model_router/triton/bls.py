@@ -2,7 +2,9 @@
 
 When a target's stub process dies mid-request, Triton 24.10 never ends that request's BLS
 response stream; reading it directly would hold a router worker forever. Read on a daemon
-thread instead, and give up at the deadline. The pb_utils module is passed in, so that this
+thread instead, and give up at the deadline, or as soon as the client cancels. A call given up
+on (deadline, cancellation, or a caller that stops reading) cancels its BLS request, so that the
+target stops working for it. The pb_utils module is passed in, so that this
 module imports without a stub (the unit tests drive `with_deadline` alone).
 """
 from __future__ import annotations
@@ -11,12 +13,13 @@ import json
 import queue
 import threading
 import time
+import uuid
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 from ..classifier import Classification
-from ..errors import InputError, ServingError, TargetError
+from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec
 from ..routing.targets import target_of
 
@@ -28,12 +31,19 @@ class StreamTimeout(TimeoutError):
     """The stream did not finish before its deadline."""
 
 
+class TargetGone(RuntimeError):
+    """The target's process is known to have died: its stream would never finish."""
+
+
 def with_deadline(responses: Callable[[], Iterable[T]], timeout_s: float, on_timeout: Callable[[], None] = lambda: None,
-                  clock: Callable[[], float] = time.monotonic) -> Iterator[T]:
-    """Yield what `responses()` yields, raising StreamTimeout once `timeout_s` have passed in all.
+                  clock: Callable[[], float] = time.monotonic, cancelled: Callable[[], bool] = never,
+                  poll_s: float = 0.1, gone: Callable[[], str] = lambda: "") -> Iterator[T]:
+    """Yield what `responses()` yields, raising StreamTimeout once `timeout_s` have passed in all,
+    Cancelled when `cancelled()` turns true, and TargetGone when `gone()` gives a reason (both
+    checked every `poll_s` while waiting).
 
     `responses` is called on the reader thread, so a call that blocks before its first item is
-    bounded too. `on_timeout` runs before the raise (cancel the request there).
+    bounded too. `on_timeout` runs before either raise (cancel the request there).
     """
     items: queue.Queue = queue.Queue()
 
@@ -48,9 +58,19 @@ def with_deadline(responses: Callable[[], Iterable[T]], timeout_s: float, on_tim
     threading.Thread(target=read, name="stream-reader", daemon=True).start()
     deadline = clock() + timeout_s
     while True:
+        left = deadline - clock()
         try:
-            item, error = items.get(timeout=max(deadline - clock(), 0.0))
+            item, error = items.get(timeout=max(min(left, poll_s), 0.0))
         except queue.Empty:
+            if cancelled():
+                on_timeout()
+                raise Cancelled("while waiting for a model") from None
+            reason = gone()
+            if reason:
+                on_timeout()
+                raise TargetGone(reason) from None
+            if left > poll_s:
+                continue
             on_timeout()
             raise StreamTimeout(f"no complete answer within {timeout_s:.0f} s") from None
         if error is not None:
@@ -85,12 +105,15 @@ class Bls:
         return Classification(**json.loads(raw))
 
     def invoke(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
-               outputs: list[str]) -> Iterator[dict[str, np.ndarray]]:
-        """The outputs of each response of `model`, read within `timeout_s`; TargetError when it fails."""
+               outputs: list[str], cancelled: Callable[[], bool] = never,
+               gone: Callable[[], str] = lambda: "") -> Iterator[dict[str, np.ndarray]]:
+        """The outputs of each response of `model`, read within `timeout_s`; TargetError when it fails
+        (or `gone()` says its process died), Cancelled when the client gives up."""
         pb = self.pb
         tensors = [pb.Tensor(k, _bytes(v) if v.dtype == np.object_ else v) for k, v in inputs.items()]
+        request_id = f"tmr-{uuid.uuid4().hex}"
         request = pb.InferenceRequest(model_name=model.name, inputs=tensors, requested_output_names=outputs,
-                                      timeout=int(timeout_s * 1e6))
+                                      request_id=request_id, timeout=int(timeout_s * 1e6))
         decoupled = target_of(model).streams  # text generators are decoupled (the vLLM contract)
         started: dict[str, Any] = {}
 
@@ -102,22 +125,52 @@ class Bls:
             yield from started["responses"]
 
         def cancel() -> None:
-            if hasattr(started.get("responses"), "cancel"):
-                started["responses"].cancel()
+            responses = started.get("responses")
+            if hasattr(responses, "cancel"):  # BLS cancellation, in Triton releases that have it
+                responses.cancel()
+            elif decoupled and model.backend == "transformers":
+                self._cancel_by_id(model.name, request_id)
 
+        finished = False
         try:
-            for resp in with_deadline(exec_request, timeout_s, cancel):
-                got = self._outputs(model, resp, outputs)
+            for resp in with_deadline(exec_request, timeout_s, cancel, cancelled=cancelled, gone=gone):
+                got = self._outputs(model, resp, outputs, tuple(inputs))
                 if got:  # a decoupled model's final response may be empty
                     yield got
+            finished = True
         except StreamTimeout as exc:
             raise TargetError(f"{model.name}: {exc} (options.timeout_s; a stub that died mid-request "
                               "never answers)") from None
+        except TargetGone as exc:
+            raise TargetError(f"{model.name}: {exc}") from None
+        finally:
+            if not finished:  # given up on (an error, or the caller stopped reading): the target stops too
+                cancel()
 
-    def _outputs(self, model: ModelSpec, resp: Any, outputs: list[str]) -> dict[str, np.ndarray]:
+    def _cancel_by_id(self, model: str, request_id: str) -> None:
+        """Tell our backend to stop generating for `request_id` (parameter tmr_cancel): Triton 24.10's
+        BLS response iterator cannot cancel. Sent from a thread of its own, since a model whose stub
+        died never answers."""
+        pb = self.pb
+
+        def send() -> None:
+            try:
+                empty = pb.Tensor("text_input", np.array([b""], dtype=np.object_))
+                for _ in pb.InferenceRequest(model_name=model, inputs=[empty], requested_output_names=["text_output"],
+                                             parameters={"tmr_cancel": request_id}).exec(decoupled=True):
+                    pass
+            except Exception:  # the model is gone or failing: nothing left to stop
+                pass
+
+        threading.Thread(target=send, name="cancel", daemon=True).start()
+
+    def _outputs(self, model: ModelSpec, resp: Any, outputs: list[str], sent: tuple[str, ...]) -> dict[str, np.ndarray]:
         if resp.has_error():
             err = resp.error()
-            if err.code() == self.pb.TritonError.INVALID_ARG:
+            # The client's fault: INVALID_ARG, or (Triton 24.10 turns every non-decoupled BLS error into
+            # INTERNAL) a message naming one of the inputs sent, as our models' InputErrors do.
+            field = err.message().partition(": ")[0].split("[")[0]
+            if err.code() == self.pb.TritonError.INVALID_ARG or field in sent:
                 raise InputError.from_message(err.message(), "text")
             raise TargetError(f"{model.name}: {err.message()}")
         got = {name: self.pb.get_output_tensor_by_name(resp, name) for name in outputs}

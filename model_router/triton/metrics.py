@@ -1,4 +1,5 @@
-"""All of the router's Prometheus metrics, as pb_utils.MetricFamily, on Triton's metrics port.
+"""All of our Prometheus metrics (the router's and our backend's generation), as pb_utils.MetricFamily,
+on Triton's metrics port.
 
 Names follow <namespace>_<what>_<unit>[_total]; every family carries a `model` label where one
 model is concerned. The pb_utils module is passed in, so that this package never imports it.
@@ -15,21 +16,14 @@ import threading
 from typing import Any, Callable
 
 LOAD_BUCKETS = [0.5, 1, 2, 4, 8, 16, 32, 64, 128]
+BATCH_BUCKETS = [1, 2, 4, 8, 16, 32]
 CLASSIFIER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
 
 
-class TritonMetrics:
-    def __init__(self, pb: Any) -> None:
-        F = pb.MetricFamily
-        self._pb = pb
-        self.decisions = F("tmr_routing_decisions_total", "Requests routed, by use case and chosen model", F.COUNTER)
-        self.fallbacks = F("tmr_fallbacks_total", "Fallbacks: a model failed and the next one was tried", F.COUNTER)
-        self.loads = F("tmr_model_loads_total", "Model loads by the router, by result", F.COUNTER)
-        self.evictions = F("tmr_model_evictions_total", "Models unloaded by the router, by reason", F.COUNTER)
-        self.load_seconds = F("tmr_model_load_duration_seconds", "Model-control load duration", F.HISTOGRAM)
-        self.classifier_seconds = F("tmr_classifier_latency_seconds", "Classifier BLS call latency", F.HISTOGRAM)
-        self.rejections = F("tmr_rejected_total", "Requests turned away by the router's admission limits", F.COUNTER)
-        self.memory = F("tmr_memory_used_mb", "Declared memory of the models loaded by the router", F.GAUGE)
+class _MetricsThread:
+    """Applies metric calls on one thread, in order."""
+
+    def __init__(self) -> None:
         self._metrics: dict[tuple, Any] = {}
         self._ops: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._apply, name="metrics", daemon=True)
@@ -63,6 +57,29 @@ class TritonMetrics:
     def _set(self, family: Any, value: float, **labels: str) -> None:
         self._ops.put(lambda: self._get(family, **labels).set(value))
 
+
+class RouterMetrics(_MetricsThread):
+    """The router's."""
+
+    def __init__(self, pb: Any) -> None:
+        F = pb.MetricFamily
+        self.decisions = F("tmr_routing_decisions_total", "Requests routed, by use case and chosen model", F.COUNTER)
+        self.fallbacks = F("tmr_fallbacks_total", "Fallbacks: a model failed and the next one was tried", F.COUNTER)
+        self.loads = F("tmr_model_loads_total", "Model loads by the router, by result", F.COUNTER)
+        self.evictions = F("tmr_model_evictions_total", "Models unloaded by the router, by reason", F.COUNTER)
+        self.load_seconds = F("tmr_model_load_duration_seconds", "Model-control load duration", F.HISTOGRAM)
+        self.classifier_seconds = F("tmr_classifier_latency_seconds", "Classifier BLS call latency", F.HISTOGRAM)
+        self.rejections = F("tmr_rejected_total", "Requests turned away by the router's admission limits", F.COUNTER)
+        self.memory = F("tmr_memory_used_mb", "Memory of the models loaded (the larger of declared and measured)",
+                        F.GAUGE)
+        self.cancellations = F("tmr_cancelled_total", "Requests whose client gave up before the answer, by use case",
+                               F.COUNTER)
+        self.recoveries = F("tmr_model_recoveries_total", "Reloads of a model whose stub died, by result", F.COUNTER)
+        self.inflight = F("tmr_requests_inflight", "Requests the router admitted and has not finished (running and "
+                          "waiting): the load to scale replicas on", F.GAUGE)
+        self.footprint = F("tmr_model_memory_mb", "Memory of each model: declared, and measured (max seen)", F.GAUGE)
+        super().__init__()
+
     def decision(self, use_case: str, model: str) -> None:
         self._add(self.decisions, use_case=use_case, model=model)
 
@@ -85,6 +102,42 @@ class TritonMetrics:
     def rejected(self) -> None:
         self._add(self.rejections)
 
+    def cancelled(self, use_case: str) -> None:
+        self._add(self.cancellations, use_case=use_case or "unknown")
+
+    def requests_inflight(self, count: int) -> None:
+        self._set(self.inflight, count)
+
+    def recovered(self, model: str, result: str) -> None:
+        self._add(self.recoveries, model=model, result=result)
+
+    def model_memory(self, model: str, kind: str, mb: float) -> None:
+        self._set(self.footprint, mb, model=model, kind=kind)
+
+    def measured(self, model: str, host_mb: float, gpu_mb: float) -> None:
+        self.model_memory(model, "measured", host_mb)
+        self.model_memory(model, "gpu_measured", gpu_mb)
+
     def memory_used(self, host_mb: float, gpu_mb: float) -> None:
         self._set(self.memory, host_mb, kind="host")
         self._set(self.memory, gpu_mb, kind="gpu")
+
+
+class GenerationMetrics(_MetricsThread):
+    """Our transformers backend's text generation, per model."""
+
+    def __init__(self, pb: Any, model: str) -> None:
+        F = pb.MetricFamily
+        self.model = model
+        self.tokens = F("tmr_generation_tokens_total", "Tokens generated (continuous batching), by model", F.COUNTER)
+        self.requests = F("tmr_generation_requests_total",
+                          "Generation requests ended, by model and result (finished, cancelled, failed)", F.COUNTER)
+        self.batch = F("tmr_generation_batch_rows", "Requests in each generation step, by model", F.HISTOGRAM)
+        super().__init__()
+
+    def step(self, rows: int) -> None:
+        self._add(self.tokens, rows, model=self.model)
+        self._observe(self.batch, BATCH_BUCKETS, rows, model=self.model)
+
+    def ended(self, result: str) -> None:
+        self._add(self.requests, model=self.model, result=result)

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import gc
+import signal
+import warnings
 from typing import Iterator
 
 import pytest
 
 from client import RouterClient
 from launcher import TritonServer
+
+from .observe import leave_as_found, server_processes, shm_regions
 
 LLM = "smollm2_135m_instruct"
 
@@ -14,10 +19,19 @@ def start_server(load: list[str], **kwargs) -> TritonServer:
     return TritonServer(load=load, **kwargs).start(timeout=300)
 
 
-def stop_server(server: TritonServer) -> None:
-    rc = server.stop()
-    assert not server.group_pids(), "stub processes outlived tritonserver"
-    assert rc is not None
+def stop_server(server: TritonServer, killed: bool = False, timeout: float = 30.0) -> None:
+    """Stop the server; then, seen from /proc and /dev/shm rather than the launcher's own books, nothing
+    of it is left. `killed`: the server will not stop on SIGTERM, and the launcher must kill it."""
+    assert shm_regions(server), "the server's shared-memory prefix matches nothing: the check below would be empty"
+    # HTTP clients kept alive only by reference cycles (a pytest.raises traceback holds the test's frame)
+    # keep their connections open, and Triton waits out its exit timeout for them, then exits 1.
+    gc.collect()
+    rc = server.stop(timeout)
+    assert server_processes(server) == {}, "processes of the server outlived it"
+    assert shm_regions(server) == [], "shared-memory regions of the server outlived it"
+    assert (rc == -signal.SIGKILL) == killed, f"tritonserver exited with {rc}; see {server.log_file}"
+    if rc != 0 and not killed:  # it stopped by itself, but not cleanly (e.g. its exit timeout ran out)
+        warnings.warn(f"tritonserver exited with {rc}; see {server.log_file}", stacklevel=2)
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +42,36 @@ def server() -> Iterator[TritonServer]:
     stop_server(srv)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _shared_server_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module that uses the session server leaves it with the models it found loaded, so that modules
+    pass alone and in any order. Modules with a `server` of their own (or none) are left alone."""
+    uses_shared = "server" not in vars(request.module) and any(
+        "server" in item.fixturenames for item in request.session.items if item.module is request.module)
+    if not uses_shared:
+        yield
+        return
+    with leave_as_found(request.getfixturevalue("server")):
+        yield
+
+
 @pytest.fixture
-def http(server: TritonServer) -> RouterClient:
-    return RouterClient(server.http_url, "http")
+def http(server: TritonServer) -> Iterator[RouterClient]:
+    client = RouterClient(server.http_url, "http")
+    yield client
+    # pytest still holds the last test's fixture values when it stops the session's server, and Triton
+    # waits out its exit timeout for an open HTTP connection: close it now.
+    client._client.close()
 
 
 @pytest.fixture
 def grpc(server: TritonServer) -> RouterClient:
     return RouterClient(server.grpc_url, "grpc")
+
+
+def metric(server: TritonServer, name: str, suffix: str = "", **labels: str) -> float:
+    """The sum of metric `name` (+ `suffix`: _bucket, _count, _sum) over the series matching `labels`."""
+    from client.stats import parse
+
+    rows = parse(RouterClient(server.http_url).metrics(f"127.0.0.1:{server.metrics_port}")).get(name, [])
+    return sum(v for got, sfx, v in rows if sfx == suffix and all(got.get(k) == w for k, w in labels.items()))

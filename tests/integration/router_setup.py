@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -18,8 +19,8 @@ LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
 ONE_LLM_BUDGET_MB = 1400
 
 
-def make_repository(tmp: Path) -> tuple[Path, Path]:
-    """Returns (model repository, registry file)."""
+def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None) -> tuple[Path, Path]:
+    """Returns (model repository, registry file); `edit` may change the registry (its parsed YAML)."""
     repo = tmp / "models"
     repo.mkdir()
     for name in ("query_classifier", "router", LLM, LLM_BF16):
@@ -36,12 +37,18 @@ def make_repository(tmp: Path) -> tuple[Path, Path]:
     raw = yaml.safe_load(REGISTRY_FILE.read_text())
     raw["models"][BROKEN] = dict(raw["models"][LLM], quality=0.2)
     raw["chains"]["cpu"]["agent"] = [LLM, LLM_BF16, BROKEN]
+    edit(raw)
     registry = tmp / "registry.yaml"
     registry.write_text(yaml.safe_dump(raw))
     return repo, registry
 
 
-def start_router_server(tmp: Path, load: list[str], **env: str) -> TritonServer:
-    """A server on make_repository's models and registry, with the router's settings in `env`."""
-    repo, registry = make_repository(tmp)
-    return start_server(load, model_repository=repo, env={"TMR_REGISTRY": str(registry), **env})
+def start_router_server(tmp: Path, load: list[str], edit: Callable[[dict], None] = lambda raw: None,
+                        **env: str) -> TritonServer:
+    """A server on make_repository's models and registry, with the router's settings in `env`. Its log is
+    a fresh file of its own (the launcher appends to a file named after the port, which an earlier
+    server on the same port may have written)."""
+    repo, registry = make_repository(tmp, edit)
+    # Eviction tests switch models at will: no minimum residency unless a test asks for one.
+    return start_server(load, model_repository=repo, log_file=tmp / "tritonserver.log",
+                        env={"TMR_REGISTRY": str(registry), "TMR_MIN_RESIDENCY_S": "0", **env})

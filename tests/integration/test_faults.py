@@ -1,14 +1,14 @@
 """Faults on a real tritonserver: a target's stub killed mid-request, the memory budget filled,
 a model whose load fails. Each ends in a fallback or a clear error; the router stays up, the
-budget holds, and no stub outlives the server (conftest.stop_server checks)."""
+budget holds and no process or shared memory outlives the server, each seen from outside the
+code under test (Triton's repository index, /proc, /dev/shm: tests/integration/observe.py)."""
 from __future__ import annotations
 
+import math
 import os
-import re
 import signal
 import threading
 import time
-import urllib.request
 from typing import Iterator
 
 import pytest
@@ -18,96 +18,125 @@ from client.api import InferenceServerException
 from launcher import TritonServer
 
 from .conftest import stop_server
+from .observe import MemoryWatch, is_alive, model_states, stub_pid, wait_for
 from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router_server
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
 SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
-LONG = {"stream": True, "model": LLM, "allow_fallback": False, "timeout_s": 20,
-        "sampling_parameters": {"max_tokens": 400, "temperature": 0}}
+COOLDOWN_S = 2.0
+# Long enough that the answer is still streaming when the stub is killed after its first piece.
+STORY = ("Write a very long story about a dragon.", {"max_tokens": 96, "temperature": 0})
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[TritonServer]:
     srv = start_router_server(tmp_path_factory.mktemp("faults"), ["query_classifier", "router"],
                               TMR_MEMORY_BUDGET_MB=str(ONE_LLM_BUDGET_MB), TMR_FAILURE_THRESHOLD="1",
-                              TMR_COOLDOWN_S="2", TMR_IDLE_UNLOAD_S="0")
+                              TMR_COOLDOWN_S=str(COOLDOWN_S), TMR_IDLE_UNLOAD_S="0")
     yield srv
     stop_server(srv)
 
 
-def stub_pid(server: TritonServer, model: str) -> int:
-    """The stub process serving `model` (its instance name, e.g. <model>_0_0, is on its command line)."""
-    for pid in server.group_pids():
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-        if f"{model}_0_0".encode() in args:
-            return pid
-    raise AssertionError(f"no stub for {model}")
-
-
-def memory_used_mb(server: TritonServer) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
-    return float(re.search(r'tmr_memory_used_mb\{kind="host"\} ([0-9.e+]+)', text).group(1))
-
-
 @pytest.fixture
 def roomy_server(tmp_path) -> Iterator[TritonServer]:
-    """Both LLMs fit: Triton 24.10 cannot unload a model whose stub died, so none can be evicted for it."""
-    srv = start_router_server(tmp_path, ["query_classifier", "router", LLM], TMR_FAILURE_THRESHOLD="1",
-                              TMR_COOLDOWN_S="300")
+    """Both LLMs fit (the fallback needs no eviction). A dead model is reloaded RELOAD_AFTER_S after it
+    is found dead, so that the test sees it both out and back."""
+    srv = start_router_server(tmp_path, ["query_classifier", "router", LLM], TMR_FAILURE_THRESHOLD="2",
+                              TMR_COOLDOWN_S="300", TMR_RECOVERY_BACKOFF_S=str(RELOAD_AFTER_S))
     yield srv
-    stop_server(srv)  # the dead model's unload never ends: the launcher kills the server, and no stub outlives it
+    stop_server(srv)
 
 
-def test_killing_a_target_stub_mid_request_is_a_clear_error_then_service_resumes(roomy_server: TritonServer) -> None:
+RELOAD_AFTER_S = 20
+
+
+def stream_story(server: TritonServer, timeout_s: float, pieces: list[str], first: threading.Event) -> dict:
+    """The long story through the router, by name and without fallback; {"text"/"error": ...}."""
+    options = {"stream": True, "model": LLM, "allow_fallback": False, "timeout_s": timeout_s,
+               "sampling_parameters": STORY[1]}
+    try:
+        text, decision = RouterClient(server.grpc_url, "grpc", timeout=timeout_s + 60).route(
+            STORY[0], options, on_piece=lambda p: (pieces.append(p), first.set()))
+        return {"text": text, "decision": decision}
+    except InferenceServerException as exc:
+        return {"error": str(exc)}
+
+
+def test_killing_a_target_stub_mid_request_is_a_clear_error_then_it_heals(roomy_server: TritonServer) -> None:
     server = roomy_server
     grpc = RouterClient(server.grpc_url, "grpc")
+    # The same request, undisturbed: how long the answer takes here and now. The deadline is set
+    # well above it, so that only the kill can make the request fail.
+    started = time.monotonic()
+    normal = stream_story(server, 600, [], threading.Event())
+    normal_s = time.monotonic() - started
+    assert "text" in normal, normal
+    deadline_s = math.ceil(2 * normal_s) + 5
+
     pieces: list[str] = []
     first = threading.Event()
     out: dict = {}
-
-    def long_stream() -> None:
-        try:
-            RouterClient(server.grpc_url, "grpc", timeout=120).route(
-                "Write a very long story about a dragon.", LONG, on_piece=lambda p: (pieces.append(p), first.set()))
-        except InferenceServerException as exc:
-            out["error"] = str(exc)
-
-    t = threading.Thread(target=long_stream)
+    t = threading.Thread(target=lambda: out.update(stream_story(server, deadline_s, pieces, first)))
     t.start()
-    assert first.wait(60), "no first piece"
-    os.kill(stub_pid(server, LLM), signal.SIGKILL)
-    t.join(60)
-    assert not t.is_alive(), "the killed request hung"
-    # A clear error naming the model, at options.timeout_s: Triton never ends the dead stub's stream.
-    assert "error" in out and f"model {LLM!r} failed mid-stream" in out["error"] and "20 s" in out["error"], out
-    # The router never went down: the next request is served by the fallback, the dead model skipped.
+    assert first.wait(deadline_s), "no first piece"
+    pid = stub_pid(server, LLM)
+    os.kill(pid, signal.SIGKILL)
+    t.join(deadline_s + 60)
+    assert not t.is_alive(), "the killed request hung past its deadline"
+    assert wait_for(lambda: not is_alive(pid), 10), f"stub {pid} of {LLM} still alive after SIGKILL"
+    # A clear error naming the model, as soon as the router's watcher finds the stub gone (Triton never
+    # ends a dead stub's stream; the call is not left to run into its deadline).
+    assert "error" in out, f"no error: the request was answered ({len(pieces)} pieces)"
+    assert f"model {LLM!r} failed mid-stream" in out["error"], out
+    assert f"{LLM}: recovering: its stub died" in out["error"] and "no complete answer" not in out["error"], out
+    assert "".join(pieces) != normal["text"], "the answer was complete: the stub died after it"
+
+    # While it is out, asked for by name it is a clear error, and the router serves on with the chain's next
+    # model, saying why the dead one was skipped.
+    with pytest.raises(InferenceServerException, match=rf"tried {LLM}: recovering: its stub died"):
+        grpc.route(QUESTION, {**SHORT, "model": LLM, "allow_fallback": False})
     text, decision = grpc.route(QUESTION, SHORT)
     assert "Paris" in text and decision["model"] == LLM_BF16, decision
-    assert decision["skipped"][0]["model"] == LLM and "cooling down" in decision["skipped"][0]["why"]
-    # Asked for by name, the dead model is a quick, clear error (Triton: the stub is not healthy).
-    started = time.monotonic()
-    with pytest.raises(InferenceServerException, match="is not healthy|cooling down"):
-        grpc.route(QUESTION, {**SHORT, "model": LLM, "allow_fallback": False})
-    assert time.monotonic() - started < 10
+    assert decision["skipped"][0]["model"] == LLM and "recovering" in decision["skipped"][0]["why"], decision
+
+    # Then it is reloaded in the same tritonserver (a fresh stub), and serves again by name.
+    assert wait_for(lambda: RouterClient(server.http_url).deep_health()["models"][LLM]["healthy"],
+                    RELOAD_AFTER_S + deadline_s + 60)
+    text, decision = grpc.route(QUESTION, {**SHORT, "model": LLM, "allow_fallback": False})
+    assert "Paris" in text and decision["model"] == LLM
+    assert stub_pid(server, LLM) != pid and server.proc.poll() is None
 
 
 def test_filling_the_budget_evicts_and_never_exceeds_it(grpc: RouterClient, server: TritonServer) -> None:
-    for model in (LLM_BF16, LLM, LLM_BF16, LLM):
-        text, decision = grpc.route(QUESTION, {**SHORT, "model": model})
-        assert decision["model"] == model and "Paris" in text
-        ready = {m["name"] for m in grpc.models() if m["state"] == "READY"}
-        assert not {LLM, LLM_BF16} <= ready, ready  # never both: they do not fit together
-        assert memory_used_mb(server) <= ONE_LLM_BUDGET_MB
+    with MemoryWatch(server) as watch:
+        for model in (LLM_BF16, LLM, LLM_BF16, LLM):
+            text, decision = grpc.route(QUESTION, {**SHORT, "model": model})
+            assert decision["model"] == model and "Paris" in text
+            states = model_states(grpc)
+            assert states[model] == "READY" and states[{LLM: LLM_BF16, LLM_BF16: LLM}[model]] != "READY", states
+    # Triton's index, sampled all along: each LLM was loaded in turn, never both, within the budget.
+    assert {LLM, LLM_BF16} <= watch.seen_ready and watch.samples > 10
+    assert watch.peak_mb <= ONE_LLM_BUDGET_MB, f"{sorted(watch.peak_models)} declare {watch.peak_mb} MB"
 
 
 def test_a_model_whose_load_fails_falls_back_or_is_a_clear_error(grpc: RouterClient, server: TritonServer) -> None:
-    text, decision = grpc.route(QUESTION, {**SHORT, "model": BROKEN})
-    assert decision["fallbacks"][0]["model"] == BROKEN and "load failed" in decision["fallbacks"][0]["error"]
-    assert "Paris" in text and decision["model"] in (LLM, LLM_BF16)
-    time.sleep(2.5)  # past its cooldown: tried again, and without fallback its failure is the answer
-    with pytest.raises(InferenceServerException, match=f"{BROKEN}.*load failed"):
-        grpc.route(QUESTION, {**SHORT, "model": BROKEN, "allow_fallback": False})
-    assert memory_used_mb(server) <= ONE_LLM_BUDGET_MB
-    assert "Paris" in grpc.route(QUESTION, SHORT).text
+    with MemoryWatch(server) as watch:
+        text, decision = grpc.route(QUESTION, {**SHORT, "model": BROKEN})
+        assert decision["fallbacks"][0]["model"] == BROKEN and "load failed" in decision["fallbacks"][0]["error"]
+        assert "Paris" in text and decision["model"] in (LLM, LLM_BF16)
+        # Asked for by name while it cools down: refused, naming the cool-down. Past it, tried again,
+        # and without fallback its own failure is the answer.
+        errors: list[str] = []
+
+        def refused_past_cooldown() -> bool:
+            with pytest.raises(InferenceServerException) as err:
+                grpc.route(QUESTION, {**SHORT, "model": BROKEN, "allow_fallback": False})
+            errors.append(str(err.value))
+            return "cooling down" not in errors[-1]
+
+        assert wait_for(refused_past_cooldown, COOLDOWN_S * 10, poll_s=COOLDOWN_S / 4), errors[-1]
+        assert f"{BROKEN}: model {BROKEN!r}: load failed" in errors[-1], errors[-1]
+        assert "Paris" in grpc.route(QUESTION, SHORT).text
+    assert model_states(grpc)[BROKEN] != "READY"
+    assert watch.peak_mb <= ONE_LLM_BUDGET_MB, f"{sorted(watch.peak_models)} declare {watch.peak_mb} MB"

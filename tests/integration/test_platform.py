@@ -1,14 +1,13 @@
 """The platform on a real tritonserver: generation (HTTP, gRPC, streaming), model control, bad input."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from client import RouterClient
 from client.api import InferenceServerException
 
 from .conftest import LLM
+from .observe import UNLOAD_WITHIN_S, model_states, wait_for
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
@@ -61,23 +60,15 @@ def test_bad_sampling_parameter_is_a_clear_error_and_server_keeps_serving(http: 
     assert "Paris" in http.generate(LLM, QUESTION, GREEDY)
 
 
-def _wait_state(client: RouterClient, model: str, want: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = {m["name"]: m["state"] for m in client.models()}.get(model, "")
-        if state == want:
-            return state
-        time.sleep(0.2)
-    return state
-
-
 def test_unload_and_load_change_state(http: RouterClient) -> None:
     http.unload(LLM)
-    assert _wait_state(http, LLM, "UNAVAILABLE") == "UNAVAILABLE"
-    assert not http.is_ready(LLM)
-    with pytest.raises(InferenceServerException):
-        http.generate(LLM, QUESTION, GREEDY)
-    http.load(LLM)
+    try:
+        # Unloading returns before the model is gone; it goes once its requests are done.
+        assert wait_for(lambda: model_states(http).get(LLM) == "UNAVAILABLE", UNLOAD_WITHIN_S), model_states(http)
+        assert not http.is_ready(LLM)
+        with pytest.raises(InferenceServerException, match=f"Request for unknown model: '{LLM}' has no available versions"):
+            http.generate(LLM, QUESTION, GREEDY)
+    finally:
+        http.load(LLM)  # the session server keeps its LLM loaded for the modules after this one
     assert http.is_ready(LLM)
     assert "Paris" in http.generate(LLM, QUESTION, GREEDY)

@@ -1,42 +1,136 @@
-"""scripts/serve.py, the run command's server: it serves, and SIGTERM or Ctrl-C stops it and every stub."""
+"""scripts/serve.py, the run command's server: it serves Triton and the OpenAI API beside it, and SIGTERM or
+Ctrl-C stops both and every stub; when Triton stops on its own, the front stops with it."""
 from __future__ import annotations
 
+import inspect
+import json
+import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
+import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
 from client import RouterClient
-from launcher import free_port
+from launcher import TritonServer, free_port
 from model_router import REPO_ROOT
 
+from .observe import is_alive, server_processes, shm_regions, wait_for
+
 pytestmark = pytest.mark.integration
+# The waits, from what serve.py allows itself: server.start(timeout=300) to be ready, and on a signal
+# TritonServer.stop's wait, then up to 10 s to kill what is left of its process group.
+READY_WITHIN_S = 300 + 30
+STOP_WITHIN_S = inspect.signature(TritonServer.stop).parameters["timeout"].default + 10 + 30
 
 
-def _leftovers(port: int) -> list[str]:
-    out = subprocess.run(["pgrep", "-fa", f"(http-port={port}|tmr{port}_)"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
+def _lines(stream) -> queue.Queue:
+    """The stream's lines, read on a thread, so that waiting for one can time out."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)  # end of output
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _wait_for_line(lines: queue.Queue, needle: str, timeout_s: float) -> str:
+    seen: list[str] = []
+    while True:
+        line = lines.get(timeout=timeout_s)  # queue.Empty past the wait: the test fails
+        if line is None:
+            raise AssertionError(f"serve.py ended before printing {needle!r}:\n{''.join(seen[-20:])}")
+        seen.append(line)
+        if needle in line:
+            return line
+
+
+def front_processes(port: int) -> list[int]:
+    """Live OpenAI fronts serving `port` (each runs in a session of its own), seen from /proc."""
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "openai_front" in args and str(port) in args and is_alive(pid):
+            found.append(pid)
+    return found
+
+
+def _serve(port: int, openai_port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
+                             "--grpc-port", str(free_port()), "--metrics-port", str(free_port()),
+                             "--openai-port", str(openai_port), "--load", "query_classifier"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _openai_models(openai_port: int) -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{openai_port}/v1/models", timeout=30) as resp:
+        return [m["id"] for m in json.loads(resp.read())["data"]]
+
+
+def _kill_all(proc: subprocess.Popen, server: SimpleNamespace, openai_port: int = 0) -> None:
+    """serve.py's process group, then what it started in sessions of their own (tritonserver and stubs, the
+    OpenAI front), then the shared memory a killed server cannot remove."""
+    for pgid in {proc.pid, *server_processes(server), *front_processes(openai_port)}:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait(10)
+    wait_for(lambda: not server_processes(server), 10)
+    for region in shm_regions(server):
+        region.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_cleanly_on_signal(sig: signal.Signals) -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
-                             "--grpc-port", str(free_port()), "--metrics-port", str(free_port()),
-                             "--load", "query_classifier"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port, openai_port = free_port(), free_port()
+    # What observe.py needs to find the server's processes and shared memory from outside.
+    server = SimpleNamespace(http_port=port, proc=None)
+    proc = _serve(port, openai_port)
     try:
-        for line in proc.stdout:
-            if "ready:" in line:
-                break
+        lines = _lines(proc.stdout)
+        _wait_for_line(lines, "ready:", READY_WITHIN_S)
         assert RouterClient(f"127.0.0.1:{port}").classify("read this aloud")["use_case"] == "tts"
-        assert _leftovers(port), "the server should be running"
-        started = time.monotonic()
+        running = server_processes(server)
+        assert any(args[0].endswith("tritonserver") for args in running.values()), running
+        assert any(args[0].endswith("triton_python_backend_stub") for args in running.values()), running
+        assert shm_regions(server)
+        # The OpenAI API is up beside it, on its port.
+        assert _openai_models(openai_port)[0] == "auto" and len(front_processes(openai_port)) == 1
         proc.send_signal(sig)
-        assert proc.wait(timeout=60) == 0
-        assert time.monotonic() - started < 30
-        assert _leftovers(port) == []
+        assert proc.wait(timeout=STOP_WITHIN_S) == 0
+        assert server_processes(server) == {}
+        assert shm_regions(server) == []
+        assert front_processes(openai_port) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None or server_processes(server) or front_processes(openai_port):
+            _kill_all(proc, server, openai_port)
+
+
+def test_the_front_stops_when_triton_stops() -> None:
+    """Triton killed from outside: serve.py stops the front too, and says it failed."""
+    port, openai_port = free_port(), free_port()
+    server = SimpleNamespace(http_port=port, proc=None)
+    proc = _serve(port, openai_port)
+    try:
+        _wait_for_line(_lines(proc.stdout), "ready:", READY_WITHIN_S)
+        assert len(front_processes(openai_port)) == 1
+        triton = [pid for pid, args in server_processes(server).items() if args[0].endswith("tritonserver")]
+        assert len(triton) == 1
+        os.kill(triton[0], signal.SIGKILL)
+        assert proc.wait(timeout=STOP_WITHIN_S) != 0
+        assert front_processes(openai_port) == [] and server_processes(server) == {}
+    finally:
+        if proc.poll() is None or server_processes(server) or front_processes(openai_port):
+            _kill_all(proc, server, openai_port)

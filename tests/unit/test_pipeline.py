@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from model_router.errors import InputError, ServingError, TargetError
+from model_router.errors import InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
 from model_router.request import make_request
 from model_router.routing.router import Router
@@ -30,7 +30,7 @@ def build(use_case: str, broken: frozenset[str] = frozenset(), bad_input: frozen
     managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in reg.models.values() if "cpu" in m.profiles}
     calls: list[tuple[str, dict]] = []
 
-    def invoke(spec, inputs, stream, timeout_s, outputs):
+    def invoke(spec, inputs, stream, timeout_s, outputs, cancelled=never, gone=None):
         calls.append((spec.name, inputs))
         if spec.name in broken:
             raise TargetError(f"{spec.name}: boom")

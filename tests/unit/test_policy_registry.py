@@ -7,13 +7,13 @@ import yaml
 
 from model_router.errors import InputError, RegistryError
 from model_router.registry import REGISTRY_FILE, load_registry, parse_registry
-from model_router.routing.policy import LiveState, rank
+from model_router.routing.policy import LiveState, Query, rank
 
 RAW = yaml.safe_load(REGISTRY_FILE.read_text())
 
 
 def live(loaded=(), cooling=(), no_fit=(), failures=None) -> LiveState:
-    return LiveState(is_loaded=lambda m: m in loaded, fits=lambda m: m not in no_fit,
+    return LiveState(is_loaded=lambda m: m in loaded, blocker=lambda m, forced: "too big" if m in no_fit else "",
                      cooling_s=lambda m: 20.0 if m in cooling else 0.0,
                      recent_failures=lambda m: (failures or {}).get(m, 0))
 
@@ -48,38 +48,79 @@ def test_invalid_registry_errors_name_the_field(mutate, words: str) -> None:
 
 def test_loaded_model_wins_over_cold_one_of_similar_quality() -> None:
     reg = load_registry()
-    r = rank(reg, "cpu", "agent", "en", live(loaded={"smollm2_135m_instruct_bf16"}))
+    r = rank(reg, "cpu", Query("agent", "en"), live(loaded={"smollm2_135m_instruct_bf16"}))
     assert r.candidates[0].model == "smollm2_135m_instruct_bf16"
-    r = rank(reg, "cpu", "agent", "en", live())
+    r = rank(reg, "cpu", Query("agent", "en"), live())
     assert r.candidates[0].model == "smollm2_135m_instruct"
 
 
 def test_cooling_and_unfit_models_are_skipped_with_reasons() -> None:
     reg = load_registry()
-    r = rank(reg, "cpu", "agent", "en", live(cooling={"smollm2_135m_instruct"}, no_fit={"smollm2_135m_instruct_bf16"}))
+    r = rank(reg, "cpu", Query("agent", "en"), live(cooling={"smollm2_135m_instruct"}, no_fit={"smollm2_135m_instruct_bf16"}))
     assert r.candidates == []
     assert [m for m, _ in r.skipped] == ["smollm2_135m_instruct", "smollm2_135m_instruct_bf16"]
-    assert "cooling down" in r.skipped[0][1] and "memory budget" in r.skipped[1][1]
+    assert "cooling down" in r.skipped[0][1] and "cannot be loaded now: too big" in r.skipped[1][1]
 
 
 def test_quality_and_language_lead_on_gpu() -> None:
     reg = load_registry()
-    r = rank(reg, "gpu", "agent", "ta", live(loaded={"phi_2"}))
-    assert r.candidates[0].model == "qwen2_5_7b_instruct"  # serves Tamil, far better quality
+    r = rank(reg, "gpu", Query("agent", "ta"), live(loaded={"phi_2"}))
+    assert r.candidates[0].model == "qwen2_5_7b_instruct"  # serves Tamil; phi_2 does not list it
+    assert ("phi_2", "does not list ta; qwen2_5_7b_instruct does") in r.skipped
 
 
 def test_latency_cap_puts_slow_models_last() -> None:
     reg = load_registry()
-    r = rank(reg, "gpu", "agent", "en", live(loaded={"phi_2"}), max_latency_ms=1000)
+    r = rank(reg, "gpu", Query("agent", "en", max_latency_ms=1000), live(loaded={"phi_2"}))
     assert r.candidates[0].model == "phi_2"
     assert "over max_latency_ms" in r.candidates[-1].why
 
 
 def test_model_hint_goes_first_and_is_checked() -> None:
     reg = load_registry()
-    r = rank(reg, "cpu", "agent", "en", live(), model_hint="smollm2_135m_instruct_bf16")
+    r = rank(reg, "cpu", Query("agent", "en", model_hint="smollm2_135m_instruct_bf16"), live())
     assert r.candidates[0].model == "smollm2_135m_instruct_bf16"
     with pytest.raises(InputError, match="options.model: 'gpt-9' unknown. Available"):
-        rank(reg, "cpu", "agent", "en", live(), model_hint="gpt-9")
+        rank(reg, "cpu", Query("agent", "en", model_hint="gpt-9"), live())
     with pytest.raises(InputError, match="does not serve use case 'agent' on profile 'cpu'"):
-        rank(reg, "cpu", "agent", "en", live(), model_hint="phi_2")
+        rank(reg, "cpu", Query("agent", "en", model_hint="phi_2"), live())
+
+
+def test_easy_english_goes_to_a_cheaper_model_and_hard_to_the_best() -> None:
+    reg = load_registry()
+    easy = rank(reg, "gpu", Query("agent", "en", "low"), live())
+    assert easy.candidates[0].model == "phi_2" and "complexity low" in easy.decided_by
+    medium = rank(reg, "gpu", Query("agent", "en", "medium"), live())
+    assert medium.candidates[0].model == "phi_2"  # phi_2 handles up to medium, at a third of the cost
+    hard = rank(reg, "gpu", Query("agent", "en", "high"), live(loaded={"phi_2"}))
+    assert hard.candidates[0].model == "qwen2_5_7b_instruct" and "quality" in hard.decided_by
+
+
+def test_prefer_moves_the_threshold() -> None:
+    reg = load_registry()
+    assert rank(reg, "gpu", Query("agent", "en", "low", prefer="quality"), live()).candidates[0].model == \
+        "qwen2_5_7b_instruct"
+    cheap = rank(reg, "gpu", Query("agent", "en", "medium", prefer="cost"), live())
+    assert cheap.candidates[0].model == "phi_2" and "cost" in cheap.decided_by
+
+
+def test_a_language_a_model_does_not_list_never_goes_to_it_when_another_can_serve() -> None:
+    reg = load_registry()
+    r = rank(reg, "gpu", Query("agent", "hi", "low", prefer="cost"), live(loaded={"phi_2"}))
+    assert [c.model for c in r.candidates] == ["qwen2_5_7b_instruct"] and "language hi" in r.decided_by
+    # ... but when only such a model can serve now, it serves rather than no one
+    alone = rank(reg, "gpu", Query("agent", "hi", "low"), live(cooling={"qwen2_5_7b_instruct"}))
+    assert [c.model for c in alone.candidates] == ["phi_2"]
+
+
+def test_speech_chains_go_by_quality_whatever_the_complexity() -> None:
+    reg = load_registry()
+    assert rank(reg, "gpu", Query("stt", "en", "low"), live()).candidates[0].model == "stt_whisper_large_v3"
+
+
+def test_a_picture_goes_to_the_model_that_sees_it_not_the_cheaper_one_that_reads_it() -> None:
+    reg = load_registry()
+    seen = rank(reg, "gpu", Query("multimodal", "en", "low", attachments=("image",)), live())
+    assert seen.candidates[0].model == "qwen2_5_vl_7b_instruct" and "media" in seen.decided_by
+    read = rank(reg, "gpu", Query("avatar", "en", "medium"), live())  # nothing to see: the cheaper writer
+    assert read.candidates[0].model == "qwen2_5_7b_instruct"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from model_router.classifier import Classification
-from model_router.errors import InputError, ServingError, TargetError
+from model_router.errors import Cancelled, InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
 from model_router.request import make_request, parse_options
 from model_router.routing.decision import Done
-from model_router.routing.router import Router
+from model_router.routing.router import Metrics, Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader
 
@@ -38,7 +38,7 @@ def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "ag
     loader = ModelLoader(ctl, managed, 6000)
     calls: list[str] = []
 
-    def invoke(spec, inputs, stream, timeout_s, outputs):
+    def invoke(spec, inputs, stream, timeout_s, outputs, cancelled=never, gone=None):
         calls.append(spec.name)
         if spec.name in broken:
             raise TargetError(f"{spec.name}: boom")
@@ -133,3 +133,45 @@ def test_bad_request_fields() -> None:
             options.MAX_ATTACHMENT_BYTES.update(limits)
     with pytest.raises(InputError, match="text: not valid UTF-8"):
         make_request(b"\xc3\x28", {}, None)
+
+
+class CountingMetrics(Metrics):
+    def __init__(self) -> None:
+        self.cancelled_use_cases: list[str] = []
+
+    def cancelled(self, use_case: str) -> None:
+        self.cancelled_use_cases.append(use_case)
+
+
+def test_a_cancelled_request_stops_mid_answer_closes_its_call_and_gives_its_lease_back() -> None:
+    reg = load_registry()
+    managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in reg.managed("cpu")}
+    loader = ModelLoader(RecordingControl(), managed, 6000)
+    closed: list[str] = []
+    gone = {"now": False}
+
+    def invoke(spec, inputs, stream, timeout_s, outputs, cancelled=never, gone=None):
+        try:
+            for piece in ("Par", "is", " is", " the", " capital"):
+                yield {"text_output": np.array([piece.encode()], dtype=np.object_)}
+        finally:
+            closed.append(spec.name)
+
+    metrics = CountingMetrics()
+    router = Router(reg, "cpu", lambda text, kinds: classification(), invoke, loader, HealthTracker(), metrics)
+    pieces = []
+    with pytest.raises(Cancelled, match="mid-answer"):
+        for event in router.route(req({"stream": True}), cancelled=lambda: gone["now"]):
+            pieces.append(event.text)
+            gone["now"] = True  # the client leaves after its first piece
+    assert pieces == ["Par"] and closed == [PRIMARY]
+    assert metrics.cancelled_use_cases == ["agent"]
+    with loader._cond:
+        assert loader._states[PRIMARY].inflight == 0  # the lease is back: the model may be evicted again
+
+
+def test_a_request_cancelled_before_its_steps_runs_none_of_them() -> None:
+    router, calls, _ = build(use_case="multimodal")
+    with pytest.raises(Cancelled, match="before step read_image"):
+        list(router.route(make_request("What does it say?", {"image": b"png"}, None), cancelled=lambda: True))
+    assert calls == []

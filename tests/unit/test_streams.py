@@ -35,3 +35,24 @@ def test_a_stream_that_never_ends_times_out_and_is_cancelled() -> None:
             got.append(item)
     assert got == ["first"] and cancelled == [True] and time.monotonic() - started < 2
     forever.set()
+
+
+def test_a_cancelled_client_ends_the_wait_and_cancels_the_call() -> None:
+    from model_router.errors import Cancelled
+
+    cancelled_calls: list[bool] = []
+    gone = {"now": False}
+
+    def slow():
+        yield "first"
+        time.sleep(30)
+        yield "never"
+
+    stream = with_deadline(slow, 60, on_timeout=lambda: cancelled_calls.append(True), cancelled=lambda: gone["now"],
+                           poll_s=0.05)
+    assert next(stream) == "first"
+    gone["now"] = True
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        next(stream)
+    assert cancelled_calls == [True] and time.monotonic() - started < 5  # not the 60 s deadline

@@ -1,0 +1,8 @@
+"""An OpenAI-compatible HTTP API in front of the router: it translates, the router routes.
+
+`python -m openai_front --triton-grpc HOST:PORT` serves /v1/models, /v1/chat/completions,
+/v1/audio/speech and /v1/audio/transcriptions; scripts/serve.py starts it beside Triton.
+"""
+
+# The API key, when one is required (environment, so that it is not on a command line `ps` shows).
+API_KEY_ENV = "TMR_OPENAI_API_KEY"

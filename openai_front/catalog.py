@@ -1,0 +1,26 @@
+"""GET /v1/models: `auto` and every model the router may pick, read from the registry."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from model_router.registry import Registry
+
+from .schemas import AUTO
+
+OWNER = "triton-model-router"
+
+
+def pickable(registry: Registry, profile: str) -> list[str]:
+    """The profile's models that answer a use case: not the pinned classifier and router, not the step
+    models (OCR, frames) that only run around another."""
+    return [m.name for m in registry.managed(profile) if not m.pinned and m.use_cases]
+
+
+def model_list(registry: Registry, profile: str, created: int | None = None) -> dict[str, Any]:
+    created = int(time.time()) if created is None else created
+    data = [{"id": AUTO, "object": "model", "created": created, "owned_by": OWNER,
+             "description": "the router picks the model for each request"}]
+    data += [{"id": name, "object": "model", "created": created, "owned_by": OWNER,
+              "use_cases": list(registry.model(name).use_cases)} for name in pickable(registry, profile)]
+    return {"object": "list", "data": data}

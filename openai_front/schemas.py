@@ -1,0 +1,132 @@
+"""The request bodies we accept, as OpenAI's API spells them.
+
+OpenAI clients send fields we do not use (user, metadata, store, ...): `extra` is allowed and
+ignored. What we use is validated, and what would change the answer but cannot be honoured here
+(n > 1, tools, JSON output, logprobs, penalties) is refused by name rather than silently ignored.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+AUTO = "auto"  # the model name that lets the router choose
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageUrl(_Body):
+    url: str
+    detail: str | None = None  # accepted; the router reads the image as it is
+
+
+class InputAudio(_Body):
+    data: str  # base64
+    format: str = "wav"  # the router reads the container itself
+
+
+class ContentPart(_Body):
+    """One part of a message's content: text, an image (data URL) or audio (base64)."""
+
+    type: Literal["text", "image_url", "input_audio"]
+    text: str | None = None
+    image_url: ImageUrl | None = None
+    input_audio: InputAudio | None = None
+
+    @model_validator(mode="after")
+    def _has_its_field(self) -> ContentPart:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type!r} part needs its {self.type!r} field")
+        return self
+
+
+def _as_parts(value: Any) -> Any:
+    """A plain string is one text part."""
+    return [{"type": "text", "text": value}] if isinstance(value, str) else value
+
+
+class ChatMessage(_Body):
+    # "developer" is OpenAI's newer name for the system turn.
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Annotated[list[ContentPart], BeforeValidator(_as_parts)]
+
+
+def _refuse_when(present: bool, problem: str) -> None:
+    if present:
+        raise ValueError(problem)
+
+
+class ChatCompletionRequest(_Body):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    # Sampling: passed on as they are; the router checks their ranges and names the field.
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None  # OpenAI's newer name for max_tokens
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    # Not OpenAI's, but vLLM's OpenAI server takes them too.
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    # Accepted only at the values that change nothing.
+    n: int = 1
+    tools: list[Any] | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        _refuse_when(value != 1, f"{value} is not supported: one choice per request")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        _refuse_when(bool(value), "tool calling is not supported")
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _refuse_when(value is not None and value.get("type", "text") != "text",
+                     f"{value.get('type')!r} is not supported: only 'text'" if value else "")
+        return value
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: bool | None) -> bool | None:
+        _refuse_when(bool(value), "not supported")
+        return value
+
+    @field_validator("presence_penalty", "frequency_penalty")
+    @classmethod
+    def _no_penalty(cls, value: float | None) -> float | None:
+        _refuse_when(bool(value), f"{value} is not supported: only 0 (repetition_penalty is)")
+        return value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+
+class SpeechRequest(_Body):
+    model: str = Field(min_length=1)
+    input: str = Field(min_length=1)
+    voice: Any = None  # required by OpenAI's SDK; the router picks the voice for the language
+    response_format: Literal["wav"] = "wav"
+
+
+class TranscriptionRequest(_Body):
+    """The form fields of a transcription; the file itself is read from the form apart."""
+
+    model: str = Field(min_length=1)
+    language: str | None = None
+    response_format: Literal["json", "text"] = "json"

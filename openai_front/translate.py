@@ -1,0 +1,144 @@
+"""OpenAI requests -> router calls: which input each field becomes. Pure; no I/O, no routing.
+
+Each call also records which OpenAI field each router field came from, so that the router's
+errors ("options.sampling_parameters.temperature: ...") name the field the client sent.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import bad_request
+from .schemas import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
+
+SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty")
+# Where the router's errors name a sampling field (model_router.request.parse_options).
+SAMPLING_OPTION = "options.sampling_parameters"
+
+
+@dataclass(frozen=True)
+class RouterCall:
+    """One request to the router: its inputs, and the OpenAI field behind each router field."""
+
+    text: str
+    options: dict[str, Any]
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    messages: list[dict[str, str]] | None = None  # the conversation, when there is more than the query
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.options.get("stream"))
+
+    def inputs(self) -> dict[str, str | bytes]:
+        """The router's input tensors by name (each one BYTES element)."""
+        out: dict[str, str | bytes] = {"text": self.text, "options": json.dumps(self.options), **self.attachments}
+        if self.messages is not None:
+            out["messages"] = json.dumps(self.messages, ensure_ascii=False)
+        return out
+
+    def openai_field(self, router_field: str) -> str:
+        """The OpenAI field a router field path came from ("options.model" -> "model")."""
+        for prefix in sorted(self.fields, key=len, reverse=True):
+            if router_field == prefix or router_field.startswith((prefix + ".", prefix + "[")):
+                return self.fields[prefix] + router_field[len(prefix):]
+        return router_field
+
+
+def _preference(model: str) -> dict[str, str]:
+    return {} if model == AUTO else {"model": model}
+
+
+def decode_data_url(url: str, where: str, kind: str = "image") -> bytes:
+    """The bytes of a base64 data URL (`data:image/png;base64,...`). Remote URLs are refused: the
+    server fetches nothing on a client's behalf."""
+    head, comma, data = url.partition(",")
+    if not url.startswith("data:") or not comma:
+        raise bad_request(where, f"expected a data URL (data:{kind}/...;base64,...), got {url[:40]!r}")
+    if not head.endswith(";base64"):
+        raise bad_request(where, "the data URL must be base64-encoded (;base64)")
+    return decode_base64(data, where)
+
+
+def decode_base64(data: str, where: str) -> bytes:
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(where, "not valid base64") from None
+    if not raw:
+        raise bad_request(where, "empty")
+    return raw
+
+
+def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: dict[str, str]) -> dict[str, str]:
+    """One message as the router's turn: its text parts joined; its media parts into `attachments`."""
+    texts = []
+    for j, part in enumerate(message.content):
+        where = f"messages[{i}].content[{j}]"
+        if part.type == "text":
+            texts.append(part.text or "")
+            continue
+        kind = "image" if part.type == "image_url" else "audio"
+        if message.role != "user":
+            raise bad_request(where, f"only user messages may carry {kind}")
+        if kind in attachments:
+            raise bad_request(where, f"one {kind} per request: the router takes a single {kind}")
+        if part.image_url is not None:
+            attachments[kind] = decode_data_url(part.image_url.url, f"{where}.image_url.url")
+        elif part.input_audio is not None:
+            attachments[kind] = decode_base64(part.input_audio.data, f"{where}.input_audio.data")
+        fields[kind] = where
+    return {"role": "system" if message.role == "developer" else message.role, "content": "\n".join(texts)}
+
+
+def chat_call(req: ChatCompletionRequest) -> RouterCall:
+    """The conversation's text turns, its one image or audio part as the attachment of that kind, the
+    sampling fields as the router's sampling_parameters, a model's name as a preference."""
+    attachments: dict[str, bytes] = {}
+    fields = {"text": "messages", "messages": "messages", "options.model": "model"}
+    turns = [_turn(i, message, attachments, fields) for i, message in enumerate(req.messages)]
+    if turns[-1]["role"] != "user":
+        raise bad_request(f"messages[{len(turns) - 1}].role", "the last message must be the user's (the query)")
+    sampling = {k: getattr(req, k) for k in SAMPLING if getattr(req, k) is not None}
+    fields.update({f"{SAMPLING_OPTION}.{k}": k for k in sampling})
+    if req.max_completion_tokens is not None:
+        sampling["max_tokens"] = req.max_completion_tokens
+        fields[f"{SAMPLING_OPTION}.max_tokens"] = "max_completion_tokens"
+    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream}
+    if sampling:
+        options["sampling_parameters"] = sampling
+    if len(turns) == 1:  # the query alone: the router's plain text input
+        return RouterCall(turns[0]["content"], options, attachments, None, fields)
+    # The whole conversation; the router reads its last user turn as the query.
+    return RouterCall("", options, attachments, turns, fields)
+
+
+# The router's tts speaks "the quoted part of a query, else what follows a colon, else the whole
+# text" (model_router.routing.targets.what_to_say). OpenAI's `input` is what to say, all of it: quoted
+# whole, with quotes it does not contain, it is the one quoted part and so the part spoken.
+_QUOTES = (('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"))
+
+
+def verbatim(text: str) -> str:
+    """`text` phrased so that the router's tts speaks all of it."""
+    for left, right in _QUOTES:
+        if right not in text:
+            return f"{left}{text}{right}"
+    return text  # every quote mark in it (rare): the router's rule applies to it as it is
+
+
+def speech_call(req: SpeechRequest) -> RouterCall:
+    return RouterCall(verbatim(req.input), {"use_case": "tts", **_preference(req.model)},
+                      fields={"text": "input", "options.model": "model"})
+
+
+def transcription_call(req: TranscriptionRequest, audio: bytes) -> RouterCall:
+    options: dict[str, Any] = {"use_case": "stt", **_preference(req.model)}
+    if req.language is not None:
+        options["language"] = req.language
+    return RouterCall("", options, {"audio": audio},
+                      fields={"audio": "file", "text": "file", "options.model": "model",
+                              "options.language": "language"})

@@ -1,0 +1,186 @@
+"""What a server is doing, seen from outside the code under test: processes from /proc, shared memory
+from /dev/shm, loaded models from Triton's repository index, memory from the registry's declarations.
+
+The launcher and the router's loader keep their own books (group_pids, tmr_memory_used_mb); a test
+that graded them by those books would pass whenever the books were wrong in the same way."""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from client import RouterClient
+from launcher import TritonServer
+from model_router.registry import REGISTRY_FILE, load_registry
+from model_router.serving.loader import ModelLoader
+
+# How long a model-control call or an unload may take: as long as the router's loader allows Triton's unload.
+UNLOAD_WITHIN_S: float = inspect.signature(ModelLoader).parameters["unload_timeout_s"].default
+# Triton's repository-index states of a model that holds (or is about to hold, or still holds) memory.
+HOLDING = {"READY", "LOADING", "UNLOADING"}
+
+
+def shm_prefix(server: TritonServer) -> str:
+    """The Python backend's shared-memory prefix the launcher gives this server (see its command)."""
+    return f"tmr{server.http_port}_"
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def is_alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (dead, not yet reaped by its parent) is not alive."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def server_processes(server: TritonServer) -> dict[int, list[str]]:
+    """Live processes of this server: tritonserver itself and any stub, found by the server's shm prefix
+    or its --http-port on their command line, or by having the server as their parent."""
+    prefix, port_arg = shm_prefix(server), f"--http-port={server.http_port}"
+    server_pid = server.proc.pid if server.proc is not None else -1
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            continue
+        args = _cmdline(pid)
+        if stat[1] == server_pid or any(prefix in a or a == port_arg for a in args):
+            found[pid] = args
+    return found
+
+
+def stub_pid(server: TritonServer, model: str) -> int:
+    """The live stub serving `model` (the stub's arguments name its instance, <model>_0_0, and the shm prefix)."""
+    instance = f"{model}_0_0"
+    for pid, args in server_processes(server).items():
+        if any(a.endswith("triton_python_backend_stub") for a in args[:1]) and instance in args:
+            return pid
+    raise AssertionError(f"no live stub for {model} among {sorted(server_processes(server))}")
+
+
+def shm_regions(server: TritonServer) -> list[Path]:
+    return sorted(Path("/dev/shm").glob(f"{shm_prefix(server)}*"))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+    """Poll `condition` until it holds or `timeout_s` passed; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        time.sleep(poll_s)
+    return True
+
+
+def model_states(client: RouterClient) -> dict[str, str]:
+    """Triton's own word: every model of the repository index and its state."""
+    return {m["name"]: m["state"] for m in client.models()}
+
+
+def _post(server: TritonServer, path: str) -> bytes:
+    """A model-repository call with plain urllib: safe on any thread (tritonclient's HTTP client is
+    gevent's, bound to the thread that made it) and leaves no connection open."""
+    req = urllib.request.Request(f"http://{server.http_url}/v2/repository/{path}", data=b"{}", method="POST",
+                                 headers={"Content-Type": "application/json", **(server.admin_headers or {})})
+    with urllib.request.urlopen(req, timeout=UNLOAD_WITHIN_S) as resp:
+        return resp.read()
+
+
+def index_states(server: TritonServer) -> dict[str, str]:
+    """model_states, from the server's HTTP repository index."""
+    return {m["name"]: m.get("state", "") for m in json.loads(_post(server, "index"))}
+
+
+def ready_models(client: RouterClient) -> set[str]:
+    return {name for name, state in model_states(client).items() if state == "READY"}
+
+
+def declared_mb(server: TritonServer) -> dict[str, float]:
+    """memory_mb of each model in the registry the server's router reads (TMR_REGISTRY, else the default)."""
+    registry = load_registry(server.env.get("TMR_REGISTRY", REGISTRY_FILE))
+    return {name: spec.memory_mb for name, spec in registry.models.items()}
+
+
+class MemoryWatch:
+    """Samples Triton's repository index on a thread and records the largest declared memory of the
+    models Triton holds (READY, LOADING or UNLOADING) and every model it saw READY."""
+
+    def __init__(self, server: TritonServer, poll_s: float = 0.1) -> None:
+        self.server = server
+        self.memory = declared_mb(server)
+        self.poll_s = poll_s
+        self.peak_mb, self.peak_models = 0.0, frozenset[str]()
+        self.seen_ready: set[str] = set()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
+
+    def sample(self) -> None:
+        states = index_states(self.server)
+        holding = frozenset(n for n, s in states.items() if s in HOLDING)
+        total = sum(self.memory.get(n, 0.0) for n in holding)
+        self.seen_ready |= {n for n, s in states.items() if s == "READY"}
+        self.samples += 1
+        if total > self.peak_mb:
+            self.peak_mb, self.peak_models = total, holding
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.poll_s)
+
+    def __enter__(self) -> "MemoryWatch":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+@contextmanager
+def leave_as_found(server: TritonServer) -> Iterator[None]:
+    """Restore the set of READY models after the block: unload what it loaded, load back what it unloaded."""
+    def ready() -> set[str]:
+        return {name for name, state in index_states(server).items() if state == "READY"}
+
+    before = ready()
+    try:
+        yield
+    finally:
+        added = ready() - before
+        # The router first: it loads models on demand, and must not load anything while we clean up.
+        for name in sorted(added, key=lambda n: n != "router"):
+            _post(server, f"models/{name}/unload")
+        for name in sorted(added):
+            wait_for(lambda: index_states(server).get(name) not in HOLDING, UNLOAD_WITHIN_S)
+        for name in sorted(before - ready()):
+            _post(server, f"models/{name}/load")
+        assert ready() == before, f"could not restore the server's models: {ready()} instead of {before}"

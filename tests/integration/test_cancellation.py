@@ -1,0 +1,130 @@
+"""A client that gives up is not served to the end: the router stops, cancels its call to the LLM,
+which frees the request's place in the batch, and gives its lease and admission place back."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from client import RouterClient
+from launcher import TritonServer
+
+from .conftest import LLM, metric, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+LONG = {"max_tokens": 400, "temperature": 0, "ignore_eos": True}
+STORY = "Write a very long story about a dragon."
+
+
+def _inputs(text: str, options: dict) -> list:
+    out = []
+    for name, value in (("text", text), ("options", json.dumps(options))):
+        t = grpcclient.InferInput(name, [1], "BYTES")
+        t.set_data_from_numpy(np.array([value.encode()], dtype=np.object_))
+        out.append(t)
+    return out
+
+
+def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | None = None) -> tuple[int, str]:
+    """Send one router request on its own gRPC stream and cancel it after `after_pieces` pieces (or
+    `after_s` seconds); returns (pieces received, error seen before the cancel, if any)."""
+    results: queue.Queue = queue.Queue()
+    client = grpcclient.InferenceServerClient(url)
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    pieces, error = 0, ""
+    try:
+        client.async_stream_infer("router", _inputs(STORY, options), enable_empty_final_response=True)
+        deadline = time.monotonic() + (after_s if after_s is not None else 300)
+        while pieces < after_pieces or after_s is not None:
+            try:
+                result, err = results.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                break  # after_s passed
+            if err is not None:
+                return pieces, str(err)
+            text = result.as_numpy("text_output")
+            pieces += int(text is not None and any(v for v in text.reshape(-1)))
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    return pieces, error
+
+
+def wait_for(condition, message: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def router(server) -> TritonServer:
+    """The shared server with the router; the module's teardown (conftest) unloads what it loaded."""
+    admin = RouterClient(server.http_url)
+    for model in ("query_classifier", "router"):
+        if not admin.is_ready(model):
+            admin.load(model)
+    return server
+
+
+def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -> None:
+    cancelled = lambda: metric(router, "tmr_cancelled_total", use_case="agent")  # noqa: E731
+    llm_cancelled = lambda: metric(router, "tmr_generation_requests_total", model=LLM, result="cancelled")  # noqa: E731
+    tokens = lambda: metric(router, "tmr_generation_tokens_total", model=LLM)  # noqa: E731
+    before, llm_before, tokens_before = cancelled(), llm_cancelled(), tokens()
+    options = {"stream": True, "use_case": "agent", "sampling_parameters": LONG}
+    threads = [threading.Thread(target=abandon, args=(router.grpc_url, options)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_for(lambda: cancelled() >= before + 3, "the router never noticed its clients left")
+    wait_for(lambda: llm_cancelled() >= llm_before + 3, "the LLM kept generating for the abandoned requests")
+    spent = tokens() - tokens_before
+    assert spent < 3 * 100, f"{spent} tokens generated for 3 answers of 400 abandoned after their first piece"
+    time.sleep(1.0)
+    assert tokens() - tokens_before == spent  # nothing is still generating for them
+    text, decision = RouterClient(router.grpc_url, "grpc").route(
+        "What is the capital of France?", {"sampling_parameters": {"max_tokens": 16, "temperature": 0}})
+    assert "Paris" in text and decision["model"] == LLM and not decision["fallbacks"]
+
+
+def test_a_cancelled_request_that_was_not_streamed_stops_too(router) -> None:
+    llm_before = metric(router, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    tokens_before = metric(router, "tmr_generation_tokens_total", model=LLM)
+    pieces, error = abandon(router.grpc_url, {"use_case": "agent", "sampling_parameters": LONG}, after_s=2.0)
+    assert pieces == 0 and not error  # nothing came: the answer was still being made
+    wait_for(lambda: metric(router, "tmr_generation_requests_total", model=LLM, result="cancelled") >= llm_before + 1,
+             "the LLM kept generating for a request whose client left")
+    assert metric(router, "tmr_generation_tokens_total", model=LLM) - tokens_before < 400
+
+
+def test_requests_abandoned_while_waiting_for_a_worker_give_their_places_back(tmp_path) -> None:
+    """One worker and two waiting places: three clients that leave while waiting free them at once,
+    so that new requests are admitted while the first still runs."""
+    srv = start_server(["query_classifier", "router", LLM], env={"TMR_WORKERS": "1", "TMR_MAX_QUEUED": "3"})
+    try:
+        busy = threading.Thread(target=abandon, args=(srv.grpc_url, {"use_case": "agent", "sampling_parameters":
+                                                                      {"max_tokens": 300, "temperature": 0,
+                                                                       "ignore_eos": True}}, 0, 40.0))
+        busy.start()
+        time.sleep(2.0)  # the worker is taken
+        leavers = [threading.Thread(target=abandon, args=(srv.grpc_url, {"use_case": "agent"}, 0, 0.5))
+                   for _ in range(3)]
+        for t in leavers:
+            t.start()
+        for t in leavers:
+            t.join()
+        wait_for(lambda: metric(srv, "tmr_cancelled_total", use_case="unknown") >= 3,
+                 "abandoned requests kept their places in the queue")
+        assert busy.is_alive()  # the first request still runs: the places came back while it did
+        admitted = [abandon(srv.grpc_url, {"use_case": "agent"}, 0, 0.5) for _ in range(3)]
+        assert all("overloaded" not in error for _, error in admitted), admitted
+        busy.join()
+    finally:
+        stop_server(srv)

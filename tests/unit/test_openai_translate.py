@@ -1,0 +1,211 @@
+"""The OpenAI front's pure parts: requests -> router calls, router errors -> statuses, bodies and chunks."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from model_router.registry import load_registry
+from model_router.routing.targets import what_to_say
+from openai_front import responses
+from openai_front.catalog import pickable
+from openai_front.errors import ApiError, from_router, invalid_body
+from openai_front.schemas import ChatCompletionRequest, SpeechRequest, TranscriptionRequest
+from openai_front.translate import chat_call, speech_call, transcription_call, verbatim
+
+PNG = b"\x89PNG\r\n\x1a\n fake but bytes"
+
+
+def chat(**body) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"model": "auto", **body})
+
+
+def user(content) -> dict:
+    return {"role": "user", "content": content}
+
+
+def image_part(url: str) -> dict:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def data_url(raw: bytes, media: str = "image/png") -> str:
+    return f"data:{media};base64,{base64.b64encode(raw).decode()}"
+
+
+def refusal(fn, *args) -> ApiError:
+    with pytest.raises(ApiError) as info:
+        fn(*args)
+    return info.value
+
+
+def test_a_single_user_turn_is_the_routers_text_and_auto_leaves_the_choice_to_it() -> None:
+    call = chat_call(chat(messages=[user("What is the capital of France?")]))
+    assert call.text == "What is the capital of France?" and call.messages is None and call.attachments == {}
+    assert call.options == {"stream": False}  # no model preference, no sampling: the router's defaults
+    assert set(call.inputs()) == {"text", "options"}
+
+
+def test_sampling_fields_and_a_model_name_become_options() -> None:
+    call = chat_call(chat(model="smollm2_135m_instruct", stream=True, messages=[user("Hi")], max_completion_tokens=7,
+                          temperature=0.2, top_p=0.9, stop=["\n"], seed=3, user="someone", metadata={"a": 1}))
+    assert call.options == {"model": "smollm2_135m_instruct", "stream": True,
+                            "sampling_parameters": {"max_tokens": 7, "temperature": 0.2, "top_p": 0.9, "stop": ["\n"],
+                                                    "seed": 3}}
+    # The router's field names lead back to the client's.
+    assert call.openai_field("options.sampling_parameters.max_tokens") == "max_completion_tokens"
+    assert call.openai_field("options.sampling_parameters.temperature") == "temperature"
+    assert call.openai_field("options.model") == "model"
+
+
+def test_a_conversation_goes_whole_as_messages() -> None:
+    call = chat_call(chat(messages=[{"role": "developer", "content": "Be brief."}, user("My name is Ada."),
+                                    {"role": "assistant", "content": [{"type": "text", "text": "Hello Ada."}]},
+                                    user("What is my name?")]))
+    assert call.text == ""  # the router reads the last user turn as the query
+    assert call.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My name is Ada."},
+                             {"role": "assistant", "content": "Hello Ada."},
+                             {"role": "user", "content": "What is my name?"}]
+    assert json.loads(call.inputs()["messages"]) == call.messages
+
+
+def test_an_image_part_becomes_the_image_attachment() -> None:
+    call = chat_call(chat(messages=[user([{"type": "text", "text": "What does it say?"}, image_part(data_url(PNG))])]))
+    assert call.text == "What does it say?" and call.attachments == {"image": PNG}
+    assert call.openai_field("image") == "messages[0].content[1]"
+
+
+@pytest.mark.parametrize("messages, param, problem", [
+    ([user([image_part("https://example.com/cat.png")])], "messages[0].content[0].image_url.url",
+     "expected a data URL"),
+    ([user([image_part("data:image/png,not-base64-flagged")])], "messages[0].content[0].image_url.url", ";base64"),
+    ([user([image_part("data:image/png;base64,@@@")])], "messages[0].content[0].image_url.url", "not valid base64"),
+    ([user([image_part(data_url(PNG)), image_part(data_url(PNG))])], "messages[0].content[1]", "one image per request"),
+    ([{"role": "assistant", "content": [image_part(data_url(PNG))]}, user("and?")], "messages[0].content[0]",
+     "only user messages"),
+    ([user("Hi"), {"role": "assistant", "content": "Hello"}], "messages[1].role",
+     "the last message must be the user's"),
+])
+def test_what_the_router_cannot_take_is_refused_naming_the_field(messages, param, problem) -> None:
+    err = refusal(chat_call, chat(messages=messages))
+    assert (err.status, err.param) == (400, param) and problem in err.message and err.message.startswith(param)
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"messages": []}, "messages: list should have at least 1 item"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role: 'robot' unknown. Available"),
+    ({"messages": [user([{"type": "video_url", "video_url": "x"}])]},
+     "messages[0].content[0].type: 'video_url' unknown"),
+    ({"messages": [user([{"type": "image_url"}])]}, "messages[0].content[0]: a 'image_url' part needs"),
+    ({"messages": [user("x")], "n": 2}, "n: 2 is not supported"),
+    ({"messages": [user("x")], "tools": [{"type": "function"}]}, "tools: tool calling is not supported"),
+    ({"messages": [user("x")], "response_format": {"type": "json_object"}}, "response_format: 'json_object' is not"),
+    ({"messages": [user("x")], "temperature": "hot"}, "temperature: expected float, got 'hot'"),
+    ({"messages": [user("x")]} | {"model": ""}, "model: "),
+])
+def test_bad_bodies_name_the_field(body, message) -> None:
+    with pytest.raises(ValidationError) as info:
+        ChatCompletionRequest.model_validate({"model": "auto", **body})
+    err = invalid_body(info.value, ChatCompletionRequest)
+    assert err.status == 400 and err.message.startswith(message), err.message
+    assert err.param == message.split(":")[0]
+
+
+def test_fields_clients_send_and_we_do_not_use_are_accepted() -> None:
+    req = chat(messages=[user("x")], user="u-1", store=False, presence_penalty=0, logprobs=False, stream_options=None)
+    assert chat_call(req).text == "x"
+
+
+@pytest.mark.parametrize("text", [
+    "Good morning everyone: welcome to the show.",  # a colon: the router would speak only what follows
+    "Read this aloud: 'Hello'",  # quotes: it would speak only the quoted part
+    "It's John's \"big\" day",
+    "“Curly” and 'straight' and \"double\": all of them",
+    "ok",
+    "  padded  ",
+    "नमस्ते: आपका दिन शुभ हो।",
+])
+def test_speech_input_is_spoken_whole_by_the_routers_rule(text: str) -> None:
+    """Checked against the router's own rule (model_router.routing.targets.what_to_say)."""
+    call = speech_call(SpeechRequest(model="auto", input=text, voice="alloy"))
+    assert what_to_say(call.text) == text.strip()
+    assert call.options == {"use_case": "tts"}
+
+
+def test_speech_and_transcription_calls() -> None:
+    assert speech_call(SpeechRequest(model="tts_espeak", input="Hi there")).options == {"use_case": "tts",
+                                                                                          "model": "tts_espeak"}
+    call = transcription_call(TranscriptionRequest(model="auto", language="hi"), b"RIFF....")
+    assert call.text == "" and call.attachments == {"audio": b"RIFF...."}
+    assert call.options == {"use_case": "stt", "language": "hi"}
+    assert call.openai_field("audio") == "file" and call.openai_field("options.language") == "language"
+    with pytest.raises(ValidationError):
+        SpeechRequest(model="auto", input="x", response_format="mp3")
+
+
+def test_verbatim_leaves_text_with_every_quote_mark_as_it_is() -> None:
+    text = "\" ” ' ’ all"
+    assert verbatim(text) == text
+
+
+CALL = chat_call(chat(messages=[user("Hi")], temperature=5))
+
+
+@pytest.mark.parametrize("message, status, param, code", [
+    ("options.sampling_parameters.temperature: 5.0 is out of range [0.0, 2.0]", 400, "temperature", None),
+    ("options.model: 'gpt-9' unknown. Available: ['smollm2_135m_instruct']", 404, "model", "model_not_found"),
+    ("options.model: 'stt_whisper_base' does not serve use case 'agent' on profile 'cpu'", 400, "model", None),
+    ("text: empty, and no image, audio or video was given", 400, "messages", None),
+    ("messages: 70 turns exceeds the limit of 64", 400, "messages", None),
+    ("router overloaded: 16 requests running and 32 waiting", 503, None, "overloaded"),
+    ("smollm2_135m_instruct: stub is not healthy", 500, None, None),
+    ("router: KeyError('x')", 500, None, None),
+    ("no model could serve use case 'agent' (tried a: b)", 500, None, None),
+    ("Request for unknown model: 'router' is not found", 500, None, None),
+])
+def test_router_errors_map_to_one_status_each(message, status, param, code) -> None:
+    err = from_router(message, CALL)
+    assert (err.status, err.param, err.code) == (status, param, code), err
+    assert err.body()["error"]["type"] == ("invalid_request_error" if status < 500 else "server_error")
+    assert ("Retry-After" in err.headers) == (status == 503)
+    if param:  # the message names the field as the client sent it
+        assert err.message.startswith(f"{param}: ")
+
+
+def test_errors_of_attachments_name_the_part_they_came_from() -> None:
+    call = chat_call(chat(messages=[user([{"type": "text", "text": "read"}, image_part(data_url(PNG))])]))
+    assert from_router("image: cannot decode (not an image)", call).param == "messages[0].content[1]"
+    speech = transcription_call(TranscriptionRequest(model="auto"), b"x")
+    assert from_router("audio: cannot decode", speech).message == "file: cannot decode"
+    assert from_router("x", None, unreachable=True).status == 503
+
+
+def test_stream_chunks_are_server_sent_events() -> None:
+    text = responses.chunk("chatcmpl-1", "auto", {"content": "Par"})
+    assert text.startswith("data: ") and text.endswith("\n\n") and "\n" not in text[:-2]
+    body = json.loads(text[6:])
+    assert body["object"] == "chat.completion.chunk" and body["choices"][0]["delta"] == {"content": "Par"}
+    usage = json.loads(responses.chunk("c", "m", usage={"prompt_tokens": 1})[6:])
+    assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 1}
+    assert responses.DONE == "data: [DONE]\n\n"
+
+
+def test_finish_reason_says_length_only_when_counted_exactly() -> None:
+    assert responses.finish_reason(5, 5, exact=True) == "length"
+    assert responses.finish_reason(4, 5, exact=True) == "stop"
+    assert responses.finish_reason(9, 5, exact=False) == "stop"
+    assert responses.finish_reason(9, None, exact=True) == "stop"
+
+
+def test_routing_header_is_ascii_json() -> None:
+    header = responses.routing_header({"model": "tts_espeak", "reason": "हिंदी"})
+    assert json.loads(header["x-tmr-routing"])["reason"] == "हिंदी" and header["x-tmr-routing"].isascii()
+
+
+def test_models_listed_are_those_that_answer_a_use_case() -> None:
+    registry = load_registry()
+    names = pickable(registry, "cpu")
+    assert "smollm2_135m_instruct" in names and "tts_espeak" in names and "stt_whisper_base" in names
+    assert not {"router", "query_classifier", "ocr_tesseract", "video_frames"} & set(names)
+    assert all(registry.model(n).use_cases and "cpu" in registry.model(n).profiles for n in names)

@@ -1,0 +1,68 @@
+"""The health watcher: a dead stub is noticed, its model reloaded with a config override, with backoff."""
+from __future__ import annotations
+
+from model_router.serving.loader import Limits, ModelLoader
+from model_router.serving.recovery import Recovery, RecoveryEvents
+
+from .test_loader import RecordingControl
+from .test_loader_limits import MODELS, Clock
+
+
+def make(backoff=(0.0, 30.0)):
+    ctl = RecordingControl()
+    clock = Clock()
+    loader = ModelLoader(ctl, MODELS, 2000, clock=clock, limits=Limits(min_residency_s=0))
+    stubs = {"a": [101]}
+    results: list[tuple[str, str]] = []
+    rec = Recovery(loader, lambda: {m: list(p) for m, p in stubs.items()}, lambda m: '{"name": "%s"}' % m,
+                   backoff_s=backoff, stable_s=120, events=RecoveryEvents(lambda m, r: results.append((m, r))),
+                   clock=clock)
+    loader.acquire("a").close()
+    rec.check()  # learns a's stub
+    return ctl, clock, loader, stubs, rec, results
+
+
+def settle(rec: Recovery) -> None:
+    import threading
+    import time
+    rec.check()
+    for t in threading.enumerate():
+        if t.name.startswith("recover-"):
+            t.join(5)
+    time.sleep(0.01)
+
+
+def test_a_dead_stub_is_reloaded_with_a_config_override() -> None:
+    ctl, clock, loader, stubs, rec, results = make()
+    stubs["a"] = []  # SIGKILLed
+    rec.check()
+    assert "recovering" in rec.recovering("a")
+    stubs["a"] = [102]  # Triton starts a fresh instance on the config-override load
+    settle(rec)
+    assert ("load-config", "a") in ctl.calls and results == [("a", "ok")]
+    assert rec.recovering("a") == "" and loader.is_loaded("a")
+
+
+def test_dying_again_soon_backs_off_and_says_so() -> None:
+    ctl, clock, loader, stubs, rec, results = make()
+    stubs["a"] = []
+    rec.check()
+    stubs["a"] = [102]
+    settle(rec)
+    clock.now += 10
+    stubs["a"] = []  # dead again, 10 s after coming back
+    settle(rec)
+    assert "next reload in 30 s" in rec.recovering("a") and results == [("a", "ok")]
+    clock.now += 31
+    stubs["a"] = [103]
+    settle(rec)
+    assert results == [("a", "ok"), ("a", "ok")] and rec.recovering("a") == ""
+    assert rec.report()["a"]["deaths"] == 2
+
+
+def test_an_unhealthy_stub_error_marks_the_model_dead_at_once() -> None:
+    ctl, clock, loader, stubs, rec, results = make(backoff=(5.0,))
+    rec.suspect("a", "Stub process 'a_0_0' is not healthy.")
+    assert "recovering" in rec.recovering("a")
+    rec.suspect("b", "no complete answer within 5 s")  # b is not loaded: a timeout alone proves nothing
+    assert rec.recovering("b") == ""
