@@ -1,8 +1,10 @@
 """Exit 0 when every given check passes, else 1 naming the first that did not.
 
-A check is a Triton HTTP path that must answer 200, or `router-deep`: the router's own deep health
+A check is a Triton HTTP path that must answer 200; `router-deep`: the router's own deep health
 (options.health), which must say ready (the classifier and the router loaded, none recovering from a
-dead stub). Triton's /v2/health stays 200 while a stub is dead; the deep check does not.
+dead stub); or `router-live`: the router answers that report at all, ready or not. Triton's
+/v2/health and the router's /ready stay 200 while the router's own stub is dead, and nothing brings
+that stub back but a restart; both router checks fail then.
 
 The probe behind docker compose's healthcheck and Kubernetes' startup, readiness and liveness probes
 (deploy/kubernetes/base/probes.yaml): one exec probe can ask Triton and the router model together,
@@ -18,17 +20,17 @@ import sys
 import urllib.error
 import urllib.request
 
-DEEP = "router-deep"
+DEEP, LIVE = "router-deep", "router-live"
 
 
-def deep(base: str, timeout_s: float) -> str | None:
-    """Why the router says it is not ready, or None when it is."""
+def deep(base: str, timeout_s: float, live: bool = False) -> str | None:
+    """Why the router says it is not ready (with `live`: why it did not answer), or None."""
     body = json.dumps({"text": "", "options": json.dumps({"health": True})}).encode()
     request = urllib.request.Request(base + "/v2/models/router/generate", data=body,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         report = json.loads(json.loads(response.read())["routing"])
-    if report["ready"]:
+    if report["ready"] or live:
         return None
     sick = [f"{m} {r['recovering'] or r['status']}" for m, r in report["models"].items() if r["pinned"] and not r["healthy"]]
     return f"{DEEP}: not ready ({', '.join(sick) or 'see tmr health --deep'})"
@@ -38,8 +40,8 @@ def check(paths: list[str], base: str, timeout_s: float) -> str | None:
     """The first failing check with why, or None when all passed."""
     for path in paths:
         try:
-            if path == DEEP:
-                failed = deep(base, timeout_s)
+            if path in (DEEP, LIVE):
+                failed = deep(base, timeout_s, live=path == LIVE)
                 if failed:
                     return failed
                 continue

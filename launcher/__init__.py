@@ -69,10 +69,13 @@ def server_env(models_dir: Path = DEFAULT_MODELS_DIR) -> dict[str, str]:
     env.setdefault("TMR_MODELS", str(models_dir))
     env.setdefault("TMR_REPO", str(REPO_ROOT))
     env.setdefault("OMP_NUM_THREADS", "2")
-    # OpenMP threads sleep between parallel regions instead of spinning: a spinning LLM at serving
-    # priority starved the router and Triton's frontends on 2 cores (8 streams through the router:
-    # 1.15 answers/s spinning, 1.86 passive; scripts/bench_batching.py).
+    # OpenMP threads spin briefly between parallel regions, then sleep. Spinning at will (OpenMP's
+    # default, 300,000 spins) let a generating LLM at serving priority starve the router and Triton's
+    # frontends on 2 cores; sleeping at once (PASSIVE) left a batched decode step's many small regions
+    # waiting on wake-ups. 8 streams through the router, scripts/bench_batching.py: 1.15 answers/s
+    # spinning, 1.75 passive, 2.07 with 300 spins, 2.24-2.29 with 2,000 (x4.3-4.4 concurrency 1).
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("GOMP_SPINCOUNT", "2000")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -12,7 +12,7 @@ from .errors import RegistryError, describe
 from .vocabulary import LANGUAGES, Attachment, Complexity, Language, ProfileName, UseCase
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "registry.yaml"
-Interface = Literal["text-generation", "tts", "stt", "ocr", "frames", "classifier", "router"]
+Interface = Literal["text-generation", "tts", "stt", "ocr", "frames", "classifier", "router", "metrics"]
 StepRole = Literal["read_image", "sample_video", "transcribe", "speak"]
 # Steps the router runs around the chosen model (routing/pipeline.py), by role: the interface each needs.
 STEP_INTERFACES: dict[str, str] = {"read_image": "ocr", "sample_video": "frames", "transcribe": "stt", "speak": "tts"}

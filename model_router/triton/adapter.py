@@ -4,6 +4,7 @@ Imported only inside a Python-backend stub (it imports triton_python_backend_uti
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 from typing import Any
 
@@ -14,6 +15,10 @@ from ..errors import Cancelled, InputError, ServingError
 from ..request import decode_text
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+# A stub that crashes says where, every thread's Python stack, in Triton's log (the stub's stderr):
+# Triton itself reports only that the stub is gone.
+faulthandler.enable(all_threads=True)
 
 
 def param(config: dict[str, Any], key: str, default: str = "") -> str:

@@ -2,142 +2,224 @@
 on Triton's metrics port.
 
 Names follow <namespace>_<what>_<unit>[_total]; every family carries a `model` label where one
-model is concerned. The pb_utils module is passed in, so that this package never imports it.
+model is concerned. The families are data (ROUTER_FAMILIES, GENERATION_FAMILIES); a recorder turns
+each event into an op (family, how, value, labels) and hands the ops, in order and off the caller's
+thread, to whatever applies them. The pb_utils module is passed in, so that this package never
+imports it.
 
-Every metric call is made by one thread, from a queue: in Triton 24.10, pb_utils metric calls
-from several threads at once crash tritonserver (std::bad_alloc or boost lock_exception in the
-Python backend; 2 of 3 fresh servers under 24 concurrent router requests, none of 4 with metrics
-off), and each call is a round trip to the server that a request should not wait for.
+Where the ops are applied, and why:
+- pb_utils metric calls from several threads at once crash tritonserver 24.10 (std::bad_alloc or
+  boost lock_exception in the Python backend), so one thread applies them;
+- one metric call while other threads of the same stub are in BLS calls crashed the router's stub
+  (a segmentation fault in the metric call, 8 threads in InferenceRequest.exec; twice in a few
+  dozen runs of 16 streams at once). So the router applies none: it ships its ops through BLS to
+  the `tmr_metrics` model, which owns the router's families and applies them in its execute. Our
+  backend's generation stub makes no BLS calls and applies its own.
 """
 from __future__ import annotations
 
+import json
 import queue
 import threading
+import time
 from typing import Any, Callable
+
+import numpy as np
 
 LOAD_BUCKETS = [0.5, 1, 2, 4, 8, 16, 32, 64, 128]
 BATCH_BUCKETS = [1, 2, 4, 8, 16, 32]
 CLASSIFIER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
+METRICS_MODEL = "tmr_metrics"
+
+# name: (kind, help, histogram buckets)
+Families = dict[str, tuple[str, str, list[float] | None]]
+ROUTER_FAMILIES: Families = {
+    "tmr_routing_decisions_total": ("counter", "Requests routed, by use case and chosen model", None),
+    "tmr_fallbacks_total": ("counter", "Fallbacks: a model failed and the next one was tried", None),
+    "tmr_model_loads_total": ("counter", "Model loads by the router, by result", None),
+    "tmr_model_evictions_total": ("counter", "Models unloaded by the router, by reason", None),
+    "tmr_model_load_duration_seconds": ("histogram", "Model-control load duration", LOAD_BUCKETS),
+    "tmr_classifier_latency_seconds": ("histogram", "Classifier BLS call latency", CLASSIFIER_BUCKETS),
+    "tmr_rejected_total": ("counter", "Requests turned away by the router's admission limits", None),
+    "tmr_memory_used_mb": ("gauge", "Memory of the models loaded (the larger of declared and measured)", None),
+    "tmr_cancelled_total": ("counter", "Requests whose client gave up before the answer, by use case", None),
+    "tmr_model_recoveries_total": ("counter", "Reloads of a model whose stub died, by result", None),
+    "tmr_requests_inflight": ("gauge", "Requests the router admitted and has not finished (running and waiting): "
+                                       "the load to scale replicas on", None),
+    "tmr_model_memory_mb": ("gauge", "Memory of each model: declared, and measured (max seen)", None),
+}
+GENERATION_FAMILIES: Families = {
+    "tmr_generation_tokens_total": ("counter", "Tokens generated (continuous batching), by model", None),
+    "tmr_generation_requests_total": ("counter", "Generation requests ended, by model and result "
+                                                 "(finished, cancelled, failed)", None),
+    "tmr_generation_batch_rows": ("histogram", "Requests in each generation step, by model", BATCH_BUCKETS),
+}
+Op = tuple[str, str, float, dict[str, str]]  # (family, how, value, labels)
+HOW = ("add", "set", "observe")
 
 
-class _MetricsThread:
-    """Applies metric calls on one thread, in order."""
+class MetricFamilies:
+    """The pb_utils families of `specs` and their metrics by labels. apply() on one thread only."""
 
-    def __init__(self) -> None:
+    def __init__(self, pb: Any, specs: Families) -> None:
+        kinds = {"counter": pb.MetricFamily.COUNTER, "gauge": pb.MetricFamily.GAUGE,
+                 "histogram": pb.MetricFamily.HISTOGRAM}
+        self._families = {name: pb.MetricFamily(name, doc, kinds[kind]) for name, (kind, doc, _) in specs.items()}
+        self._buckets = {name: buckets for name, (_, _, buckets) in specs.items()}
         self._metrics: dict[tuple, Any] = {}
-        self._ops: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._apply, name="metrics", daemon=True)
-        self._thread.start()
 
-    def _apply(self) -> None:
-        while (op := self._ops.get()) is not None:
-            try:
-                op()
-            except Exception:  # a metric must never take a request down
-                pass
+    def apply(self, ops: list[Op]) -> None:
+        for family, how, value, labels in ops:
+            key = (family, tuple(sorted(labels.items())))
+            if key not in self._metrics:
+                buckets = self._buckets[family]
+                self._metrics[key] = (self._families[family].Metric(labels=labels, buckets=buckets) if buckets
+                                      else self._families[family].Metric(labels=labels))
+            metric = self._metrics[key]
+            {"add": metric.increment, "set": metric.set, "observe": metric.observe}[how](value)
+
+
+class MetricsModelSink:
+    """Delivers the router's ops to the tmr_metrics model through BLS, loading it when it is not loaded
+    (`load`: model control); ops wait (the newest MAX_PENDING) until it takes them."""
+
+    MAX_PENDING = 10_000
+    RETRY_S = 2.0
+
+    def __init__(self, pb: Any, load: Callable[[str], None]) -> None:
+        self.pb, self.load = pb, load
+        self._pending: list[Op] = []
+        self._retry_at = 0.0
+        self.closing = False  # the router is being unloaded: deliver what it can, load nothing
 
     def close(self) -> None:
+        self.closing = True
+
+    def __call__(self, ops: list[Op]) -> bool:
+        """Deliver `ops` and any still pending; False while they must wait (call again later)."""
+        self._pending = (self._pending + ops)[-self.MAX_PENDING:]
+        if not self._pending or time.monotonic() < self._retry_at:
+            return not self._pending
+        pb = self.pb
+        body = np.array([json.dumps(self._pending).encode()], dtype=np.object_)
+        response = pb.InferenceRequest(model_name=METRICS_MODEL, inputs=[pb.Tensor("ops", body)],
+                                       requested_output_names=["applied"]).exec()
+        if not response.has_error():
+            self._pending = []
+            return True
+        self._retry_at = time.monotonic() + self.RETRY_S
+        if self.closing:
+            return True
+        try:
+            self.load(METRICS_MODEL)  # not loaded (or gone): bring it, then the next round delivers
+        except Exception:  # model control unreachable or refusing: try again next round
+            pass
+        return False
+
+
+class _Recorder:
+    """Turns events into ops and hands them in batches, in order, to `deliver` on a thread of its own:
+    a request never waits for a metric."""
+
+    def __init__(self, deliver: Callable[[list[Op]], Any]) -> None:
+        self._deliver = deliver
+        self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        waiting = False  # ops the deliverer could not take yet: try again within a second
+        while True:
+            try:
+                op = self._ops.get(timeout=1.0 if waiting else None)
+            except queue.Empty:
+                op = ()
+            batch: list[Op] = [op] if op else []
+            while op is not None:
+                try:
+                    op = self._ops.get_nowait()
+                except queue.Empty:
+                    break
+                if op is not None:
+                    batch.append(op)
+            try:
+                waiting = self._deliver(batch) is False
+            except Exception:  # a metric must never take a request down
+                waiting = False
+            if op is None:
+                return
+
+    def close(self) -> None:
+        getattr(self._deliver, "close", lambda: None)()
         self._ops.put(None)
         self._thread.join(timeout=5)
 
-    def _get(self, family: Any, buckets: list[float] | None = None, **labels: str) -> Any:
-        """The metric for these labels (on the metrics thread only)."""
-        key = (id(family), tuple(sorted(labels.items())))
-        if key not in self._metrics:
-            self._metrics[key] = (family.Metric(labels=labels, buckets=buckets) if buckets
-                                  else family.Metric(labels=labels))
-        return self._metrics[key]
+    def _add(self, family: str, value: float = 1, **labels: str) -> None:
+        self._ops.put((family, "add", value, labels))
 
-    def _add(self, family: Any, value: float = 1, **labels: str) -> None:
-        self._ops.put(lambda: self._get(family, **labels).increment(value))
+    def _observe(self, family: str, value: float, **labels: str) -> None:
+        self._ops.put((family, "observe", value, labels))
 
-    def _observe(self, family: Any, buckets: list[float], value: float, **labels: str) -> None:
-        self._ops.put(lambda: self._get(family, buckets, **labels).observe(value))
-
-    def _set(self, family: Any, value: float, **labels: str) -> None:
-        self._ops.put(lambda: self._get(family, **labels).set(value))
+    def _set(self, family: str, value: float, **labels: str) -> None:
+        self._ops.put((family, "set", value, labels))
 
 
-class RouterMetrics(_MetricsThread):
-    """The router's."""
-
-    def __init__(self, pb: Any) -> None:
-        F = pb.MetricFamily
-        self.decisions = F("tmr_routing_decisions_total", "Requests routed, by use case and chosen model", F.COUNTER)
-        self.fallbacks = F("tmr_fallbacks_total", "Fallbacks: a model failed and the next one was tried", F.COUNTER)
-        self.loads = F("tmr_model_loads_total", "Model loads by the router, by result", F.COUNTER)
-        self.evictions = F("tmr_model_evictions_total", "Models unloaded by the router, by reason", F.COUNTER)
-        self.load_seconds = F("tmr_model_load_duration_seconds", "Model-control load duration", F.HISTOGRAM)
-        self.classifier_seconds = F("tmr_classifier_latency_seconds", "Classifier BLS call latency", F.HISTOGRAM)
-        self.rejections = F("tmr_rejected_total", "Requests turned away by the router's admission limits", F.COUNTER)
-        self.memory = F("tmr_memory_used_mb", "Memory of the models loaded (the larger of declared and measured)",
-                        F.GAUGE)
-        self.cancellations = F("tmr_cancelled_total", "Requests whose client gave up before the answer, by use case",
-                               F.COUNTER)
-        self.recoveries = F("tmr_model_recoveries_total", "Reloads of a model whose stub died, by result", F.COUNTER)
-        self.inflight = F("tmr_requests_inflight", "Requests the router admitted and has not finished (running and "
-                          "waiting): the load to scale replicas on", F.GAUGE)
-        self.footprint = F("tmr_model_memory_mb", "Memory of each model: declared, and measured (max seen)", F.GAUGE)
-        super().__init__()
+class RouterMetrics(_Recorder):
+    """The router's events; `deliver` is a MetricsModelSink in the router (a test may record them)."""
 
     def decision(self, use_case: str, model: str) -> None:
-        self._add(self.decisions, use_case=use_case, model=model)
+        self._add("tmr_routing_decisions_total", use_case=use_case, model=model)
 
     def fallback(self, use_case: str, model: str) -> None:
-        self._add(self.fallbacks, use_case=use_case, model=model)
+        self._add("tmr_fallbacks_total", use_case=use_case, model=model)
 
     def classifier_latency(self, seconds: float) -> None:
-        self._observe(self.classifier_seconds, CLASSIFIER_BUCKETS, seconds)
+        self._observe("tmr_classifier_latency_seconds", seconds)
 
     def loaded(self, model: str, seconds: float) -> None:
-        self._add(self.loads, model=model, result="ok")
-        self._observe(self.load_seconds, LOAD_BUCKETS, seconds, model=model)
+        self._add("tmr_model_loads_total", model=model, result="ok")
+        self._observe("tmr_model_load_duration_seconds", seconds, model=model)
 
     def load_failed(self, model: str, error: str) -> None:
-        self._add(self.loads, model=model, result="failed")
+        self._add("tmr_model_loads_total", model=model, result="failed")
 
     def evicted(self, model: str, reason: str) -> None:
-        self._add(self.evictions, model=model, reason=reason)
+        self._add("tmr_model_evictions_total", model=model, reason=reason)
 
     def rejected(self) -> None:
-        self._add(self.rejections)
+        self._add("tmr_rejected_total")
 
     def cancelled(self, use_case: str) -> None:
-        self._add(self.cancellations, use_case=use_case or "unknown")
+        self._add("tmr_cancelled_total", use_case=use_case or "unknown")
 
     def requests_inflight(self, count: int) -> None:
-        self._set(self.inflight, count)
+        self._set("tmr_requests_inflight", count)
 
     def recovered(self, model: str, result: str) -> None:
-        self._add(self.recoveries, model=model, result=result)
+        self._add("tmr_model_recoveries_total", model=model, result=result)
 
     def model_memory(self, model: str, kind: str, mb: float) -> None:
-        self._set(self.footprint, mb, model=model, kind=kind)
+        self._set("tmr_model_memory_mb", mb, model=model, kind=kind)
 
     def measured(self, model: str, host_mb: float, gpu_mb: float) -> None:
         self.model_memory(model, "measured", host_mb)
         self.model_memory(model, "gpu_measured", gpu_mb)
 
     def memory_used(self, host_mb: float, gpu_mb: float) -> None:
-        self._set(self.memory, host_mb, kind="host")
-        self._set(self.memory, gpu_mb, kind="gpu")
+        self._set("tmr_memory_used_mb", host_mb, kind="host")
+        self._set("tmr_memory_used_mb", gpu_mb, kind="gpu")
 
 
-class GenerationMetrics(_MetricsThread):
-    """Our transformers backend's text generation, per model."""
+class GenerationMetrics(_Recorder):
+    """Our transformers backend's text generation, per model, applied in its own stub."""
 
     def __init__(self, pb: Any, model: str) -> None:
-        F = pb.MetricFamily
         self.model = model
-        self.tokens = F("tmr_generation_tokens_total", "Tokens generated (continuous batching), by model", F.COUNTER)
-        self.requests = F("tmr_generation_requests_total",
-                          "Generation requests ended, by model and result (finished, cancelled, failed)", F.COUNTER)
-        self.batch = F("tmr_generation_batch_rows", "Requests in each generation step, by model", F.HISTOGRAM)
-        super().__init__()
+        super().__init__(MetricFamilies(pb, GENERATION_FAMILIES).apply)
 
     def step(self, rows: int) -> None:
-        self._add(self.tokens, rows, model=self.model)
-        self._observe(self.batch, BATCH_BUCKETS, rows, model=self.model)
+        self._add("tmr_generation_tokens_total", rows, model=self.model)
+        self._observe("tmr_generation_batch_rows", rows, model=self.model)
 
     def ended(self, result: str) -> None:
-        self._add(self.requests, model=self.model, result=result)
+        self._add("tmr_generation_requests_total", model=self.model, result=result)

@@ -176,8 +176,13 @@ def leave_as_found(server: TritonServer) -> Iterator[None]:
         yield
     finally:
         added = ready() - before
-        # The router first: it loads models on demand, and must not load anything while we clean up.
-        for name in sorted(added, key=lambda n: n != "router"):
+        # The router first, and gone before the rest: it loads models on demand (its metrics model
+        # too), and must not load anything while we clean up.
+        if "router" in added:
+            _post(server, "models/router/unload")
+            wait_for(lambda: index_states(server).get("router") not in HOLDING, UNLOAD_WITHIN_S)
+            added = ready() - before
+        for name in sorted(added):
             _post(server, f"models/{name}/unload")
         for name in sorted(added):
             wait_for(lambda: index_states(server).get(name) not in HOLDING, UNLOAD_WITHIN_S)

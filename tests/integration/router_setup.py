@@ -15,7 +15,7 @@ from .conftest import start_server
 
 BROKEN = "broken_llm"
 LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
-# Pinned 400 MB + one LLM (900 or 650) fits; two LLMs (1550) do not.
+# Pinned 460 MB (classifier, router, metrics) + one LLM (900 or 650) fits; two LLMs (1550) do not.
 ONE_LLM_BUDGET_MB = 1400
 
 
@@ -23,7 +23,7 @@ def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None) 
     """Returns (model repository, registry file); `edit` may change the registry (its parsed YAML)."""
     repo = tmp / "models"
     repo.mkdir()
-    for name in ("query_classifier", "router", LLM, LLM_BF16):
+    for name in ("query_classifier", "router", "tmr_metrics", LLM, LLM_BF16):
         (repo / name).symlink_to(REPO_ROOT / "model_repository" / name, target_is_directory=True)
     # Weights broken on purpose: the real config and tokenizer, a truncated safetensors file.
     weights = tmp / "broken-weights"

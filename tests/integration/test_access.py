@@ -59,14 +59,15 @@ def test_the_router_loads_with_its_key_and_an_admin_controls_models(server: Trit
     text, decision = RouterClient(server.grpc_url, "grpc").route(
         "What is the capital of France?", {"sampling_parameters": {"max_tokens": 16, "temperature": 0}})
     assert "Paris" in text and decision["model"] == LLM and decision["load_ms"] > 0
-    assert ready_models(admin) == {"query_classifier", "router", LLM}
+    # (tmr_metrics: the router loaded it too, with the key, for its metrics)
+    assert ready_models(admin) == {"query_classifier", "router", "tmr_metrics", LLM}
     # With the key, over HTTP and over gRPC (the header Triton's gRPC frontend reads), model control works.
     admin.unload(LLM)
     assert wait_for(lambda: model_states(admin)[LLM] == "UNAVAILABLE", UNLOAD_WITHIN_S), model_states(admin)
     RouterClient(server.grpc_url, "grpc", headers={GRPC_HEADER: KEY}).load(LLM)
-    assert ready_models(admin) == {"query_classifier", "router", LLM}
+    assert ready_models(admin) == {"query_classifier", "router", "tmr_metrics", LLM}
     admin.unload(LLM)
-    assert wait_for(lambda: ready_models(admin) == {"query_classifier", "router"}, UNLOAD_WITHIN_S)
+    assert wait_for(lambda: ready_models(admin) == {"query_classifier", "router", "tmr_metrics"}, UNLOAD_WITHIN_S)
 
 
 def test_tmr_cli_with_the_key_lists_models(server: TritonServer) -> None:

@@ -115,7 +115,7 @@ def test_the_budget_follows_measured_memory_when_a_declaration_is_too_low(tmp_pa
     def too_low(raw: dict) -> None:
         raw["models"][LLM]["memory_mb"] = 50
 
-    budget = 400 + 50 + 650 + 100  # pinned + both LLMs as declared + a margin
+    budget = 460 + 50 + 650 + 100  # pinned + both LLMs as declared + a margin
     srv = start_router_server(tmp_path, ["query_classifier", "router"], too_low, TMR_MEMORY_BUDGET_MB=str(budget))
     try:
         assert "Paris" in ask(srv, model=LLM)[0]
@@ -173,3 +173,27 @@ def test_a_client_alternating_two_models_cannot_churn_the_cache(tmp_path) -> Non
             ask(srv, model=LLM, admin_key="wrong")
     finally:
         stop_server(srv)
+
+
+def test_a_dead_router_fails_the_liveness_check_that_triton_passes(tmp_path) -> None:
+    """Nothing inside Triton heals the router's own stub: the probes must see it, for a restart."""
+    import importlib.util
+
+    from model_router import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("healthcheck", REPO_ROOT / "deploy" / "healthcheck.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    srv = start_router_server(tmp_path, ["query_classifier", "router"])
+    base = f"http://{srv.http_url}"
+    try:
+        assert probe.check(["/v2/health/live", "router-live"], base, 5) is None
+        kill_stub(srv, "router")
+        assert wait_for(lambda: probe.check(["router-live"], base, 5) is not None, 30)
+        assert probe.check(["/v2/health/live", "/v2/models/router/ready"], base, 5) is None, \
+            "Triton noticed the dead router: the liveness probe could ask it alone"
+        assert probe.check(["router-deep"], base, 5).startswith("router-deep: ")
+    finally:
+        # Triton waits out its exit timeout (6 s) for the dead instance and exits by itself: a stop
+        # that had to kill it (rc -9 after 10 s) fails stop_server.
+        stop_server(srv, timeout=10)

@@ -82,7 +82,7 @@ def make_repository(tmp: Path) -> tuple[Path, Path]:
     """(model repository, record file): the router's models and the stand-in vision model."""
     repo, record = tmp / "models", tmp / "record.jsonl"
     repo.mkdir()
-    for name in ("query_classifier", "router", "video_frames"):
+    for name in ("query_classifier", "router", "tmr_metrics", "video_frames"):
         (repo / name).symlink_to(REPO_ROOT / "model_repository" / name, target_is_directory=True)
     config = (REPO_ROOT / "model_repository_gpu" / VLM / "config.pbtxt").read_text()
     assert re.search(r'^backend: "vllm"$', config, re.M)

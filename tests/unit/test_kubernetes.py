@@ -146,7 +146,7 @@ def test_probes_ask_triton_and_the_router(rendered) -> None:
     c = container(objs)
     assert c["readinessProbe"]["exec"]["command"][2:] == READY_PATHS == COMPOSE["healthcheck"]["test"][3:]
     assert c["startupProbe"]["exec"]["command"][2:] == STARTUP_PATHS
-    assert c["livenessProbe"]["exec"]["command"][2:] == ["/v2/health/live", "/v2/models/router/ready"]
+    assert c["livenessProbe"]["exec"]["command"][2:] == ["/v2/health/live", "router-live"]
     # Probes on /v2/health/ready would fail during every on-demand load under strict readiness.
     assert "--strict-readiness=false" in c["args"]
     live, start = c["livenessProbe"], c["startupProbe"]
@@ -250,6 +250,8 @@ def test_the_probe_fails_when_any_path_is_not_ready(fake_triton: str) -> None:
     assert healthcheck.check(STARTUP_PATHS, fake_triton, 2) == "/v2/models/router/ready: HTTP 400"
     assert healthcheck.check(READY_PATHS, fake_triton, 2) == \
         "router-deep: not ready (query_classifier recovering: its stub died; reloading)"
+    assert healthcheck.check(["/v2/health/live", "router-live"], fake_triton, 2) is None  # answers, not ready
+    assert healthcheck.check(["router-live"], "http://127.0.0.1:1", 2).startswith("router-live: ")
     _Triton.router_ready = True
     try:
         assert healthcheck.check(READY_PATHS, fake_triton, 2) is None

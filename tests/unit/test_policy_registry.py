@@ -23,7 +23,7 @@ def test_shipped_registry_is_valid_and_has_both_profiles() -> None:
     assert set(reg.profiles) == {"cpu", "gpu"}
     assert reg.chain("cpu", "agent")[0] == "smollm2_135m_instruct"
     assert reg.chain("gpu", "agent")[0] == "qwen2_5_7b_instruct"
-    assert {m.name for m in reg.managed("cpu") if m.pinned} == {"query_classifier", "router"}
+    assert {m.name for m in reg.managed("cpu") if m.pinned} == {"query_classifier", "router", "tmr_metrics"}
     assert all(reg.models[m].backend == "vllm" for m in ("qwen2_5_7b_instruct", "qwen2_5_vl_7b_instruct",
                                                           "qwen2_audio_7b_instruct", "phi_2"))
     assert "tts" not in reg.models["qwen2_audio_7b_instruct"].use_cases  # audio in, text out

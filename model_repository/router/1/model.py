@@ -29,7 +29,7 @@ from model_router.serving.stubs import host_mb, stub_pids
 from model_router.triton.adapter import FINAL, error_response, first, setting, strings
 from model_router.triton.bls import Bls
 from model_router.triton.control import TritonModelControl
-from model_router.triton.metrics import RouterMetrics
+from model_router.triton.metrics import MetricsModelSink, RouterMetrics
 from model_router.vocabulary import ATTACHMENT_KINDS
 
 ADMIN_KEY = os.environ.get("TMR_ADMIN_KEY")
@@ -41,10 +41,11 @@ class TritonPythonModel:
         registry = load_registry(os.environ.get("TMR_REGISTRY", REGISTRY_FILE))
         profile = registry.profile(setting(config, "profile", "cpu"))
         self.max_chars = int(setting(config, "max_text_chars", "8000"))
-        self.metrics = RouterMetrics(pb_utils)
         self.gpu = detect_gpu() if profile.name == "gpu" else None
         self.control = TritonModelControl(os.environ.get("TMR_CONTROL_URL", "127.0.0.1:8000"),
                                           {"admin-key": ADMIN_KEY} if ADMIN_KEY else None)
+        self.metrics_sink = MetricsModelSink(pb_utils, self.control.load)
+        self.metrics = RouterMetrics(self.metrics_sink)
         self.loader = self._loader(config, registry, profile)
         self.health = HealthTracker(int(setting(config, "failure_threshold", "2")),
                                     float(setting(config, "cooldown_s", "30")))
@@ -152,6 +153,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def finalize(self) -> None:
+        self.metrics_sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
         self.loader.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
