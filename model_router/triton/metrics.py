@@ -68,6 +68,12 @@ class MetricFamilies:
         self._buckets = {name: buckets for name, (_, _, buckets) in specs.items()}
         self._metrics: dict[tuple, Any] = {}
 
+    def close(self) -> None:
+        """Let go of the metrics while the server still answers: a family that outlives the model is
+        freed at the stub's exit, after its shared memory is gone, and crashes the stub there."""
+        self._metrics.clear()
+        self._families.clear()
+
     def apply(self, ops: list[Op]) -> None:
         for family, how, value, labels in ops:
             key = (family, tuple(sorted(labels.items())))
@@ -150,7 +156,6 @@ class _Recorder:
                 return
 
     def close(self) -> None:
-        getattr(self._deliver, "close", lambda: None)()
         self._ops.put(None)
         self._thread.join(timeout=5)
 
@@ -165,7 +170,15 @@ class _Recorder:
 
 
 class RouterMetrics(_Recorder):
-    """The router's events; `deliver` is a MetricsModelSink in the router (a test may record them)."""
+    """The router's events, delivered by a MetricsModelSink."""
+
+    def __init__(self, sink: MetricsModelSink) -> None:
+        self.sink = sink
+        super().__init__(sink)
+
+    def close(self) -> None:
+        self.sink.close()  # deliver what is queued, load nothing
+        super().close()
 
     def decision(self, use_case: str, model: str) -> None:
         self._add("tmr_routing_decisions_total", use_case=use_case, model=model)
@@ -214,8 +227,12 @@ class GenerationMetrics(_Recorder):
     """Our transformers backend's text generation, per model, applied in its own stub."""
 
     def __init__(self, pb: Any, model: str) -> None:
-        self.model = model
-        super().__init__(MetricFamilies(pb, GENERATION_FAMILIES).apply)
+        self.model, self.families = model, MetricFamilies(pb, GENERATION_FAMILIES)
+        super().__init__(self.families.apply)
+
+    def close(self) -> None:
+        super().close()
+        self.families.close()  # on this thread, the metrics thread gone
 
     def step(self, rows: int) -> None:
         self._add("tmr_generation_tokens_total", rows, model=self.model)

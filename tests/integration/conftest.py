@@ -55,6 +55,17 @@ def _shared_server_left_as_found(request: pytest.FixtureRequest) -> Iterator[Non
         yield
 
 
+@pytest.fixture(scope="module")
+def router(server: TritonServer) -> TritonServer:
+    """The shared server with the classifier and the router loaded (the router loads its metrics model);
+    the module's teardown (_shared_server_left_as_found) unloads what the module loaded."""
+    admin = RouterClient(server.http_url)
+    for model in ("query_classifier", "router"):
+        if not admin.is_ready(model):
+            admin.load(model)
+    return server
+
+
 @pytest.fixture
 def http(server: TritonServer) -> Iterator[RouterClient]:
     client = RouterClient(server.http_url, "http")

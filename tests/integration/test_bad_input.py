@@ -95,13 +95,6 @@ ODD_TEXT = {
 ANSWER = {"max_tokens": 8, "temperature": 0}
 
 
-@pytest.fixture(scope="module")
-def router(server):
-    for model in ("query_classifier", "router"):
-        RouterClient(server.http_url).load(model)
-    return server
-
-
 @pytest.mark.parametrize("name, inputs, words", CASES, ids=[c[0].replace(" ", "-") for c in CASES])
 def test_bad_input_is_a_clear_error(router, name: str, inputs: list, words: str) -> None:
     error = send(router.grpc_url, inputs)

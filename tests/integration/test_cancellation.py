@@ -12,7 +12,6 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from client import RouterClient
-from launcher import TritonServer
 
 from .conftest import LLM, metric, start_server, stop_server
 
@@ -60,16 +59,6 @@ def wait_for(condition, message: str, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def router(server) -> TritonServer:
-    """The shared server with the router; the module's teardown (conftest) unloads what it loaded."""
-    admin = RouterClient(server.http_url)
-    for model in ("query_classifier", "router"):
-        if not admin.is_ready(model):
-            admin.load(model)
-    return server
 
 
 def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -> None:

@@ -5,23 +5,12 @@ import pytest
 
 from client import RouterClient
 from client.api import InferenceServerException
-from launcher import TritonServer
 
 from .conftest import LLM
 
 pytestmark = pytest.mark.integration
 HISTORY = [{"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Nice to meet you, Ada!"}]
 GREEDY = {"use_case": "agent", "sampling_parameters": {"max_tokens": 24, "temperature": 0}}
-
-
-@pytest.fixture(scope="module")
-def router(server) -> TritonServer:
-    """The shared server with the router; the module's teardown (conftest) unloads what it loaded."""
-    admin = RouterClient(server.http_url)
-    for model in ("query_classifier", "router"):
-        if not admin.is_ready(model):
-            admin.load(model)
-    return server
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

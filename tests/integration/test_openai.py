@@ -43,10 +43,8 @@ def stop_front(front: FrontProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def front(server: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontProcess]:
-    for model in ("query_classifier", "router"):
-        RouterClient(server.http_url).load(model)
-    proc = start_front(server, tmp_path_factory.mktemp("openai"))
+def front(router: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontProcess]:
+    proc = start_front(router, tmp_path_factory.mktemp("openai"))
     yield proc
     stop_front(proc)
 

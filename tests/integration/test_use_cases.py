@@ -15,10 +15,8 @@ SHORT = {"max_tokens": 48, "temperature": 0}
 
 
 @pytest.fixture(scope="module")
-def grpc(server) -> RouterClient:
-    for model in ("query_classifier", "router"):
-        RouterClient(server.http_url).load(model)
-    return RouterClient(server.grpc_url, "grpc")
+def grpc(router) -> RouterClient:
+    return RouterClient(router.grpc_url, "grpc")
 
 
 def seconds(wav: bytes) -> float:

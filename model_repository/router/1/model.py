@@ -44,8 +44,7 @@ class TritonPythonModel:
         self.gpu = detect_gpu() if profile.name == "gpu" else None
         self.control = TritonModelControl(os.environ.get("TMR_CONTROL_URL", "127.0.0.1:8000"),
                                           {"admin-key": ADMIN_KEY} if ADMIN_KEY else None)
-        self.metrics_sink = MetricsModelSink(pb_utils, self.control.load)
-        self.metrics = RouterMetrics(self.metrics_sink)
+        self.metrics = RouterMetrics(MetricsModelSink(pb_utils, self.control.load))
         self.loader = self._loader(config, registry, profile)
         self.health = HealthTracker(int(setting(config, "failure_threshold", "2")),
                                     float(setting(config, "cooldown_s", "30")))
@@ -153,7 +152,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def finalize(self) -> None:
-        self.metrics_sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
+        self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
         self.loader.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)

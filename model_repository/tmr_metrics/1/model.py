@@ -30,3 +30,6 @@ class TritonPythonModel(RequestModel):
             raise InputError("ops", f"unknown metric families or operations {sorted(unknown)}")
         self.families.apply(ops)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("applied", np.array([len(ops)], np.int32))])
+
+    def finalize(self) -> None:
+        self.families.close()
