@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,3 +250,24 @@ class TritonServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def keep_router_alive(server: TritonServer, stop: threading.Event, every_s: float = 2.0) -> None:
+    """The run command's watchdog for the router's own stub, on a thread beside the server: the router
+    heals the models it routes to, but nothing inside Triton restarts the router when its stub dies
+    (24.10 still calls it READY, and its requests hang). Reload it with a config override, as the
+    router does for its targets; requests that were inside the dead one are lost."""
+    from model_router.serving.recovery import fresh_config
+    from model_router.serving.stubs import stub_pids
+    from model_router.triton.control import TritonModelControl
+
+    control = TritonModelControl(server.http_url, server.admin_headers)
+    while not stop.wait(every_s) and server.proc.poll() is None:
+        try:
+            if control.states().get("router") != "READY" or stub_pids(server.proc.pid).get("router"):
+                continue
+            log.warning("router: its stub died; reloading it")
+            control.load("router", fresh_config(control.config("router")))
+            log.info("router: back")
+        except Exception as exc:  # the server stopping, or a load that failed: try again next round
+            log.warning("router: could not reload it: %s", exc)

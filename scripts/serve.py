@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from launcher import TritonServer
+from launcher import TritonServer, keep_router_alive
 from openai_front import API_KEY_ENV
 from openai_front.process import FrontProcess
 
@@ -45,6 +45,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda signum, _frame: stop.set())
     signal.signal(signal.SIGTERM, lambda signum, _frame: stop.set())
     server.start(timeout=300)
+    threading.Thread(target=keep_router_alive, args=(server, stop), name="router-watchdog", daemon=True).start()
     front = None
     if not args.no_openai:
         front = FrontProcess(server.grpc_url, port=args.openai_port, api_key=args.api_key)

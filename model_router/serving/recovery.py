@@ -36,6 +36,14 @@ class _Case:
     last_error: str = ""
 
 
+def fresh_config(config: str) -> str:
+    """A model's config (JSON), marked with this attempt: Triton starts new instances only for a config
+    that differs from the one it holds (the same override twice would leave the dead stub)."""
+    parsed = json.loads(config)
+    parsed.setdefault("parameters", {})["tmr_restart"] = {"string_value": f"{time.time():.3f}"}
+    return json.dumps(parsed)
+
+
 @dataclass
 class RecoveryEvents:
     recovered: Callable[[str, str], None] = lambda model, result: None  # result: ok | failed
@@ -116,11 +124,7 @@ class Recovery:
 
     # -- healing -----------------------------------------------------------------------------------
     def _fresh_config(self, model: str) -> str:
-        """The model's config, marked with this attempt: Triton starts new instances only for a config
-        that differs from the one it holds (the same override twice would leave the dead stub)."""
-        config = json.loads(self.config_of(model))
-        config.setdefault("parameters", {})["tmr_restart"] = {"string_value": f"{time.time():.3f}"}
-        return json.dumps(config)
+        return fresh_config(self.config_of(model))
 
     def _recover(self, model: str) -> None:
         try:

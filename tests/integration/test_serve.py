@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from client import RouterClient
+from client.api import InferenceServerException
 from launcher import TritonServer, free_port
 from model_router import REPO_ROOT
 
@@ -134,3 +135,40 @@ def test_the_front_stops_when_triton_stops() -> None:
     finally:
         if proc.poll() is None or server_processes(server) or front_processes(openai_port):
             _kill_all(proc, server, openai_port)
+
+
+def test_the_run_command_brings_a_dead_router_back() -> None:
+    """The router's own stub killed: Triton still calls it ready and nothing inside it restarts it;
+    the run command reloads it, and the router answers again in the same tritonserver."""
+    from model_router.serving.stubs import stub_pids
+
+    port = free_port()
+    server = SimpleNamespace(http_port=port, proc=None)
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
+                             "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--no-openai",
+                             "--load", "query_classifier", "router"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for_line(_lines(proc.stdout), "ready:", READY_WITHIN_S)
+        (triton,) = [pid for pid, args in server_processes(server).items() if args[0].endswith("tritonserver")]
+        client = RouterClient(f"127.0.0.1:{port}")
+        (dead,) = stub_pids(triton)["router"]
+        os.kill(dead, signal.SIGKILL)
+        assert wait_for(lambda: not is_alive(dead), 10)
+        assert client.is_ready("router"), "Triton noticed the dead router: no watchdog is needed"
+        assert wait_for(lambda: stub_pids(triton).get("router", [dead]) != [dead], 60), "the router was not reloaded"
+
+        def ready() -> bool:
+            try:
+                return client.deep_health()["ready"]
+            except InferenceServerException:  # the dead instance, until the new one takes over
+                return False
+
+        assert wait_for(ready, 60), "the router does not answer again"
+        assert [p for p, args in server_processes(server).items() if args[0].endswith("tritonserver")] == [triton]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(STOP_WITHIN_S)
+        if server_processes(server):
+            _kill_all(proc, server)
