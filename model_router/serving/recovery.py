@@ -53,8 +53,12 @@ class Recovery:
     def __init__(self, loader: ModelLoader, find_stubs: Callable[[], dict[str, list[int]]],
                  config_of: Callable[[str], str], backoff_s: tuple[float, ...] = (0.0, 30.0, 120.0, 600.0),
                  stable_s: float = 120.0, events: RecoveryEvents | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 triton_states: Callable[[], dict[str, str]] | None = None) -> None:
         self.loader, self.find_stubs, self.config_of, self.clock = loader, find_stubs, config_of, clock
+        # Triton's own view, asked before a death is declared: a model someone else is unloading loses
+        # its stubs too, before the loader learns of the unload.
+        self.triton_states = triton_states
         self.backoff_s, self.stable_s = backoff_s, stable_s
         self.events = events or RecoveryEvents()
         self._cases: dict[str, _Case] = {}
@@ -100,6 +104,9 @@ class Recovery:
                 elif case.state == "healthy":  # every model we manage runs in Python-backend stubs
                     lost.append((name, f"{max(case.stubs, 1) - alive} of its {max(case.stubs, 1)} stub "
                                        "process(es) exited"))
+        if lost and self.triton_states is not None:
+            states = self.triton_states()
+            lost = [(name, why) for name, why in lost if states.get(name) == "READY"]
         for name, why in lost:
             self._died(name, why)
         with self._lock:

@@ -8,7 +8,7 @@ from .test_loader import RecordingControl
 from .test_loader_limits import MODELS, Clock
 
 
-def make(backoff=(0.0, 30.0)):
+def make(backoff=(0.0, 30.0), triton: dict[str, str] | None = None):
     ctl = RecordingControl()
     clock = Clock()
     loader = ModelLoader(ctl, MODELS, 2000, clock=clock, limits=Limits(min_residency_s=0))
@@ -16,7 +16,7 @@ def make(backoff=(0.0, 30.0)):
     results: list[tuple[str, str]] = []
     rec = Recovery(loader, lambda: {m: list(p) for m, p in stubs.items()}, lambda m: '{"name": "%s"}' % m,
                    backoff_s=backoff, stable_s=120, events=RecoveryEvents(lambda m, r: results.append((m, r))),
-                   clock=clock)
+                   clock=clock, triton_states=None if triton is None else lambda: dict(triton))
     loader.acquire("a").close()
     rec.check()  # learns a's stub
     return ctl, clock, loader, stubs, rec, results
@@ -66,3 +66,17 @@ def test_an_unhealthy_stub_error_marks_the_model_dead_at_once() -> None:
     assert "recovering" in rec.recovering("a")
     rec.suspect("b", "no complete answer within 5 s")  # b is not loaded: a timeout alone proves nothing
     assert rec.recovering("b") == ""
+
+
+def test_a_model_someone_else_unloads_is_not_taken_for_dead() -> None:
+    triton = {"a": "READY"}
+    ctl, clock, loader, stubs, rec, results = make(triton=triton)
+    triton["a"] = "UNLOADING"  # an admin's unload: its stub exits before the loader hears of it
+    stubs["a"] = []
+    settle(rec)
+    assert rec.recovering("a") == "" and results == [] and ("load-config", "a") not in ctl.calls
+    triton["a"], stubs["a"] = "READY", [105]  # loaded again; then its stub is killed
+    rec.check()
+    stubs["a"] = []
+    rec.check()
+    assert "recovering" in rec.recovering("a")

@@ -51,7 +51,8 @@ class TritonPythonModel:
         self.recovery = Recovery(self.loader, stub_pids, self.control.config,
                                  backoff_s=tuple(float(x) for x in setting(config, "recovery_backoff_s",
                                                                            "0,30,120,600").split(",")),
-                                 events=RecoveryEvents(recovered=self.metrics.recovered))
+                                 events=RecoveryEvents(recovered=self.metrics.recovered),
+                                 triton_states=self.control.states)
         bls = Bls(pb_utils)
         self.router = Router(registry, profile.name, bls.classify, bls.invoke, self.loader, self.health, self.metrics,
                              recovering=self.recovery.recovering, on_target_error=self.recovery.suspect,
