@@ -37,6 +37,8 @@ def main() -> int:
             t0 = time.perf_counter()
             admin.load(LLM)
             loads.append(time.perf_counter() - t0)
+            while not admin.deep_health()["models"][LLM]["healthy"]:  # the router has seen the load
+                time.sleep(0.1)
             client.route("Hi", ASK)
             os.kill(stub_pids(srv.proc.pid)[LLM][0], signal.SIGKILL)
             t0 = time.perf_counter()

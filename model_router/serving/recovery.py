@@ -62,6 +62,7 @@ class Recovery:
         self.backoff_s, self.stable_s = backoff_s, stable_s
         self.events = events or RecoveryEvents()
         self._cases: dict[str, _Case] = {}
+        self._expected: dict[str, int] = {}  # model -> instances (stubs) its config asks for
         self._lock = threading.Lock()
 
     # -- what the router asks -------------------------------------------------------------------
@@ -95,15 +96,15 @@ class Recovery:
         stubs = self.find_stubs()
         held = {name for name, f in self.loader.footprints().items() if f["status"] == "loaded"}
         lost: list[tuple[str, str]] = []
-        with self._lock:
-            for name in held:
+        for name in held:
+            expected = self._instances(name)
+            with self._lock:
                 case = self._cases.setdefault(name, _Case())
                 alive = len(stubs.get(name, []))
-                if case.state == "healthy" and alive >= max(case.stubs, 1):
+                if case.state == "healthy" and alive >= expected:
                     case.stubs = alive
                 elif case.state == "healthy":  # every model we manage runs in Python-backend stubs
-                    lost.append((name, f"{max(case.stubs, 1) - alive} of its {max(case.stubs, 1)} stub "
-                                       "process(es) exited"))
+                    lost.append((name, f"{expected - alive} of its {expected} stub process(es) exited"))
         if lost and self.triton_states is not None:
             states = self.triton_states()
             lost = [(name, why) for name, why in lost if states.get(name) == "READY"]
@@ -115,6 +116,17 @@ class Recovery:
                 self._cases[name].state = "recovering"
         for name in due:
             threading.Thread(target=self._recover, args=(name,), name=f"recover-{name}", daemon=True).start()
+
+    def _instances(self, model: str) -> int:
+        """How many stubs the model runs (its config's instance count), asked once: a count remembered
+        from /proc would take the moment a reload's old and new stubs overlap for the normal one."""
+        if model not in self._expected:
+            try:
+                groups = json.loads(self.config_of(model)).get("instance_group") or [{}]
+                self._expected[model] = max(sum(int(g.get("count", 1)) for g in groups), 1)
+            except Exception:  # Triton unreachable: assume one, ask again next time
+                return 1
+        return self._expected[model]
 
     def _died(self, model: str, error: str) -> None:
         with self._lock:

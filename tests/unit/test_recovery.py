@@ -80,3 +80,15 @@ def test_a_model_someone_else_unloads_is_not_taken_for_dead() -> None:
     stubs["a"] = []
     rec.check()
     assert "recovering" in rec.recovering("a")
+
+
+def test_a_stub_left_over_from_a_reload_is_not_a_death_when_it_goes() -> None:
+    ctl, clock, loader, stubs, rec, results = make()
+    stubs["a"] = [101, 102]  # a reload: the old stub still exiting beside the new one
+    rec.check()
+    stubs["a"] = [102]  # the old one gone: the model's one instance is alive
+    settle(rec)
+    assert rec.recovering("a") == "" and results == []
+    stubs["a"] = []
+    rec.check()
+    assert "1 of its 1 stub" in rec.recovering("a") or "recovering" in rec.recovering("a")
