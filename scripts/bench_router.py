@@ -112,7 +112,9 @@ def main() -> None:
         # 2. cold switch through the router vs raw load
         h.unload(LLM)
         wait_state(c, LLM, False)
-        cold_first, _, _ = first_piece_s(c, None, {"sampling_parameters": {"max_tokens": 8, "temperature": 0}})
+        # by name: the policy may otherwise prefer the twin, and step 3 needs this one loaded
+        cold_first, _, _ = first_piece_s(c, None, {"model": LLM, "sampling_parameters": {"max_tokens": 8,
+                                                                                       "temperature": 0}})
         raw = raw_load_s()
         report.append(f"cold switch via router (request -> first token) {cold_first:.2f} s vs raw load in a plain "
                       f"process (spawn -> first token) {raw:.2f} s: ratio {cold_first / raw:.2f} (target <= 1.3)")
