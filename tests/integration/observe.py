@@ -180,7 +180,8 @@ def leave_as_found(server: TritonServer) -> Iterator[None]:
         # too), and must not load anything while we clean up.
         if "router" in added:
             _post(server, "models/router/unload")
-            wait_for(lambda: index_states(server).get("router") not in HOLDING, UNLOAD_WITHIN_S)
+            assert wait_for(lambda: index_states(server).get("router") not in HOLDING, UNLOAD_WITHIN_S), \
+                f"the router did not unload within {UNLOAD_WITHIN_S} s"
             added = ready() - before
         for name in sorted(added):
             _post(server, f"models/{name}/unload")

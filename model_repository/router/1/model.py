@@ -33,6 +33,7 @@ from model_router.triton.metrics import MetricsModelSink, RouterMetrics
 from model_router.vocabulary import ATTACHMENT_KINDS
 
 ADMIN_KEY = os.environ.get("TMR_ADMIN_KEY")
+FINALIZE_WAIT_S = 10.0
 
 
 class TritonPythonModel:
@@ -156,5 +157,12 @@ class TritonPythonModel:
         self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
         self.loader.stop()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # Requests still running get FINALIZE_WAIT_S to finish; a worker stuck in a call to a model that
+        # will not answer must not hold the unload (and Triton's shutdown) for its whole deadline.
+        waiter = threading.Thread(target=self.pool.shutdown, kwargs={"wait": True, "cancel_futures": True},
+                                  daemon=True)
+        waiter.start()
+        waiter.join(FINALIZE_WAIT_S)
+        if waiter.is_alive():
+            pb_utils.Logger.log_warn(f"router: unloading with requests still running after {FINALIZE_WAIT_S:.0f} s")
         self.metrics.close()
