@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_router import REPO_ROOT
+from model_router.serving.recovery import fresh_config
+from model_router.serving.stubs import stub_pids
+from model_router.triton.control import TritonModelControl
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +260,6 @@ def keep_router_alive(server: TritonServer, stop: threading.Event, every_s: floa
     heals the models it routes to, but nothing inside Triton restarts the router when its stub dies
     (24.10 still calls it READY, and its requests hang). Reload it with a config override, as the
     router does for its targets; requests that were inside the dead one are lost."""
-    from model_router.serving.recovery import fresh_config
-    from model_router.serving.stubs import stub_pids
-    from model_router.triton.control import TritonModelControl
-
     control = TritonModelControl(server.http_url, server.admin_headers)
     while not stop.wait(every_s) and server.proc.poll() is None:
         try:

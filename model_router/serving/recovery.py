@@ -32,7 +32,6 @@ class _Case:
     state: str = "healthy"  # healthy | dead | recovering | waiting
     next_try: float = 0.0
     recovered_at: float = 0.0
-    stubs: int = 0           # live stubs when last loaded
     last_error: str = ""
 
 
@@ -101,9 +100,7 @@ class Recovery:
             with self._lock:
                 case = self._cases.setdefault(name, _Case())
                 alive = len(stubs.get(name, []))
-                if case.state == "healthy" and alive >= expected:
-                    case.stubs = alive
-                elif case.state == "healthy":  # every model we manage runs in Python-backend stubs
+                if case.state == "healthy" and alive < expected:  # every model we manage runs in stubs
                     lost.append((name, f"{expected - alive} of its {expected} stub process(es) exited"))
         if lost and self.triton_states is not None:
             states = self.triton_states()
@@ -157,9 +154,8 @@ class Recovery:
                 case.next_try = self.clock() + max(self.backoff_s[min(case.streak - 1, len(self.backoff_s) - 1)], 5.0)
             self.events.recovered(model, "failed")
             return
-        alive = len(self.find_stubs().get(model, []))
         with self._lock:
             case = self._cases[model]
-            case.state, case.recovered_at, case.stubs = "healthy", self.clock(), alive
+            case.state, case.recovered_at = "healthy", self.clock()
         log.info("%s: back after %.1f s", model, load_s)
         self.events.recovered(model, "ok")

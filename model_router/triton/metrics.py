@@ -173,12 +173,8 @@ class RouterMetrics(_Recorder):
     """The router's events, delivered by a MetricsModelSink."""
 
     def __init__(self, sink: MetricsModelSink) -> None:
-        self.sink = sink
+        self.sink = sink  # closed first by the router's finalize: what is queued is delivered, nothing loaded
         super().__init__(sink)
-
-    def close(self) -> None:
-        self.sink.close()  # deliver what is queued, load nothing
-        super().close()
 
     def decision(self, use_case: str, model: str) -> None:
         self._add("tmr_routing_decisions_total", use_case=use_case, model=model)
