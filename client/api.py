@@ -157,21 +157,27 @@ class RouterClient:
         results: queue.Queue = queue.Queue()
         client = grpcclient.InferenceServerClient(self.url)
         client.start_stream(callback=lambda result, error: results.put((result, error)), headers=self.headers)
+        finished = False
         try:
             client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
                                       outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
             while True:
                 result, error = results.get(timeout=self.timeout)
                 if error is not None:
+                    finished = True
                     raise error
                 response = result.get_response()
                 final = response.parameters.get("triton_final_response")
                 if any(result.as_numpy(o) is not None for o in outputs):
                     yield {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
                 if final is not None and final.bool_param:
+                    finished = True
                     return
         finally:
-            client.stop_stream()
+            # An answer still coming (the caller stopped reading) is cancelled; a complete one is not:
+            # a cancellation after the last response races Triton 24.10's gRPC frontend, which then
+            # holds the model until the server stops (triton-inference-server/server#8078).
+            client.stop_stream(cancel_requests=not finished)
             client.close()
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,

@@ -19,6 +19,7 @@ from .translate import RouterCall
 log = logging.getLogger(__name__)
 ROUTER = "router"
 OUTPUTS = ("text_output", "routing", "audio")
+CLOSE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,23 @@ def _input(name: str, value: str | bytes) -> grpcaio.InferInput:
     tensor = grpcaio.InferInput(name, [1], "BYTES")
     tensor.set_data_from_numpy(np.array([value.encode() if isinstance(value, str) else value], dtype=np.object_))
     return tensor
+
+
+async def _close(stream: Any, done: asyncio.Event) -> None:
+    """End a stream whose answer is complete without cancelling it: our side closes and Triton
+    finishes the call. A cancellation that arrives after the last response races Triton 24.10's
+    gRPC frontend, which then holds the router forever (its unload never ends; fixed upstream in
+    triton-inference-server/server#8078). Cancelled only if Triton does not finish in CLOSE_S."""
+    done.set()
+
+    async def drain() -> None:
+        async for _ in stream:
+            pass
+
+    try:
+        await asyncio.wait_for(drain(), CLOSE_S)
+    except (asyncio.TimeoutError, grpc.RpcError, InferenceServerException):
+        stream.cancel()
 
 
 def _strings(result: Any, name: str) -> list[bytes]:
@@ -74,21 +92,25 @@ class RouterConnection:
             await done.wait()  # keep our side open: closing it early would end the stream
 
         stream = self._client.stream_infer(requests())
-        answered = False
+        finished = False  # the router's answer is complete (its last response, or an error): nothing to cancel
         try:
             async for result, error in stream:
                 if error is not None:
+                    finished = True
+                    await _close(stream, done)
                     raise from_router(str(error), call)
                 text = "".join(v.decode("utf-8", "replace") for v in _strings(result, "text_output"))
                 params = result.get_response().parameters
                 if "triton_final_response" in params and params["triton_final_response"].bool_param:
                     routing, audio = _strings(result, "routing"), _strings(result, "audio")
-                    answered = True
+                    finished = True
+                    await _close(stream, done)
                     yield Final(text, json.loads(routing[0]) if routing else {},
                                 base64.b64decode(audio[0]) if audio else None)
                     return
                 if text:
                     yield Piece(text)
+            finished = True
             raise ApiError(500, "router: the stream ended without a final response", "server_error")
         except grpc.RpcError as exc:  # the channel itself: Triton down, or not there yet
             code = exc.code() if hasattr(exc, "code") else None
@@ -97,14 +119,15 @@ class RouterConnection:
         except InferenceServerException as exc:
             raise from_router(exc.message(), call) from None
         except (GeneratorExit, asyncio.CancelledError):  # closed: the HTTP client went away, if not answered
-            if not answered:
+            if not finished:
                 log.info("the client left before the router's answer was complete: cancelling its request")
             raise
         finally:
             # Synchronous on purpose: this runs when the HTTP client goes away mid-stream too, inside a
             # cancelled task, where an await would not return. Cancelling the call cancels the request.
             done.set()
-            stream.cancel()
+            if not finished:
+                stream.cancel()
 
     async def model_config(self, model: str) -> dict[str, Any] | None:
         """A loaded model's configuration as JSON, None when Triton cannot say."""

@@ -58,10 +58,12 @@ def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None 
                 finals += 1
                 break
             if cancel_after is not None and len(pieces) >= cancel_after:
-                client.stop_stream(cancel_requests=True)
-                return pieces, finals, "cancelled by the client"
+                error = "cancelled by the client"
+                break
     finally:
-        client.stop_stream(cancel_requests=True)
+        # Cancel only an unfinished answer: a cancellation after the last response leaves Triton 24.10
+        # holding the model (client.api.RouterClient.stream_responses).
+        client.stop_stream(cancel_requests=bool(error))
         client.close()
     return pieces, finals, error
 

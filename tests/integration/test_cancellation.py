@@ -35,7 +35,7 @@ def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | Non
     results: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(url)
     client.start_stream(callback=lambda result, error: results.put((result, error)))
-    pieces, error = 0, ""
+    pieces, error, finished = 0, "", False
     try:
         client.async_stream_infer("router", _inputs(STORY, options), enable_empty_final_response=True)
         deadline = time.monotonic() + (after_s if after_s is not None else 300)
@@ -45,11 +45,17 @@ def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | Non
             except queue.Empty:
                 break  # after_s passed
             if err is not None:
-                return pieces, str(err)
+                error, finished = str(err), True
+                break
             text = result.as_numpy("text_output")
             pieces += int(text is not None and any(v for v in text.reshape(-1)))
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                finished = True
+                break
     finally:
-        client.stop_stream(cancel_requests=True)
+        # Only an unfinished answer is cancelled: a cancellation after the last response leaves Triton
+        # 24.10 holding the router (client.api.RouterClient.stream_responses).
+        client.stop_stream(cancel_requests=not finished)
         client.close()
     return pieces, error
 

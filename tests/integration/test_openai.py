@@ -22,7 +22,7 @@ from launcher import DEFAULT_MODELS_DIR, TritonServer, free_port
 from openai_front.process import FrontProcess
 
 from .conftest import LLM, metric, start_server, stop_server
-from .observe import index_states, wait_for
+from .observe import UNLOAD_WITHIN_S, index_states, wait_for
 
 pytestmark = pytest.mark.integration
 KEY = "test-key-14"
@@ -274,6 +274,9 @@ def test_overloaded_is_503_with_retry_after_and_the_unexpected_is_500(tmp_path: 
         assert int(busy.value.response.headers["retry-after"]) > 0 and "router overloaded" in busy.value.message
         holder.join(300)
         assert "Paris" in first["answer"].choices[0].message.content
+        # Answered and turned away alike, nothing of these requests is left in Triton: the router unloads.
+        RouterClient(srv.http_url).unload("router")
+        assert wait_for(lambda: index_states(srv).get("router") == "UNAVAILABLE", UNLOAD_WITHIN_S), index_states(srv)
     finally:
         try:
             if front is not None:

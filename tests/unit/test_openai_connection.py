@@ -1,0 +1,112 @@
+"""How the front ends its gRPC stream to the router: an answer that is complete is never cancelled
+(Triton 24.10 then holds the router until it stops; see openai_front.connection._close), one whose
+client left is. The stream below stands in for tritonclient's: the rules are ours, not Triton's."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+import pytest
+
+from openai_front.connection import Final, Piece, RouterConnection
+from openai_front.errors import ApiError
+
+
+class _Response:
+    def __init__(self, final: bool) -> None:
+        self.parameters = {"triton_final_response": type("P", (), {"bool_param": final})()}
+
+
+class _Result:
+    def __init__(self, text: str, final: bool, routing: dict | None = None) -> None:
+        self.outputs = {"text_output": [text.encode()]}
+        if routing is not None:
+            self.outputs["routing"] = [json.dumps(routing).encode()]
+        self.final = final
+
+    def as_numpy(self, name: str) -> Any:
+        import numpy as np
+
+        got = self.outputs.get(name)
+        return None if got is None else np.array(got, dtype=np.object_)
+
+    def get_response(self) -> _Response:
+        return _Response(self.final)
+
+
+class _Stream:
+    """Yields `items`, then (as Triton does) ends only once the client has closed its side."""
+
+    def __init__(self, requests: AsyncIterator[dict], items: list[tuple[Any, Any]]) -> None:
+        self.requests, self.items = requests, list(items)
+        self.cancelled = self.half_closed = False
+
+    def __aiter__(self) -> "_Stream":
+        return self
+
+    async def __anext__(self) -> tuple[Any, Any]:
+        if self.items:
+            return self.items.pop(0)
+        async for _ in self.requests:  # the client's side: ends when it closes
+            pass
+        self.half_closed = True
+        raise StopAsyncIteration
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class _Client:
+    def __init__(self, items: list[tuple[Any, Any]]) -> None:
+        self.items, self.streams = items, []
+
+    def stream_infer(self, requests: AsyncIterator[dict]) -> _Stream:
+        self.streams.append(_Stream(requests, self.items))
+        return self.streams[-1]
+
+
+class _Call:
+    def inputs(self) -> dict[str, str]:
+        return {"text": "hi", "options": "{}"}
+
+
+def _connection(items: list[tuple[Any, Any]]) -> tuple[RouterConnection, _Client]:
+    conn = RouterConnection.__new__(RouterConnection)
+    conn._client = _Client(items)
+    return conn, conn._client
+
+
+async def _all(conn: RouterConnection) -> list[Any]:
+    return [event async for event in conn.events(_Call())]
+
+
+def test_a_complete_answer_is_closed_not_cancelled() -> None:
+    conn, client = _connection([(_Result("Par", False), None), (_Result("is", True, {"model": "m"}), None)])
+    events = asyncio.run(_all(conn))
+    assert events == [Piece("Par"), Final("is", {"model": "m"})]
+    stream = client.streams[0]
+    assert stream.half_closed and not stream.cancelled
+
+
+def test_an_error_ends_the_request_and_is_not_cancelled_either() -> None:
+    from tritonclient.utils import InferenceServerException
+
+    conn, client = _connection([(None, InferenceServerException("router overloaded: 1 requests running"))])
+    with pytest.raises(ApiError):
+        asyncio.run(_all(conn))
+    stream = client.streams[0]
+    assert stream.half_closed and not stream.cancelled
+
+
+def test_a_client_that_leaves_mid_answer_cancels_it() -> None:
+    conn, client = _connection([(_Result("Once", False), None), (_Result(" upon", False), None)])
+
+    async def first_piece_only() -> None:
+        events = conn.events(_Call())
+        assert await events.__anext__() == Piece("Once")
+        await events.aclose()  # the HTTP client went away
+
+    asyncio.run(first_piece_only())
+    assert client.streams[0].cancelled
