@@ -54,8 +54,9 @@ def wait_state(client: RouterClient, model: str, ready: bool) -> None:
         time.sleep(0.05)
 
 
-def first_piece_s(client: RouterClient, model: str | None, options: dict) -> tuple[float, float, int]:
-    """(seconds to the first piece, seconds to the end, pieces) of one streamed request."""
+def first_piece_s(client: RouterClient, model: str | None, options: dict) -> tuple[float, float, int, str]:
+    """(seconds to the first piece, seconds to the end, pieces, the model that answered) of one
+    streamed request."""
     t0 = time.perf_counter()
     first: list[float] = []
     n = [0]
@@ -70,8 +71,8 @@ def first_piece_s(client: RouterClient, model: str | None, options: dict) -> tup
                                options["sampling_parameters"]):
             piece(_)
     else:
-        client.route(QUESTION, {**options, "stream": True}, on_piece=piece)
-    return first[0], time.perf_counter() - t0, n[0]
+        model = client.route(QUESTION, {**options, "stream": True}, on_piece=piece).decision.get("model", "")
+    return first[0], time.perf_counter() - t0, n[0], model
 
 
 def pa_inputs(tmp: Path) -> tuple[Path, Path]:
@@ -103,8 +104,8 @@ def main() -> None:
         t0 = time.perf_counter()
         h.load(LLM)
         load_s = time.perf_counter() - t0
-        ft, _, _ = first_piece_s(c, LLM, {"sampling_parameters": {"max_tokens": 8, "temperature": 0}})
-        _, total, n = first_piece_s(c, LLM, {"sampling_parameters": {"max_tokens": 64, "temperature": 0},
+        ft, _, _, _ = first_piece_s(c, LLM, {"sampling_parameters": {"max_tokens": 8, "temperature": 0}})
+        _, total, n, _ = first_piece_s(c, LLM, {"sampling_parameters": {"max_tokens": 64, "temperature": 0},
                                              "prompt": "Write a short story about a robot."})
         report.append(f"SmolLM2-135M on Triton: model-control load {load_s:.2f} s, then first token {ft:.2f} s "
                       f"(cold total {load_s + ft:.2f} s); {n / total:.1f} tokens/s streaming {n} tokens")
@@ -113,13 +114,20 @@ def main() -> None:
         h.unload(LLM)
         wait_state(c, LLM, False)
         # by name: the policy may otherwise prefer the twin, and step 3 needs this one loaded
-        cold_first, _, _ = first_piece_s(c, None, {"model": LLM, "sampling_parameters": {"max_tokens": 8,
-                                                                                       "temperature": 0}})
+        cold_first, _, _, answered = first_piece_s(c, None, {"model": LLM, "sampling_parameters": {
+            "max_tokens": 8, "temperature": 0}})
+        if answered != LLM:
+            raise SystemExit(f"the cold request was answered by {answered!r}, not {LLM}: no cold switch to report")
         raw = raw_load_s()
         report.append(f"cold switch via router (request -> first token) {cold_first:.2f} s vs raw load in a plain "
                       f"process (spawn -> first token) {raw:.2f} s: ratio {cold_first / raw:.2f} (target <= 1.3)")
 
-        # 3. router overhead vs a direct call (perf_analyzer, gRPC streaming, 1-token answers)
+        # 3. router overhead vs a direct call (perf_analyzer, gRPC streaming, 1-token answers); it
+        # needs the LLM loaded, as step 2 left it
+        if not h.is_ready(LLM):
+            state = {m["name"]: m.get("state") for m in c.models()}.get(LLM, "UNAVAILABLE")
+            report.append(f"(after step 2 the LLM was {state}; loaded again for step 3)")
+            h.load(LLM)
         direct_in, router_in = pa_inputs(Path(tmp))
         cls = perf_analyzer("query_classifier", grpc, 1, write_input(), "grpc")
         # The target's own p50 drifts by several ms between runs on 2 cores: interleave pairs and
