@@ -71,7 +71,11 @@ def first_piece_s(client: RouterClient, model: str | None, options: dict) -> tup
                                options["sampling_parameters"]):
             piece(_)
     else:
-        model = client.route(QUESTION, {**options, "stream": True}, on_piece=piece).decision.get("model", "")
+        decision = client.route(QUESTION, {**options, "stream": True}, on_piece=piece).decision
+        model = decision.get("model", "")
+        if options.get("model") and model != options["model"]:
+            raise SystemExit(f"asked for {options['model']}, answered by {model!r}: {decision.get('reason')}; "
+                             f"fallbacks {decision.get('fallbacks')}")
     return first[0], time.perf_counter() - t0, n[0], model
 
 
@@ -113,11 +117,12 @@ def main() -> None:
         # 2. cold switch through the router vs raw load
         h.unload(LLM)
         wait_state(c, LLM, False)
+        # The router follows Triton's model states once a second (its loader's upkeep): a model unloaded
+        # behind its back within that second still looks loaded to it (README, Not yet).
+        time.sleep(2.0)
         # by name: the policy may otherwise prefer the twin, and step 3 needs this one loaded
-        cold_first, _, _, answered = first_piece_s(c, None, {"model": LLM, "sampling_parameters": {
+        cold_first, _, _, _ = first_piece_s(c, None, {"model": LLM, "sampling_parameters": {
             "max_tokens": 8, "temperature": 0}})
-        if answered != LLM:
-            raise SystemExit(f"the cold request was answered by {answered!r}, not {LLM}: no cold switch to report")
         raw = raw_load_s()
         report.append(f"cold switch via router (request -> first token) {cold_first:.2f} s vs raw load in a plain "
                       f"process (spawn -> first token) {raw:.2f} s: ratio {cold_first / raw:.2f} (target <= 1.3)")
