@@ -11,14 +11,12 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import server
 
-from client import RouterClient  # noqa: E402
-from launcher import TritonServer  # noqa: E402
-from openai_front import connection  # noqa: E402
-from openai_front.connection import RouterConnection  # noqa: E402
+from client import RouterClient
+from openai_front import connection
+from openai_front.connection import RouterConnection
 
 LLM = "smollm2_135m_instruct"
 
@@ -59,15 +57,14 @@ def main() -> int:
             done.set()
             stream.cancel()
         connection._close = cancel_after_last
-    server = TritonServer(load=["query_classifier", "router", LLM], env={"TMR_WORKERS": "1", "TMR_MAX_QUEUED": "0"})
-    server.start(timeout=300)
-    admin = RouterClient(server.http_url)
-    stuck = 0
-    try:
+    stuck = False
+    with server(None, ["query_classifier", "router", LLM], env={"TMR_WORKERS": "1", "TMR_MAX_QUEUED": "0"}) as (
+            http_url, grpc_url, _):
+        admin = RouterClient(http_url)
         for i in range(args.rounds):
             if _state(admin, "router") != "READY":
                 admin.load("router")
-            answers = asyncio.run(_round(server.grpc_url))
+            answers = asyncio.run(_round(grpc_url))
             admin.unload("router")
             deadline = time.monotonic() + args.unload_within
             while _state(admin, "router") != "UNAVAILABLE" and time.monotonic() < deadline:
@@ -75,10 +72,8 @@ def main() -> int:
             state = _state(admin, "router")
             print(f"round {i + 1}: {answers} -> router {state}", flush=True)
             if state != "UNAVAILABLE":
-                stuck += 1
+                stuck = True
                 break  # the router is held until the server stops
-    finally:
-        server.stop(10)
     print(f"{'cancelled' if args.cancel else 'closed'} streams: router stuck after {i + 1} rounds" if stuck
           else f"{'cancelled' if args.cancel else 'closed'} streams: {args.rounds} rounds, the router unloaded every time")
     return 1 if stuck else 0
