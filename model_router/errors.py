@@ -31,6 +31,10 @@ class InputError(RouterError, ValueError):
         return cls(default_field, message)
 
 
+class NotFound(InputError):
+    """The request names a model the router does not know, or one that cannot serve it."""
+
+
 class RegistryError(RouterError):
     """The model registry is invalid; raised at startup."""
 

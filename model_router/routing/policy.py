@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import InputError
+from ..errors import NotFound
 from ..registry import ModelSpec, Registry
 from ..vocabulary import COMPLEXITIES
 
@@ -120,9 +120,9 @@ def _chain(registry: Registry, profile: str, query: Query) -> list[str]:
     spec = registry.models.get(hint)
     if spec is None or spec.pinned:
         servable = sorted(m for m, s in registry.models.items() if s.use_cases and profile in s.profiles)
-        raise InputError("options.model", f"{hint!r} unknown. Available: {servable}")
+        raise NotFound("options.model", f"{hint!r} unknown. Available: {servable}")
     if query.use_case not in spec.use_cases or profile not in spec.profiles:
-        raise InputError("options.model", f"{hint!r} does not serve use case {query.use_case!r} on profile "
+        raise NotFound("options.model", f"{hint!r} does not serve use case {query.use_case!r} on profile "
                                           f"{profile!r}. Available: {chain}")
     return [hint] + [m for m in chain if m != hint]
 

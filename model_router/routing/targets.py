@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import ModelSpec
-from ..tensors import strings, texts
+from ..contract.tensors import strings, texts
 from .chat import render
 
 if TYPE_CHECKING:

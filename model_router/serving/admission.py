@@ -19,7 +19,10 @@ from ..errors import ServingError
 
 
 class Overloaded(ServingError):
-    """The router is at its limit; the request was not started."""
+    """The router is at its limit; the request was not started. A worker frees up within seconds at
+    the rates two cores serve (README, Numbers): retry after that."""
+
+    retry_after_s = 2.0
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ from model_router.request import make_request
 from model_router.routing.router import Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader
-from model_router.tensors import strings
+from model_router.contract.tensors import strings
 
 from .test_loader import RecordingControl
 from .test_router import classification, unpack

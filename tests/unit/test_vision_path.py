@@ -11,7 +11,7 @@ from model_router.registry import ModelSpec, load_registry
 from model_router.request import make_request
 from model_router.routing.pipeline import Pipeline
 from model_router.routing.targets import TextGeneration
-from model_router.tensors import strings, texts
+from model_router.contract.tensors import strings, texts
 
 VLM, LLM = "qwen2_5_vl_7b_instruct", "qwen2_5_7b_instruct"
 PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"

@@ -1,0 +1,104 @@
+"""Text generation: the vLLM backend's contract, which every text generator here shares.
+
+Inputs: `text_input`, `stream`, `sampling_parameters` (JSON), `exclude_input_in_output`, the vLLM
+backend's `image` (base64, one per image) and additional-output switches (`return_finish_reason`,
+`return_num_input_tokens`, `return_num_output_tokens`, `return_cumulative_logprob`); ours also
+takes `messages` (a conversation as JSON, rendered by the backend's chat template). Outputs:
+`text_output`, and those the request switched on, on every response (output tokens counted per
+response, as vLLM counts them). `GenerateRequest` and `GenerateOutput` each own both halves.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .tensors import Get, Tensors, flag, one, one_text, strings, texts
+
+FINISH_REASONS = ("stop", "length", "abort")
+ADDITIONAL = ("finish_reason", "num_input_tokens", "num_output_tokens", "cumulative_logprob")
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: str
+    sampling: dict[str, Any] | str = field(default_factory=dict)  # decoded: the JSON text, checked by the engine
+    stream: bool = False
+    exclude_input_in_output: bool = True
+    messages: list[dict[str, Any]] | None = None
+    images: tuple[bytes, ...] = ()
+    # Additional outputs, switched on per request as the vLLM backend does.
+    returns: frozenset[str] = frozenset()
+
+    def encode(self) -> Tensors:
+        tensors = {"text_input": strings(self.prompt), "stream": flag(self.stream),
+                   "exclude_input_in_output": flag(self.exclude_input_in_output),
+                   "sampling_parameters": strings(self.sampling if isinstance(self.sampling, str)
+                                                  else json.dumps(self.sampling))}
+        if self.messages is not None:
+            tensors["messages"] = strings(json.dumps(self.messages, ensure_ascii=False))
+        if self.images:
+            tensors["image"] = np.array([base64.b64encode(i) for i in self.images], dtype=np.object_)
+        for name in self.returns:
+            tensors[f"return_{name}"] = flag(True)
+        return tensors
+
+    @classmethod
+    def decode(cls, get: Get, max_chars: int) -> GenerateRequest:
+        """The request as a model receives it; `sampling` stays JSON text (the engine checks it
+        against its own limits)."""
+        from ..request import decode_text, parse_messages
+
+        raw = one(get, "text_input")
+        if raw is None:
+            raise InputError("text_input", "required")
+        prompt = decode_text(raw, max_chars, "text_input")
+        if not prompt.strip():
+            raise InputError("text_input", "empty")
+        turns = parse_messages(one(get, "messages"))
+        return cls(prompt, one_text(get, "sampling_parameters"), bool(one(get, "stream", False)),
+                   bool(one(get, "exclude_input_in_output", False)),
+                   [t.model_dump() for t in turns] if turns else None,
+                   returns=frozenset(n for n in ADDITIONAL if bool(one(get, f"return_{n}", False))))
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output tensors to ask for."""
+        return ["text_output", *sorted(self.returns)]
+
+
+@dataclass(frozen=True)
+class GenerateOutput:
+    """One response: its text, and what the engine knows (None when not asked for or not known yet)."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    num_input_tokens: int | None = None
+    num_output_tokens: int | None = None
+    cumulative_logprob: float | None = None
+
+    def encode(self, returns: frozenset[str]) -> Tensors:
+        tensors = {"text_output": strings(self.text)}
+        if "finish_reason" in returns:  # an empty string until the last response, as vLLM sends None
+            tensors["finish_reason"] = strings(self.finish_reason or "")
+        for name in ("num_input_tokens", "num_output_tokens"):
+            if name in returns:
+                tensors[name] = np.array([getattr(self, name) or 0], dtype=np.uint32)
+        if "cumulative_logprob" in returns:
+            tensors["cumulative_logprob"] = np.array([self.cumulative_logprob or 0.0], dtype=np.float32)
+        return tensors
+
+    @classmethod
+    def decode(cls, out: Tensors) -> GenerateOutput:
+        reason = "".join(texts(out.get("finish_reason"))) or None
+
+        def number(name: str, kind: type) -> Any:
+            arr = out.get(name)
+            return None if arr is None or arr.size == 0 else kind(arr.reshape(-1)[0])
+
+        return cls("".join(texts(out.get("text_output"))), reason, number("num_input_tokens", int),
+                   number("num_output_tokens", int), number("cumulative_logprob", float))
