@@ -8,7 +8,10 @@ that stub back but a restart; both router checks fail then.
 
 The probe behind docker compose's healthcheck and Kubernetes' startup, readiness and liveness probes
 (deploy/kubernetes/base/probes.yaml): one exec probe can ask Triton and the router model together,
-where an httpGet probe asks one path.
+where an httpGet probe asks one path. All checks together get TMR_HEALTH_TIMEOUT_S (default 4 s), less
+than the probes' timeoutSeconds (5 s): a slow answer fails the check here, with its reason, instead of
+the kubelet killing the probe. The router answers its health report ahead of its admission queue, so
+a router full of requests still answers within it.
 
     python3 healthcheck.py /v2/health/ready router-deep
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -37,15 +41,19 @@ def deep(base: str, timeout_s: float, live: bool = False) -> str | None:
 
 
 def check(paths: list[str], base: str, timeout_s: float) -> str | None:
-    """The first failing check with why, or None when all passed."""
+    """The first failing check with why, or None when all passed within `timeout_s` together."""
+    deadline = time.monotonic() + timeout_s
     for path in paths:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"{path}: not asked, the checks before it took the whole {timeout_s:g} s"
         try:
             if path in (DEEP, LIVE):
-                failed = deep(base, timeout_s, live=path == LIVE)
+                failed = deep(base, left, live=path == LIVE)
                 if failed:
                     return failed
                 continue
-            with urllib.request.urlopen(base + path, timeout=timeout_s) as response:
+            with urllib.request.urlopen(base + path, timeout=left) as response:
                 if response.status != 200:
                     return f"{path}: HTTP {response.status}"
         except urllib.error.HTTPError as exc:
@@ -60,7 +68,7 @@ def main(argv: list[str]) -> int:
         print("usage: healthcheck.py PATH [PATH ...]", file=sys.stderr)
         return 2
     base = "http://" + os.environ.get("TMR_HEALTH_HOST", "127.0.0.1:8000")
-    failed = check(argv, base, float(os.environ.get("TMR_HEALTH_TIMEOUT_S", "3")))
+    failed = check(argv, base, float(os.environ.get("TMR_HEALTH_TIMEOUT_S", "4")))
     if failed:
         print(failed, file=sys.stderr)
         return 1
