@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec "${VENV:-.venv}/bin/python" -m pytest -q "$@"
+# -rs: every skipped test is named with its reason in the summary, so that a skip is never silent.
+exec "${VENV:-.venv}/bin/python" -m pytest -q -rs "$@"

@@ -1,13 +1,17 @@
-"""What a server is doing, seen from outside the code under test: processes from /proc, shared memory
-from /dev/shm, loaded models from Triton's repository index, memory from the registry's declarations.
+"""What a server is doing, seen from outside the code under test: processes and their memory (PSS) and
+CPU time from /proc, shared memory from /dev/shm, loaded models from Triton's repository index, memory
+from the registry's declarations, the router's model-control calls from a proxy in front of Triton.
 
 The launcher and the router's loader keep their own books (group_pids, tmr_memory_used_mb); a test
 that graded them by those books would pass whenever the books were wrong in the same way."""
 from __future__ import annotations
 
+import http.client
+import http.server
 import inspect
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -83,6 +87,20 @@ def stub_pid(server: TritonServer, model: str) -> int:
     raise AssertionError(f"no live stub for {model} among {sorted(server_processes(server))}")
 
 
+def pss_mb(pid: int) -> float:
+    """The process's proportional set size (its own pages, plus its share of pages it shares), in MB."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    return kb / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (/proc/<pid>/stat utime + stime)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shm_regions(server: TritonServer) -> list[Path]:
     return sorted(Path("/dev/shm").glob(f"{shm_prefix(server)}*"))
 
@@ -136,6 +154,7 @@ class MemoryWatch:
         self.poll_s = poll_s
         self.peak_mb, self.peak_models = 0.0, frozenset[str]()
         self.seen_ready: set[str] = set()
+        self.held: list[frozenset[str]] = []  # per sample, the models Triton held at that moment
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
@@ -145,9 +164,14 @@ class MemoryWatch:
         holding = frozenset(n for n, s in states.items() if s in HOLDING)
         total = sum(self.memory.get(n, 0.0) for n in holding)
         self.seen_ready |= {n for n, s in states.items() if s == "READY"}
+        self.held.append(holding)
         self.samples += 1
         if total > self.peak_mb:
             self.peak_mb, self.peak_models = total, holding
+
+    def held_together(self, models: set[str]) -> list[frozenset[str]]:
+        """The samples in which Triton held all of `models` at once."""
+        return [held for held in self.held if models <= held]
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -190,3 +214,67 @@ def leave_as_found(server: TritonServer) -> Iterator[None]:
         for name in sorted(before - ready()):
             _post(server, f"models/{name}/load")
         assert ready() == before, f"could not restore the server's models: {ready()} instead of {before}"
+
+
+class ControlProxy:
+    """A counting proxy between the router and Triton's HTTP API (the router's TMR_CONTROL_URL): it
+    forwards every call as it is and records each model load the router asks for, so that a test
+    counts the loads at the wire rather than by the router's own metrics or decisions."""
+
+    LOAD = re.compile(r"^/v2/repository/models/([^/]+)/load$")
+
+    def __init__(self, triton_http_port: int) -> None:
+        self.loads: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the router's client expects
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "POST" and (m := ControlProxy.LOAD.match(self.path)):
+                    with proxy._lock:
+                        proxy.loads.append(m.group(1))
+                skip = {"host", "content-length", "connection"}
+                conn = http.client.HTTPConnection("127.0.0.1", triton_http_port)
+                try:
+                    conn.request(self.command, self.path, body,
+                                 {k: v for k, v in self.headers.items() if k.lower() not in skip})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in skip | {"transfer-encoding"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="control-proxy", daemon=True)
+
+    def count(self, model: str) -> int:
+        with self._lock:
+            return self.loads.count(model)
+
+    def __enter__(self) -> "ControlProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,7 +1,10 @@
 """Continuous batching in our transformers backend, on the real server: correct before fast.
 
 Every request in a batch keeps what it has alone: its greedy answer token for token, its own stream,
-stop strings, max_tokens, cancellation and errors. Speed is measured by scripts/bench_batching.py.
+stop strings, max_tokens, seed, cancellation and errors. That requests really share decode steps is
+seen from outside the backend: by the clients (the pieces of concurrent streams arrive interleaved,
+not one answer after another) and by Triton's metrics port. Speed is measured by
+scripts/bench_batching.py.
 """
 from __future__ import annotations
 
@@ -39,21 +42,25 @@ def _inputs(prompt: str, sampling: dict, stream: bool) -> list:
     return out
 
 
-def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None = None) -> tuple[list[str], int, str]:
-    """One streamed request on its own gRPC stream: (pieces, final responses seen, error)."""
+def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None = None,
+                arrivals: list[float] | None = None) -> tuple[list[str], int, str]:
+    """One streamed request on its own gRPC stream: (pieces, final responses seen, error). `arrivals`
+    gets the client's clock (time.monotonic) at each response that carried a piece."""
     results: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(url)
-    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    client.start_stream(callback=lambda result, error: results.put((result, error, time.monotonic())))
     pieces, finals, error = [], 0, ""
+    arrivals = arrivals if arrivals is not None else []
     try:
         client.async_stream_infer(LLM, _inputs(prompt, sampling, True), enable_empty_final_response=True)
         while True:
-            result, err = results.get(timeout=300)
+            result, err, at = results.get(timeout=300)
             if err is not None:
                 return pieces, finals, str(err)
             text = result.as_numpy("text_output")
             if text is not None:
                 pieces.extend(v.decode() for v in text.reshape(-1))
+                arrivals.append(at)
             if result.get_response().parameters["triton_final_response"].bool_param:
                 finals += 1
                 break
@@ -78,17 +85,46 @@ def together(fn, args: list[tuple]) -> list:
         return list(pool.map(lambda a: fn(*a), args))
 
 
+def multi_row_steps(server) -> float:
+    """Decode steps that served more than one request, from Triton's metrics port (the backend's histogram
+    of rows per step: every step minus those in the le="1" bucket)."""
+    return (metric(server, "tmr_generation_batch_rows", "_count", model=LLM)
+            - metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1"))
+
+
+def most_at_once(arrivals: list[list[float]]) -> int:
+    """The most streams that were between their first and their last piece at one moment."""
+    spans = [(a[0], a[-1]) for a in arrivals if a]
+    return max(sum(start <= t <= end for start, end in spans) for t, _ in spans)
+
+
+def switches(arrivals: list[list[float]]) -> int:
+    """How often the next piece to arrive, over all streams in time order, belongs to another stream
+    than the one before: N-1 when the answers come one after another."""
+    order = [i for _, i in sorted((t, i) for i, a in enumerate(arrivals) for t in a)]
+    return sum(a != b for a, b in zip(order, order[1:]))
+
+
 def test_greedy_answers_are_the_same_alone_and_in_a_batch(server) -> None:
     one_by_one = alone(server.grpc_url, PROMPTS, GREEDY)
-    batched_steps = metric(server, "tmr_generation_batch_rows", "_count", model=LLM) - \
-        metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1.0")
+    batched_steps = multi_row_steps(server)
     client = RouterClient(server.grpc_url, "grpc")
     at_once = together(lambda p: client.generate(LLM, p, GREEDY), [(p,) for p in PROMPTS])
     assert at_once == one_by_one
     assert all(one_by_one) and "Paris" in one_by_one[0]
-    after = metric(server, "tmr_generation_batch_rows", "_count", model=LLM) - \
-        metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1.0")
-    assert after - batched_steps >= 10, "the requests never shared a step: nothing was batched"
+    assert multi_row_steps(server) - batched_steps >= 10, "the requests never shared a step: nothing was batched"
+
+
+def test_concurrent_streams_share_decode_steps_seen_by_their_clients(server) -> None:
+    """Six streams sent at once: with batching their pieces arrive interleaved, all six under way at
+    the same moment; one request at a time would give six answers back to back (one stream under way
+    at any moment, five switches). Counted on the clients' clocks, not timed."""
+    sampling = {"max_tokens": 32, "temperature": 0, "ignore_eos": True}
+    arrivals: list[list[float]] = [[] for _ in PROMPTS]
+    streams = together(stream_once, [(server.grpc_url, p, sampling, None, a) for p, a in zip(PROMPTS, arrivals)])
+    assert all(error == "" and finals == 1 for _, finals, error in streams), streams
+    assert most_at_once(arrivals) >= 3, f"at most {most_at_once(arrivals)} of {len(PROMPTS)} streams under way at once"
+    assert switches(arrivals) >= 4 * len(PROMPTS), f"the streams' pieces switched only {switches(arrivals)} times"
 
 
 def test_concurrent_streams_never_mix_and_each_ends_once(server) -> None:
@@ -106,7 +142,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
     [want_stop], [want_short], [want_plain] = (alone(server.grpc_url, [count], stop),
                                                alone(server.grpc_url, [PROMPTS[1]], short),
                                                alone(server.grpc_url, [PROMPTS[0]], GREEDY))
-    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
     jobs = [(server.grpc_url, count, stop), (server.grpc_url, PROMPTS[1], short),
             (server.grpc_url, "word " * 3000, GREEDY), (server.grpc_url, PROMPTS[3], {"max_tokens": 400}, 2),
             (server.grpc_url, PROMPTS[0], GREEDY)]
@@ -123,7 +159,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
 
 def test_a_cancelled_request_stops_generating_at_once(server) -> None:
     tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM)
-    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
     together(stream_once, [(server.grpc_url, p, {"max_tokens": 400, "temperature": 0}, 3) for p in PROMPTS[:2]])
     _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
               >= cancelled_before + 2, "the cancelled requests never left the batch")
@@ -131,6 +167,22 @@ def test_a_cancelled_request_stops_generating_at_once(server) -> None:
     assert spent < 100, f"{spent} tokens generated for two requests abandoned after 3 pieces of 400"
     time.sleep(1.0)
     assert metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before == spent  # nothing runs on
+
+
+def test_a_seed_repeats_its_own_sample_and_differs_from_greedy_and_other_seeds(server) -> None:
+    """Twenty draws with seed 7, sent together with draws of seed 8 (so that they share steps with
+    another seed's rows): every seed-7 answer is the same, and it is neither greedy's nor seed 8's."""
+    prompt = "Tell me a short story about a cat."
+    sampled = {"max_tokens": 16, "temperature": 1.0, "top_p": 0.95}
+    [greedy] = alone(server.grpc_url, [prompt], {"max_tokens": 16, "temperature": 0})
+    client = RouterClient(server.grpc_url, "grpc")
+    seeds = [7, 8] * 20
+    answers = together(lambda seed: client.generate(LLM, prompt, {**sampled, "seed": seed}), [(s,) for s in seeds])
+    sevens = {a for a, s in zip(answers, seeds) if s == 7}
+    eights = {a for a, s in zip(answers, seeds) if s == 8}
+    assert len(sevens) == 1 and len(eights) == 1, (sevens, eights)
+    assert sevens != {greedy} and sevens != eights, (greedy, sevens, eights)
+    assert sevens == {client.generate(LLM, prompt, {**sampled, "seed": 7})}  # and alone
 
 
 def test_the_vllm_sample_client_protocol_works(server) -> None:

@@ -1,7 +1,11 @@
-"""The six use cases through the router on the real server, each checked on real content."""
+"""The six use cases through the router on the real server, each checked on real content.
+
+Speech round trips (espeak's voice heard by Whisper) are held to a word error rate bound, not to exact
+words: which words a small model mishears on a synthetic voice varies with the CPU's arithmetic."""
 from __future__ import annotations
 
 import io
+import re
 import wave
 
 import pytest
@@ -12,11 +16,37 @@ from client.samples import flac, text_image, text_video
 
 pytestmark = pytest.mark.integration
 SHORT = {"max_tokens": 48, "temperature": 0}
+# The most of a sentence's words a round trip may get wrong (substituted, dropped or added), as a share of
+# its words. Measured here: 0.22 at worst over 10 runs (2 of 9 words: "quick round fox dumps").
+MAX_WER = 0.4
 
 
 @pytest.fixture(scope="module")
 def grpc(router) -> RouterClient:
     return RouterClient(router.grpc_url, "grpc")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_error_rate(reference: str, heard: str) -> float:
+    """Word-level edit distance (substitutions + deletions + insertions) over the reference's length."""
+    ref, hyp = words(reference), words(heard)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / len(ref)
+
+
+def test_word_error_rate_counts_each_kind_of_error() -> None:
+    said = "the quick brown fox jumps over the lazy dog"
+    assert word_error_rate(said, "The quick brown fox jumps over the lazy dog.") == 0
+    assert word_error_rate(said, "The quick round fox dumps over the lazy dog") == pytest.approx(2 / 9)
+    assert word_error_rate(said, "the quick fox jumps over the lazy old dog") == pytest.approx(2 / 9)
+    assert word_error_rate(said, "") == 1 and word_error_rate(said, "a b c d e f g h i j") > 1
 
 
 def seconds(wav: bytes) -> float:
@@ -42,17 +72,16 @@ def test_speech_round_trip_tts_then_stt(grpc: RouterClient) -> None:
     spoken = grpc.route("Read this aloud: 'Good morning everyone, welcome to the show.'", {})
     heard = grpc.route("Transcribe this audio.", {}, audio=spoken.audio)
     assert heard.decision["use_case"] == "stt" and heard.decision["model"] == "stt_whisper_base"
-    words = heard.text.lower()
-    assert "good morning" in words and "welcome" in words, heard.text
+    said = "Good morning everyone, welcome to the show."
+    assert word_error_rate(said, heard.text) <= MAX_WER, (said, heard.text)
 
 
 def test_stt_on_a_flac_clip_the_test_made(grpc: RouterClient) -> None:
     from model_router.media.speech import synthesize
 
-    clip = flac(synthesize("The quick brown fox jumps over the lazy dog.", "en").wav)
-    heard = grpc.route("", {"use_case": "stt"}, audio=clip)
-    words = heard.text.lower()
-    assert "brown fox" in words and "lazy dog" in words, heard.text
+    said = "The quick brown fox jumps over the lazy dog."
+    heard = grpc.route("", {"use_case": "stt"}, audio=flac(synthesize(said, "en").wav))
+    assert word_error_rate(said, heard.text) <= MAX_WER, (said, heard.text)
     with pytest.raises(InferenceServerException, match="audio: cannot decode"):
         grpc.route("Transcribe this audio.", {}, audio=b"RIFF not really a wav file")
     with pytest.raises(InferenceServerException, match="audio: speech to text needs an audio attachment"):

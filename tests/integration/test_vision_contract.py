@@ -3,7 +3,9 @@
 A stand-in for qwen2_5_vl_7b_instruct, served by a real tritonserver: our own config.pbtxt of that
 model (the vLLM backend's input contract, written out) with a Python model behind it that reads the
 inputs the way the vLLM backend does (each `image` element base64 text, decoded and opened as a
-picture) and records what it got. The router runs the real GPU profile's registry and chains.
+picture) and records what it got. The router runs the real GPU profile's registry and chains, with
+the vision model's tokenizer replaced by a tiny one made here that carries Qwen2-VL's chat template:
+the router renders the prompt through that template, as it would through Qwen's own tokenizer.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from client import RouterClient
 from client.samples import text_image, text_video
 from launcher import TritonServer
 from model_router import REPO_ROOT
+from model_router.registry import REGISTRY_FILE
 
 from .conftest import start_server, stop_server
 
@@ -25,6 +29,19 @@ pytestmark = pytest.mark.integration
 VLM = "qwen2_5_vl_7b_instruct"
 PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 SHORT = {"max_tokens": 16, "temperature": 0}
+# Qwen2-VL's chat template (as its tokenizer_config.json ships it): image parts become PLACEHOLDER.
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+USER_TURN = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+ANSWER_STARTS = "<|im_end|>\n<|im_start|>assistant\n"
 
 STAND_IN = '''
 import base64, io, json
@@ -78,6 +95,32 @@ class TritonPythonModel:
 '''
 
 
+def make_tokenizer(folder: Path) -> Path:
+    """A tiny tokenizer with Qwen2-VL's special tokens and chat template, in a folder that
+    transformers' AutoTokenizer opens (tokenizer.json + tokenizer_config.json)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    special = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"]
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, **{t: i + 1 for i, t in enumerate(special)}}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(special)
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "eos_token": "<|im_end|>",
+        "chat_template": QWEN2_VL_TEMPLATE}))
+    return folder
+
+
+def make_registry(tmp: Path) -> Path:
+    """The shipped registry, the vision model's tokenizer the tiny one (a folder, as the registry allows)."""
+    raw = yaml.safe_load(REGISTRY_FILE.read_text())
+    raw["models"][VLM]["tokenizer"] = str(make_tokenizer(tmp / "qwen2-vl-template"))
+    registry = tmp / "registry.yaml"
+    registry.write_text(yaml.safe_dump(raw))
+    return registry
+
+
 def make_repository(tmp: Path) -> tuple[Path, Path]:
     """(model repository, record file): the router's models and the stand-in vision model."""
     repo, record = tmp / "models", tmp / "record.jsonl"
@@ -96,8 +139,10 @@ def make_repository(tmp: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def vision(tmp_path_factory) -> Iterator[tuple[TritonServer, Path]]:
-    repo, record = make_repository(tmp_path_factory.mktemp("vision"))
-    server = start_server(["query_classifier", "router"], model_repository=repo, env={"TMR_PROFILE": "gpu"})
+    tmp = tmp_path_factory.mktemp("vision")
+    repo, record = make_repository(tmp)
+    server = start_server(["query_classifier", "router"], model_repository=repo,
+                          env={"TMR_PROFILE": "gpu", "TMR_REGISTRY": str(make_registry(tmp))})
     yield server, record
     stop_server(server)
 
@@ -116,7 +161,8 @@ def test_a_picture_reaches_the_vision_model_as_its_image_input(vision) -> None:
     assert seen["inputs"]["image"] == ["object", [1]]  # BYTES, dims [-1]: one element an image
     assert seen["inputs"]["text_input"] == ["object", [1]]
     assert seen["images"] == [["PNG", 800, 200]]
-    assert seen["prompt"] == PLACEHOLDER + "What does the sign say?"
+    # Through the template: the image part where Qwen's template puts it, in the user's turn.
+    assert seen["prompt"] == USER_TURN + PLACEHOLDER + "What does the sign say?" + ANSWER_STARTS
     assert seen["sampling"]["max_tokens"] == 16 and seen["exclude_input_in_output"] is True
 
 
@@ -132,6 +178,6 @@ def test_a_video_reaches_it_as_frames_with_their_times(vision) -> None:
     frames = len(seen["images"])
     assert frames >= 2 and all(i == ["PNG", 800, 200] for i in seen["images"])
     assert seen["inputs"]["image"] == ["object", [frames]] and seen["stream"] is True
-    assert seen["prompt"].startswith(PLACEHOLDER * frames) and seen["prompt"].count(PLACEHOLDER) == frames
+    assert seen["prompt"].startswith(USER_TURN + PLACEHOLDER * frames) and seen["prompt"].count(PLACEHOLDER) == frames
     times = re.search(r"frames sampled from the video, in order, taken at ([0-9., s]+)\.", seen["prompt"]).group(1)
-    assert len(times.split(", ")) == frames and seen["prompt"].endswith("Summarize this video.")
+    assert len(times.split(", ")) == frames and seen["prompt"].endswith("Summarize this video." + ANSWER_STARTS)
