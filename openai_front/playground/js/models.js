@@ -1,0 +1,80 @@
+// The models panel: the router's deep health report, refreshed while the page is visible. Memory is
+// drawn against the budget (measured filled, declared dashed); load and unload need the admin key.
+
+import { admin, deepHealth } from "./api.js";
+import { h, mb } from "./dom.js";
+
+const REFRESH_MS = 5000;
+
+function bar(measured, declared, budget, label) {
+  const w = (v) => `${Math.min(100, (100 * (v || 0)) / Math.max(budget || 0, 1))}%`;
+  return h("div", { class: "membar", role: "img", "aria-label": label },
+    h("i", { style: `width:${w(measured)}` }), declared ? h("b", { style: `width:${w(declared)}` }) : null);
+}
+
+function counts(row, recovery) {
+  const parts = [];
+  for (const key of ["loads", "evictions"]) if (row[key] !== undefined) parts.push(`${row[key]} ${key}`);
+  if (recovery) parts.push(`${recovery.deaths} deaths, ${recovery.state}`);
+  if (row.cooling_s) parts.push(`cooling ${row.cooling_s} s`);
+  return parts.join(" · ");
+}
+
+function actions(name, row, key, refresh) {
+  if (!key || row.pinned) return h("td");
+  const act = (action) => h("button", { type: "button", "aria-label": `${action} ${name}`, onclick: async (e) => {
+    e.target.disabled = true;
+    try { await admin(name, action, key); } catch (err) { alert(`${action} ${name}: ${err.message}`); }
+    refresh();
+  } }, action);
+  return h("td", { class: "actions" }, row.status === "loaded" ? act("unload") : act("load"));
+}
+
+function table(report, key, refresh) {
+  const budget = report.memory?.budget_mb;
+  const rows = Object.entries(report.models || {}).sort(([a], [b]) => a.localeCompare(b));
+  return h("table", { class: "models-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "State"), h("th", {}, "Memory"),
+      h("th", {}, "Events"), h("th", {}, key ? "Action" : ""))),
+    h("tbody", {}, rows.map(([name, row]) => {
+      const state = row.recovering ? "recovering" : row.status;
+      const memory = `${mb(row.measured_mb)} measured of ${mb(row.declared_mb)} declared`;
+      return h("tr", { "data-model": name },
+        h("td", {}, name, row.pinned ? h("small", {}, " (pinned)") : null),
+        h("td", {}, h("span", { class: `badge ${state}`, "data-testid": "state" }, state),
+          row.inflight ? h("small", {}, ` ${row.inflight} running`) : null),
+        h("td", { "data-testid": "memory" }, bar(row.measured_mb, row.declared_mb, budget, memory),
+          h("small", {}, memory)),
+        h("td", {}, h("small", {}, counts(row, report.recoveries?.[name]))),
+        actions(name, row, key, refresh));
+    })));
+}
+
+function summary(report) {
+  const m = report.memory || {};
+  const line = (used, budget, what) => [h("p", {}, `${what}: ${mb(used)} used of ${mb(budget)} budget`),
+    bar(used, 0, budget, `${what} ${mb(used)} of ${mb(budget)}`)];
+  return [h("p", {}, "Router ", h("span", { class: `badge ${report.ready ? "loaded" : "stuck"}` },
+                                   report.ready ? "ready" : "not ready")),
+          line(m.used_mb, m.budget_mb, "Host memory"),
+          m.gpu_budget_mb ? line(m.gpu_used_mb, m.gpu_budget_mb, "GPU memory") : null];
+}
+
+/** Keep `host` showing the report; returns a function that refreshes it now. */
+export function watchModels(host, keyInput) {
+  let timer = null;
+  const refresh = async () => {
+    clearTimeout(timer);
+    try {
+      const report = await deepHealth();
+      host.replaceChildren(...summary(report).flat(), table(report, keyInput.value.trim(), refresh));
+    } catch (err) {
+      host.replaceChildren(h("p", { class: "hint" }, `The health report is not available: ${err.message}`));
+    }
+    if (document.visibilityState === "visible") timer = setTimeout(refresh, REFRESH_MS);
+  };
+  document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && refresh());
+  keyInput.addEventListener("change", refresh);
+  refresh();
+  return refresh;
+}

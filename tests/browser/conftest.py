@@ -1,0 +1,109 @@
+"""The playground in Debian's Chromium, driven by Playwright, against the real server: the shared
+tritonserver with the router (tests/integration's fixtures) and the OpenAI front serving the page.
+
+Nothing downloads a browser: Playwright drives /usr/bin/chromium (apt package `chromium`)."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from client import RouterClient
+from launcher import TritonServer, free_port
+
+# The shared server and the router, and the guard that leaves the server's models as found.
+from tests.integration.conftest import _shared_server_left_as_found, router, server  # noqa: F401
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+HEALTH_ROUTE = "/v1/tmr/health"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.txt)")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (scripts/setup.sh)", allow_module_level=True)
+
+
+def _app(server: TritonServer):
+    """The front's app as the run command builds it, with the playground mounted."""
+    from fastapi.routing import APIRoute
+
+    from openai_front import playground
+    from openai_front.app import Settings, create_app
+
+    app = create_app(Settings(triton_grpc=server.grpc_url))
+    paths = {getattr(r, "path", None) for r in app.routes}
+    if "/" not in paths:
+        playground.mount(app)
+    if HEALTH_ROUTE not in paths:
+        # Stand-in until the front serves the deep health report itself: the router's own report
+        # (options.health), as `tmr health --deep` prints it.
+        admin = RouterClient(server.http_url)
+        app.router.routes.insert(0, APIRoute(HEALTH_ROUTE, lambda: admin.deep_health(), methods=["GET"]))
+    return app
+
+
+@pytest.fixture(scope="module")
+def front(router: TritonServer) -> Iterator[str]:  # noqa: F811 (the fixture imported above)
+    """The front on a free port, in a thread of this process; its URL."""
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(_app(router), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, name="openai-front", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the front did not start"
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(30)
+    assert not thread.is_alive(), "the front did not stop"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+class Console:
+    """What the page reported: console errors and uncaught exceptions."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 900):
+    """A fresh page at `url`, its console watched (page.console)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.console = Console(page)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture
+def page(browser, front: str) -> Iterator[object]:
+    page = open_page(browser, front)
+    yield page
+    errors = page.console.errors
+    page.context.close()
+    assert not errors, errors
+
+
+def screenshot(target, name: str, **kwargs) -> Path:
+    """A PNG of a page or an element (a locator), for the README, under docs/screenshots."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    target.screenshot(path=str(path), **kwargs)
+    return path
+
