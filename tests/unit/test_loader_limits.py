@@ -96,3 +96,18 @@ def test_an_unload_that_never_finishes_keeps_the_memory_counted() -> None:
     assert loader.footprints()["a"]["status"] == "stuck"
     assert loader.used_mb()[0] == 500.0  # Triton still holds it
     assert "never finished" in loader.blocker("a") and loader.blocker("b") != ""
+
+
+def test_when_an_eviction_never_finishes_the_victims_after_it_stay_loaded() -> None:
+    ctl = RecordingControl(stuck={"a"})
+    models = {"a": (500.0, 0.0, False), "c": (300.0, 0.0, False), "b": (800.0, 0.0, False)}
+    clock = Clock()
+    loader = ModelLoader(ctl, models, 1000, clock=clock, limits=Limits(min_residency_s=0))
+    for name in ("a", "c"):  # a least recently used
+        loader.acquire(name).close()
+        clock.now += 1
+    with pytest.raises(LoadError, match="still not unloaded"):
+        loader.acquire("b")  # 800 + 800: both a and c must go, and a's unload never finishes
+    assert ("unload", "c") not in ctl.calls
+    assert loader.footprints()["c"]["status"] == "loaded"
+    assert loader.acquire("c").load_s == 0.0  # served as it is, not reloaded
