@@ -14,9 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
-from launcher import TritonServer, keep_router_alive
+from launcher import FrontProcess, TritonServer, keep_router_alive
 from openai_front import API_KEY_ENV
-from openai_front.process import FrontProcess
 
 DEFAULT_LOAD = ["query_classifier", "router", "smollm2_135m_instruct"]
 
