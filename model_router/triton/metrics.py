@@ -47,6 +47,10 @@ ROUTER_FAMILIES: Families = {
     "tmr_requests_inflight": ("gauge", "Requests the router admitted and has not finished (running and waiting): "
                                        "the load to scale replicas on", None),
     "tmr_model_memory_mb": ("gauge", "Memory of each model: declared, and measured (max seen)", None),
+    "tmr_cache_hits_total": ("counter", "Requests answered from the response cache, by mode (exact, semantic)", None),
+    "tmr_cache_misses_total": ("counter", "Cacheable requests the response cache did not hold", None),
+    "tmr_cache_errors_total": ("counter", "Response cache store errors (answered without it), by operation", None),
+    "tmr_cache_bytes": ("gauge", "Bytes the response cache holds (Redis: the server's memory in use)", None),
 }
 GENERATION_FAMILIES: Families = {
     "tmr_generation_tokens_total": ("counter", "Tokens generated (continuous batching), by model", None),
@@ -217,6 +221,18 @@ class RouterMetrics(_Recorder):
     def memory_used(self, host_mb: float, gpu_mb: float) -> None:
         self._set("tmr_memory_used_mb", host_mb, kind="host")
         self._set("tmr_memory_used_mb", gpu_mb, kind="gpu")
+
+    def cache_hit(self, mode: str) -> None:
+        self._add("tmr_cache_hits_total", mode=mode)
+
+    def cache_miss(self) -> None:
+        self._add("tmr_cache_misses_total")
+
+    def cache_error(self, operation: str) -> None:
+        self._add("tmr_cache_errors_total", operation=operation)
+
+    def cache_bytes(self, nbytes: int) -> None:
+        self._set("tmr_cache_bytes", nbytes)
 
 
 class GenerationMetrics(_Recorder):
