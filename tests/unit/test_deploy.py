@@ -1,11 +1,13 @@
-"""The GPU profile's files, checked as files (no Docker engine runs on our machines): the image, the
-compose file and the model repository agree with each other, with the launcher's flags and with the
-pinned vLLM's engine arguments."""
+"""The images' and compose's files, checked as files (no Docker engine runs on our machines): the GPU
+image, the compose file and the model repository agree with each other, with the launcher's flags and
+with the pinned vLLM's engine arguments; the CPU image builds what scripts/setup.sh builds."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from model_router.registry import load_registry
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
+CPU_DOCKERFILE = (DEPLOY / "Dockerfile.cpu").read_text()
+SETUP = (REPO_ROOT / "scripts" / "setup.sh").read_text()
 ENGINE_ARGS = json.loads((DEPLOY / "vllm_engine_args.json").read_text())
 # The release the GPU profile runs: NGC tag, the tritonserver and vLLM it carries.
 RELEASE, TRITONSERVER, VLLM = "26.01", "2.65.0", "0.13.0"
@@ -66,14 +70,18 @@ def test_image_is_the_pinned_release_everywhere() -> None:
     assert ENGINE_ARGS["container"] == IMAGE and ENGINE_ARGS["vllm"] == VLLM
     assert COMPOSE["services"]["triton"]["image"] == f"triton-model-router:{RELEASE}"
     reqs = (DEPLOY / "requirements-gpu.txt").read_text()
-    assert f"tritonclient[http]=={TRITONSERVER}" in reqs  # the client of the server it runs beside
+    # the client of the server it runs beside; gRPC for the OpenAI front (tritonclient.grpc)
+    assert f"tritonclient[grpc,http]=={TRITONSERVER}" in reqs
     for folder in vllm_folders():
         assert f"tritonserver:{RELEASE}-vllm-python-py3, vLLM {VLLM}" in (folder / "config.pbtxt").read_text()
 
 
 def test_compose_services_ports_and_gpu() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"triton", "openai", "prometheus", "grafana"}
+    assert set(services) == {"triton", "openai", "triton-cpu", "prometheus", "grafana"}
+    assert {s: tuple(services[s]["profiles"]) for s in services} == {
+        "triton": ("gpu",), "openai": ("gpu",), "triton-cpu": ("cpu",), "prometheus": ("cpu", "gpu"),
+        "grafana": ("cpu", "gpu")}
     triton = services["triton"]
     assert set(triton["ports"]) == {"8000:8000", "8001:8001", "8002:8002"}
     assert triton["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
@@ -121,7 +129,8 @@ def test_every_mounted_path_exists() -> None:
             if host.startswith("${"):
                 continue  # set by the operator (the model cache)
             assert (REPO_ROOT / host).exists(), f"{name}: {host} is missing"
-    assert (REPO_ROOT / COMPOSE["services"]["triton"]["build"]["dockerfile"]).exists()
+    for name in ("triton", "triton-cpu"):
+        assert (REPO_ROOT / COMPOSE["services"][name]["build"]["dockerfile"]).exists()
 
 
 def test_prometheus_scrapes_triton_and_dashboard_queries_our_metrics() -> None:
@@ -262,3 +271,62 @@ def test_the_openai_front_runs_beside_triton_from_the_same_image() -> None:
     assert front["command"][:3] == ["python3", "-m", "openai_front"]
     assert "triton:8001" in front["command"] and "9000:9000" in front["ports"]
     assert front["environment"]["TMR_PROFILE"] == triton["environment"]["TMR_PROFILE"]
+
+
+# -- the CPU image ---------------------------------------------------------------------------------
+def pins(text: str) -> dict[str, str]:
+    """name==version pins in requirements lines or pip install commands, by lower-case name."""
+    return {m[0].lower(): m[1] for m in re.findall(r"(?:^|\s)([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s#]+)", text, re.M)}
+
+
+def test_the_cpu_image_builds_the_venv_setup_sh_builds() -> None:
+    requirements = pins((REPO_ROOT / "requirements.txt").read_text())
+    installs = [line for line in CPU_DOCKERFILE.splitlines() if "pip install" in line]
+    # every package the Dockerfile names itself, at requirements.txt's version
+    named = pins("\n".join(installs))
+    assert named and all(requirements[name] == version for name, version in named.items()), named
+    # the rest from requirements.txt, as setup.sh installs it, and then setup.sh itself runs
+    assert any("-r requirements.txt" in line for line in installs)
+    assert '-m pip install -q -r requirements.txt' in SETUP
+    assert re.search(r"^RUN bash scripts/setup.sh\b", CPU_DOCKERFILE, re.M)
+    assert re.search(r"^COPY requirements.txt pyproject.toml \./$", CPU_DOCKERFILE, re.M)  # setup.sh's stamp
+
+
+def test_the_cpu_image_is_debian_with_the_python_of_the_stub() -> None:
+    from launcher import pytriton_root
+
+    (base,) = re.findall(r"^FROM (\S+)", CPU_DOCKERFILE, re.M)
+    major_minor = re.fullmatch(r"python:(3\.\d+)\.\d+-slim-bookworm", base)[1]
+    assert major_minor == f"{sys.version_info.major}.{sys.version_info.minor}"  # the venv we test in
+    assert (pytriton_root() / "python_backend_stubs" / major_minor / "triton_python_backend_stub").exists()
+
+
+def test_the_cpu_image_runs_what_run_sh_runs() -> None:
+    assert re.search(r'^CMD \["bash", "scripts/run.sh"\]$', CPU_DOCKERFILE, re.M)
+    assert re.search(r"^WORKDIR /opt/tmr$", CPU_DOCKERFILE, re.M) and re.search(r"^COPY \. \.$", CPU_DOCKERFILE, re.M)
+    ignored = {line for line in (DEPLOY / "Dockerfile.cpu.dockerignore").read_text().splitlines()
+               if line and not line.startswith("#")}
+    # what setup.sh makes is made again in the image; everything a clone has goes in
+    assert {".venv", ".cache", ".run", ".git"} <= ignored
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
+    for path in ("requirements.txt", "pyproject.toml", "scripts/run.sh", "scripts/setup.sh", "scripts/serve.py"):
+        assert path in tracked or (REPO_ROOT / path).exists()
+        assert not any(path == i or path.startswith(i + "/") for i in ignored), path
+    service = COMPOSE["services"]["triton-cpu"]
+    assert "command" not in service  # the image's own: scripts/run.sh
+    assert service["healthcheck"]["test"] == COMPOSE["services"]["triton"]["healthcheck"]["test"]
+    assert {"8000:8000", "8001:8001", "8002:8002", "9000:9000"} == set(service["ports"])
+    assert "triton" in service["networks"]["default"]["aliases"]  # Prometheus's target in either profile
+
+
+def test_the_cpu_images_tritonserver_is_the_launchers() -> None:
+    """The image's `tritonserver` (deploy/tritonserver_cpu.py): the wheel's binary, our backends."""
+    assert "/opt/tmr/deploy/tritonserver_cpu.py" in CPU_DOCKERFILE and "/usr/local/bin/tritonserver" in CPU_DOCKERFILE
+    out = subprocess.run([sys.executable, str(DEPLOY / "tritonserver_cpu.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert "--model-repository" in out.stdout + out.stderr
+
+
+def test_readme_documents_both_compose_profiles() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "docker compose --profile cpu up" in readme and "docker compose --profile gpu up" in readme
