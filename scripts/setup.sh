@@ -7,11 +7,11 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
 # Debian packages: libb64 for perf_analyzer; espeak-ng (speech, phoneme timing) and tesseract with
-# the Indian language packs (OCR); chromium for the playground's browser tests. Video decoding needs
-# none: PyAV's wheel carries FFmpeg.
+# the Indian language packs (OCR); chromium for the playground's browser tests; redis-server for the
+# response cache's tests. Video decoding needs none: PyAV's wheel carries FFmpeg.
 APT_PKGS=(libb64-0d espeak-ng tesseract-ocr tesseract-ocr-hin tesseract-ocr-mar tesseract-ocr-tam tesseract-ocr-tel
           tesseract-ocr-ben tesseract-ocr-guj tesseract-ocr-kan tesseract-ocr-mal tesseract-ocr-pan
-          chromium)
+          chromium redis-server)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
