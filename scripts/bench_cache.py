@@ -1,0 +1,133 @@
+"""The response cache's benchmark: each number beside its baseline, from one run on one machine.
+
+1. The store alone: ResponseCache.get of a held answer, in-process and on a local Redis (redis-server
+   started here when installed), against nothing (the cost floor of a hit).
+2. Hit latency through the router over HTTP (goal p50 <= 10 ms), against the same request's miss
+   (classify, route, generate 16 tokens).
+3. Hit rate on a replayed workload with repeats (queries of tests/data/queries_unseen.jsonl, each
+   asked 1-4 times in shuffled order), against the best possible (the share of repeats).
+
+Parts 2 and 3 need a router that takes options.cache; they say so and stop otherwise.
+Usage: .venv/bin/python scripts/bench_cache.py [--url HOST:HTTP_PORT] [--cache-url URL] [--repeats N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import server
+
+from client import RouterClient
+from model_router import REPO_ROOT
+from model_router.cache import CachedAnswer, ResponseCache, key_of
+from model_router.request import RouteOptions
+
+GREEDY = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}, "cache": "exact"}
+WORKLOAD = REPO_ROOT / "tests" / "data" / "queries_unseen.jsonl"
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    pick = lambda q: round(ms[min(len(ms) - 1, int(q * len(ms)))], 3)  # noqa: E731
+    return {"p50_ms": pick(0.5), "p90_ms": pick(0.9), "p99_ms": pick(0.99), "n": len(ms)}
+
+
+def store_gets(url: str, n: int) -> dict[str, float]:
+    """Latency of get() of a held answer (a 16-token text, its pieces and a decision)."""
+    cache = ResponseCache(url, semantic_threshold=None)
+    key = key_of({"text": "What is the capital of France?"})
+    cache.put(key, CachedAnswer("The capital of France is Paris.", pieces=["The", " capital"] * 8,
+                                decision={"model": "smollm2_135m_instruct", "use_case": "agent"}))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        assert cache.get(key)[1] == "hit"
+        times.append(time.perf_counter() - t0)
+    return percentiles(times)
+
+
+def local_redis() -> tuple[subprocess.Popen, str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", tempfile.gettempdir()], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def part_store(n: int) -> dict:
+    result = {"memory": store_gets("memory", n)}
+    started = local_redis()
+    if started:
+        proc, url = started
+        try:
+            result["redis"] = store_gets(url, n)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return result
+
+
+def part_hit_latency(client: RouterClient, repeats: int) -> dict:
+    question = f"Name the largest ocean on Earth ({time.time_ns()})."  # new to any shared cache
+    t0 = time.perf_counter()
+    first = client.route(question, GREEDY)
+    miss_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        routed = client.route(question, GREEDY)
+        times.append(time.perf_counter() - t0)
+        assert routed.decision.get("cache") == "hit" and routed.text == first.text, routed.decision
+    return {"miss_ms": round(miss_s * 1000, 1), "first_decision": first.decision.get("cache"), "hit": percentiles(times)}
+
+
+def part_hit_rate(client: RouterClient, queries: int, seed: int = 7) -> dict:
+    rows = [json.loads(line) for line in WORKLOAD.read_text("utf-8").splitlines() if line.strip()]
+    rng = random.Random(seed)
+    chosen = [r["text"] for r in rng.sample([r for r in rows if not r["attachments"]], queries)]
+    nonce = time.time_ns()
+    workload = [f"{text} [{nonce}]" for text in chosen for _ in range(rng.choice([1, 1, 2, 4]))]
+    rng.shuffle(workload)
+    hits = sum(client.route(text, GREEDY).decision.get("cache") == "hit" for text in workload)
+    best = len(workload) - len(set(workload))
+    return {"requests": len(workload), "distinct": len(set(workload)), "hits": hits,
+            "hit_rate": round(hits / len(workload), 3), "best_possible": round(best / len(workload), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running server (host:http_port); else one is started")
+    parser.add_argument("--cache-url", default="memory", help="TMR_CACHE_URL of a server started here")
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=30, help="distinct queries of the replayed workload")
+    parser.add_argument("--store-only", action="store_true", help="part 1 only (no server)")
+    args = parser.parse_args()
+    print("1. store get of a held answer:", json.dumps(part_store(1000)))
+    if args.store_only:
+        return
+    if "cache" not in RouteOptions.model_fields:
+        print("2-3. skipped: the router does not take options.cache yet")
+        return
+    with tempfile.TemporaryDirectory() as tmp, \
+            server(args.url, ["query_classifier", "router"], log_file=Path(tmp) / "tritonserver.log",
+                   env={"TMR_CACHE_URL": args.cache_url}) as (http_url, _grpc, _srv):
+        client = RouterClient(http_url, "http")
+        print("2. hit latency through the router (HTTP):", json.dumps(part_hit_latency(client, args.repeats)))
+        print("3. replayed workload:", json.dumps(part_hit_rate(client, args.queries)))
+
+
+if __name__ == "__main__":
+    main()
