@@ -94,7 +94,8 @@ class GenerateOutput:
 
     @classmethod
     def decode(cls, out: Tensors) -> GenerateOutput:
-        reason = "".join(texts(out.get("finish_reason"))) or None
+        reason = "".join(texts(out.get("finish_reason")))
+        reason = None if reason in ("", "None") else reason  # the vLLM backend sends str(None) until the end
 
         def number(name: str, kind: type) -> Any:
             arr = out.get(name)

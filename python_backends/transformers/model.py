@@ -3,7 +3,8 @@
 A model folder needs a config.pbtxt with `backend: "transformers"`, a `model_path` parameter (a
 directory, or a hub id found in the local Hugging Face cache: nothing is downloaded) and a `task`
 (transformers_backend.tasks.TASKS: text-generation, automatic-speech-recognition, text-to-speech).
-Parameter `device` (cpu, cuda) follows the instance kind unless set.
+Parameter `device` (cpu, cuda) follows the instance kind unless set; every parameter the backend
+reads, its type and default: transformers_backend/settings.py.
 """
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import triton_python_backend_utils as pb_utils
 
-from model_router.triton.adapter import param
-from transformers_backend.tasks import TASKS, TextGenerationTask
+from transformers_backend.settings import BackendSettings, SettingsError
+from transformers_backend.tasks import TASKS, Task
 
+# The vLLM backend's inputs and outputs (its auto_complete_config), and ours: `messages`, a conversation.
 _VLLM_INPUTS = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
                 ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True),
-                ("messages", "TYPE_STRING", True)]  # the last is ours: a conversation
+                ("return_finish_reason", "TYPE_BOOL", True), ("return_cumulative_logprob", "TYPE_BOOL", True),
+                ("return_num_input_tokens", "TYPE_BOOL", True), ("return_num_output_tokens", "TYPE_BOOL", True),
+                ("messages", "TYPE_STRING", True)]
+_VLLM_OUTPUTS = [("text_output", "TYPE_STRING", [-1]), ("finish_reason", "TYPE_STRING", [-1]),
+                 ("cumulative_logprob", "TYPE_FP32", [-1]), ("num_input_tokens", "TYPE_UINT32", [1]),
+                 ("num_output_tokens", "TYPE_UINT32", [-1])]
 
 
 def _resolve(model_path: str) -> str:
@@ -49,55 +58,70 @@ def _threads() -> list[int]:
     return [int(t) for t in os.listdir("/proc/self/task")]
 
 
+@contextmanager
+def _loading_priority(serve_nice: int) -> Iterator[None]:
+    """Load as an idle-priority task and serve above normal priority, so that a model loading on the
+    same cores (its stub start included, which we cannot reach) never starves one that is serving.
+    Threads inherit the policy of the thread that starts them."""
+    _set_priority(os.SCHED_IDLE, 0, [threading.get_native_id()])
+    try:
+        yield
+    finally:
+        _set_priority(os.SCHED_OTHER, serve_nice, _threads())
+
+
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(config):
-        if TASKS.get(param(config.as_dict(), "task", "text-generation")) is not TextGenerationTask:
+        parameters = config.as_dict().get("parameters", {})
+        if parameters.get("task", {}).get("string_value", "text-generation") != "text-generation":
             return config  # the speech tasks' configs spell out their I/O (model_repository_gpu/)
         have = {i["name"] for i in config.as_dict().get("input", [])}
         for name, dtype, optional in _VLLM_INPUTS:
             if name not in have:
                 config.add_input({"name": name, "data_type": dtype, "dims": [1], "optional": optional})
-        if not config.as_dict().get("output"):
-            config.add_output({"name": "text_output", "data_type": "TYPE_STRING", "dims": [-1]})
+        have = {o["name"] for o in config.as_dict().get("output", [])}
+        for name, dtype, dims in _VLLM_OUTPUTS:
+            if name not in have:
+                config.add_output({"name": name, "data_type": dtype, "dims": dims})
         config.set_max_batch_size(0)
         config.set_model_transaction_policy({"decoupled": True})
         return config
 
     def initialize(self, args: dict) -> None:
-        config = json.loads(args["model_config"])
-        name = args["model_name"]
-        task, model_path = self._check_config(name, config)
-        device = param(config, "device", "cuda" if args.get("model_instance_kind") == "GPU" else "cpu")
-        if device == "cuda" and args.get("model_instance_device_id"):
-            device = f"cuda:{args['model_instance_device_id']}"
-        # CPU priority: load as an idle-priority task and serve above normal priority, so that a
-        # model loading on the same cores (its stub start included, which we cannot reach) never
-        # starves one that is serving. Threads inherit the policy of the thread that starts them.
+        name, config = args["model_name"], json.loads(args["model_config"])
+        settings = self._settings(name, config, args)
+        task = self._task(name, config, settings)
+        model_path = self._model_path(name, settings)
         started = time.perf_counter()
-        _set_priority(os.SCHED_IDLE, 0, [threading.get_native_id()])
-        try:
-            self.task = task(name, model_path, device, config)
-        finally:
-            _set_priority(os.SCHED_OTHER, int(param(config, "serve_nice", "-10")), _threads())
-        pb_utils.Logger.log_info(f"{name}: loaded {model_path} ({param(config, 'task', 'text-generation')}, "
-                                 f"{device}) in {time.perf_counter() - started:.2f}s")
+        with _loading_priority(settings.serve_nice):
+            self.task: Task = task(name, model_path, settings)
+        pb_utils.Logger.log_info(f"{name}: loaded {model_path} ({settings.task}, {settings.device}) "
+                                 f"in {time.perf_counter() - started:.2f}s")
 
     @staticmethod
-    def _check_config(name: str, config: dict):
-        wanted = param(config, "task", "text-generation")
-        if wanted not in TASKS:
-            raise pb_utils.TritonModelException(f"{name}: task={wanted!r} unknown. Available: {list(TASKS)}")
-        task = TASKS[wanted]
+    def _settings(name: str, config: dict, args: dict) -> BackendSettings:
+        try:
+            return BackendSettings.from_config(config, args.get("model_instance_kind", "CPU"),
+                                               str(args.get("model_instance_device_id", "")))
+        except SettingsError as exc:
+            raise pb_utils.TritonModelException(f"{name}: {exc}") from None
+
+    @staticmethod
+    def _task(name: str, config: dict, settings: BackendSettings) -> type[Task]:
+        task = TASKS[settings.task]
         if pb_utils.using_decoupled_model_transaction_policy(config) != task.decoupled:
             policy = "a decoupled" if task.decoupled else "a non-decoupled"
-            raise pb_utils.TritonModelException(f"{name}: task {wanted} needs {policy} transaction policy")
-        path = param(config, "model_path")
-        resolved = _resolve(path) if path else ""
+            raise pb_utils.TritonModelException(f"{name}: task {settings.task} needs {policy} transaction policy")
+        return task
+
+    @staticmethod
+    def _model_path(name: str, settings: BackendSettings) -> str:
+        resolved = _resolve(settings.model_path)
         if not resolved:
-            raise pb_utils.TritonModelException(
-                f"{name}: parameter model_path={path!r} is neither a directory nor in the local Hugging Face cache")
-        return task, resolved
+            raise pb_utils.TritonModelException(f"{name}: parameter model_path={settings.model_path!r} is neither "
+                                                "a directory nor in the local Hugging Face cache")
+        return resolved
 
     def execute(self, requests):
         return self.task.execute(requests)

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import triton_python_backend_utils as pb_utils
 
-from model_router.errors import InputError
+from model_router.contract.media import OcrOutput, OcrRequest
 from model_router.media.ocr import read_text
-from model_router.triton.adapter import RequestModel, first_text, param, strings
+from model_router.triton.adapter import RequestModel, getter, param, response
 
 
 class TritonPythonModel(RequestModel):
@@ -24,13 +24,9 @@ class TritonPythonModel(RequestModel):
         self.pool = ThreadPoolExecutor(int(param(config, "threads", "2")))
 
     def answer(self, request):
-        images = pb_utils.get_input_tensor_by_name(request, "image").as_numpy().reshape(-1)
-        if not 1 <= images.size <= self.max_images:
-            raise InputError("image", f"{images.size} images; between 1 and {self.max_images} are allowed")
-        language = first_text(request, "language", 16, b"en")
-        texts = list(self.pool.map(lambda ib: read_text(bytes(ib[1]), language, field=f"image[{ib[0]}]"),
-                                   enumerate(images)))
-        return pb_utils.InferenceResponse(output_tensors=[strings("text_output", texts)])
+        req = OcrRequest.decode(getter(request), self.max_images)
+        texts = self.pool.map(lambda ib: read_text(ib[1], req.language, field=f"image[{ib[0]}]"), enumerate(req.images))
+        return response(OcrOutput(tuple(texts)).encode())
 
     def finalize(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -6,8 +6,9 @@ import os
 
 import triton_python_backend_utils as pb_utils
 
+from model_router.contract.media import TranscriptionOutput, TranscriptionRequest
 from model_router.media.transcribe import Transcriber
-from model_router.triton.adapter import RequestModel, first, first_text, param, respond
+from model_router.triton.adapter import RequestModel, getter, param, response
 
 
 class TritonPythonModel(RequestModel):
@@ -21,7 +22,6 @@ class TritonPythonModel(RequestModel):
         self.transcriber = Transcriber(path, threads=int(param(config, "threads", "2")))
 
     def answer(self, request):
-        hint = first_text(request, "language", 16).strip() or None
-        result = self.transcriber.transcribe(first(request, "audio"), hint)
-        return respond({"text_output": result.text, "language": result.language,
-                        "segments": json.dumps(result.segments)})
+        req = TranscriptionRequest.decode(getter(request))
+        result = self.transcriber.transcribe(req.audio, req.language or None)
+        return response(TranscriptionOutput(result.text, result.language, result.segments).encode())

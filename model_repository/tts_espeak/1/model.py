@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import ctypes.util
-import json
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from model_router.contract.media import SpeechOutput, SpeechRequest
 from model_router.media.speech import MAX_SPEECH_CHARS, synthesize
-from model_router.triton.adapter import RequestModel, first_text, strings
+from model_router.triton.adapter import RequestModel, getter, response
 
 
 class TritonPythonModel(RequestModel):
@@ -19,9 +18,6 @@ class TritonPythonModel(RequestModel):
             raise pb_utils.TritonModelException("tts_espeak: libespeak-ng is not installed (scripts/setup.sh installs it)")
 
     def answer(self, request):
-        text = first_text(request, "text", MAX_SPEECH_CHARS)
-        speech = synthesize(text, first_text(request, "language", 16, b"en"))
-        return pb_utils.InferenceResponse(output_tensors=[
-            strings("audio", [speech.wav]),
-            pb_utils.Tensor("sample_rate", np.array([speech.sample_rate], dtype=np.int32)),
-            strings("visemes", [json.dumps(speech.visemes)])])
+        req = SpeechRequest.decode(getter(request), MAX_SPEECH_CHARS)
+        speech = synthesize(req.text, req.language)
+        return response(SpeechOutput(speech.wav, speech.sample_rate, speech.visemes).encode())

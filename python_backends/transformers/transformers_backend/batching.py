@@ -7,6 +7,12 @@ stop string, or cancellation) and its row is dropped at once. Limits: `max_batch
 `max_batch_tokens` (the sum of each row's prompt + max_tokens, the most its cache can grow to);
 requests beyond them wait in arrival order.
 
+Each request learns what the engine knows, as the vLLM backend reports it: with every piece, the
+tokens made since the previous one; at its end, why it ended (stop: its end-of-sequence token or a
+stop string; length: max_tokens; abort: cancelled). A request whose own work fails (its token
+choice, its text, its sink) fails alone; a prompt that fails the prefill is retried alone; only a
+failed decode step, which leaves the shared cache unknown, fails every row in it.
+
 Why our own loop rather than a kept one (measured on 2 CPU cores, SmolLM2-135M, 8 prompts x 32
 tokens): transformers' ContinuousBatchingManager (`generate_batch`, paged attention) took 12.5 s,
 no better than the same 8 one after another (14.5 s), and it takes one do_sample and seed for the
@@ -27,6 +33,7 @@ from typing import Callable, Protocol
 import torch
 from transformers import DynamicCache
 
+from model_router.contract.generation import GenerateOutput
 from model_router.sampling import SamplingParams
 
 from . import kv_rows
@@ -36,10 +43,13 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Where a request's answer goes: pieces of text as they are final, then the end (with an error)."""
+    """Where a request's answer goes: pieces of text as they are final, then the end (with an error).
+    Each carries the engine's counts: the tokens made since the previous call (its end-of-sequence
+    token included, as vLLM counts it), the prompt's tokens and the cumulative log-probability when
+    asked for; the end also its finish_reason."""
 
-    def piece(self, text: str) -> None: ...
-    def end(self, error: BaseException | None = None) -> None: ...
+    def piece(self, out: GenerateOutput) -> None: ...
+    def end(self, out: GenerateOutput, error: BaseException | None = None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -50,12 +60,26 @@ class Sequence:
     params: SamplingParams
     sink: Sink
     is_cancelled: Callable[[], bool] = lambda: False
+    want_logprob: bool = False  # keep the cumulative log-probability of the chosen tokens
     generated: list[int] = field(default_factory=list)  # the last one is not yet fed to the model
     length: int = 0  # real tokens in its KV row
+    made: int = 0  # tokens chosen, an end-of-sequence token included
+    reported: int = 0  # of them, those a piece has reported
+    logprob: float = 0.0
+    finish_reason: str | None = None  # stop | length | abort, once it ends
+    error: BaseException | None = None  # its own work failed: it ends with this error
+    ended: bool = False
 
     def __post_init__(self) -> None:
         self.chooser = TokenChooser(self.params)
         self.text = TextSoFar(self.params.stop)
+
+    def report(self, text: str, last: bool = False) -> GenerateOutput:
+        """`text` with what is new since the last report: the tokens made since, the counts so far;
+        the finish reason on the last report only, as vLLM sends it."""
+        new, self.reported = self.made - self.reported, self.made
+        return GenerateOutput(text, self.finish_reason if last else None, len(self.prompt), new,
+                              self.logprob if self.want_logprob else None)
 
     @property
     def budget(self) -> int:
@@ -111,10 +135,13 @@ class ContinuousBatcher:
                         self._prefill(joining)
                     if self._rows:
                         self._step()
-                except Exception as exc:  # a broken step fails the requests in it, not the model
+                except Exception as exc:  # the shared cache is in an unknown state: its rows fail, the model serves on
                     log.exception("generation step failed")
-                    self._fail_all(exc, joining)
-        self._fail_all(RuntimeError("the model is shutting down"), [self._held] if self._held else [])
+                    self._fail_all(RuntimeError(f"a decode step of the batch failed: {exc!r}"), joining)
+        left = [self._held] if self._held else []
+        while (seq := self._next(block=False)) is not None:
+            left.append(seq)
+        self._fail_all(RuntimeError("the model is shutting down"), left)
 
     def _admit(self) -> list[Sequence]:
         """Requests that join now: as many waiting as fit, in order; blocks while there is no work."""
@@ -149,17 +176,18 @@ class ContinuousBatcher:
 
     # -- model calls ----------------------------------------------------------------------------------
     def _prefill(self, joining: list[Sequence]) -> None:
-        """Run the new prompts together (left-padded), choose their first tokens, append their rows."""
-        width = max(len(s.prompt) for s in joining)
-        ids = torch.zeros(len(joining), width, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(joining):
-            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt, device=self.device)
-            mask[i, width - len(s.prompt):] = 1
-        cache = DynamicCache(config=self.model.config)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1]
+        """Run the new prompts together, then add their rows to the batch. A prefill that fails is
+        tried again one prompt at a time, so that a prompt at fault fails alone."""
+        try:
+            cache, mask, logits = self._run_prompts(joining)
+        except Exception as exc:
+            if len(joining) > 1:
+                for s in joining:
+                    self._prefill([s])
+                return
+            log.exception("prefill failed")
+            self._end(joining[0], exc)
+            return
         if self._cache is None:
             self._cache, self._mask = cache, mask
         else:
@@ -171,6 +199,20 @@ class ContinuousBatcher:
         done.extend(self._advance(joining, logits))
         self.events.step(len(joining))
         self._settle(done)
+
+    def _run_prompts(self, joining: list[Sequence]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """The prompts' KV rows (left-padded), their mask and the logits of their next tokens."""
+        width = max(len(s.prompt) for s in joining)
+        ids = torch.zeros(len(joining), width, dtype=torch.long, device=self.device)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(joining):
+            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt, device=self.device)
+            mask[i, width - len(s.prompt):] = 1
+        cache = DynamicCache(config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1]
+        return cache, mask, logits
 
     def _step(self) -> None:
         """Feed every row its last token; choose each row's next one."""
@@ -187,24 +229,39 @@ class ContinuousBatcher:
 
     # -- answers --------------------------------------------------------------------------------------
     def _advance(self, rows: list[Sequence], logits: torch.Tensor) -> list[bool]:
-        """Choose each row's next token and send what is final of its text; True for the rows done."""
+        """Choose each row's next token and send what is final of its text; True for the rows done.
+        A row whose own work raises is done, with its error; the others go on."""
         best = logits.argmax(dim=-1).tolist()  # one pass for every plain greedy row
         done = []
         for s, row, top in zip(rows, logits, best):
-            if s.is_cancelled():
+            try:
+                done.append(self._advance_row(s, row, top))
+            except Exception as exc:
+                log.exception("a request failed in a generation step")
+                s.error = exc
                 done.append(True)
-                continue
-            token = top if s.chooser.plain_greedy else s.chooser.choose(row, s.prompt + s.generated)
-            if token in self.eos and not s.params.ignore_eos:
-                finished = True
-            else:
-                s.generated.append(token)
-                finished = len(s.generated) >= s.params.max_tokens
-            piece = s.text.update(self.decode(s.generated), final=finished)
-            if piece:
-                s.sink.piece(piece)
-            done.append(finished or s.text.stopped)
         return done
+
+    def _advance_row(self, s: Sequence, logits: torch.Tensor, best: int) -> bool:
+        if s.is_cancelled():
+            s.finish_reason = "abort"
+            return True
+        token = best if s.chooser.plain_greedy else s.chooser.choose(logits, s.prompt + s.generated)
+        s.made += 1
+        if s.want_logprob:
+            s.logprob += float(torch.log_softmax(logits.float(), dim=-1)[token])
+        if token in self.eos and not s.params.ignore_eos:
+            s.finish_reason = "stop"
+        else:
+            s.generated.append(token)
+            if len(s.generated) >= s.params.max_tokens:
+                s.finish_reason = "length"
+        piece = s.text.update(self.decode(s.generated), final=s.finish_reason is not None)
+        if s.text.stopped:
+            s.finish_reason = "stop"
+        if piece:
+            s.sink.piece(s.report(piece))
+        return s.finish_reason is not None
 
     def _settle(self, done: list[bool]) -> None:
         """End the rows that are done and drop them from the batch."""
@@ -221,8 +278,16 @@ class ContinuousBatcher:
             self._mask = kv_rows.keep(self._cache, self._mask, keep)
 
     def _end(self, s: Sequence, error: BaseException | None = None) -> None:
+        """Tell its sink it ended (once): its finish reason and the tokens not yet reported."""
+        if s.ended:
+            return
+        s.ended, error = True, error or s.error
+        s.finish_reason = s.finish_reason or "abort"
         self.events.ended("failed" if error else "cancelled" if s.is_cancelled() else "finished")
-        s.sink.end(error)
+        try:
+            s.sink.end(s.report("", last=True), error)
+        except Exception:  # its sink is broken: nothing more can be told to it
+            log.exception("a request's end could not be sent")
 
     def _fail_all(self, error: BaseException, joining: list[Sequence]) -> None:
         for s in self._rows + [s for s in joining if s not in self._rows]:

@@ -9,16 +9,19 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from model_router.errors import InputError
-from model_router.request import decode_text, parse_messages
+from model_router.contract.generation import GenerateOutput, GenerateRequest
+from model_router.contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
+from model_router.errors import Cancelled, InputError
 from model_router.sampling import parse_sampling_parameters
-from model_router.triton.adapter import FINAL, RequestModel, error_response, first, first_text, param, respond, strings
+from model_router.triton.adapter import FINAL, RequestModel, error_response, getter, response
 from model_router.triton.metrics import GenerationMetrics
 
-MAX_PROMPT_CHARS = 1 << 20
+from .settings import BackendSettings
+
+MAX_PROMPT_CHARS = 1 << 20  # the token limit (max_input_tokens) is checked on encoding
+MAX_SPEECH_CHARS = 2000
 
 
 class Task(RequestModel):
@@ -27,7 +30,7 @@ class Task(RequestModel):
 
     decoupled = False
 
-    def __init__(self, name: str, model_path: str, device: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, model_path: str, settings: BackendSettings) -> None:
         self.name = name
 
     def finalize(self) -> None:
@@ -35,51 +38,48 @@ class Task(RequestModel):
 
 
 class SpeechRecognitionTask(Task):
-    """audio (+ language) -> text_output, language, segments."""
+    """audio (+ language) -> text_output, language, segments (contract.media.Transcription*)."""
 
-    def __init__(self, name: str, model_path: str, device: str, config: dict[str, Any]) -> None:
-        super().__init__(name, model_path, device, config)
+    def __init__(self, name: str, model_path: str, settings: BackendSettings) -> None:
+        super().__init__(name, model_path, settings)
         from .speech_recognition import SpeechRecognizer
 
-        self.engine = SpeechRecognizer(model_path, device, param(config, "dtype", "float32"))
+        self.engine = SpeechRecognizer(model_path, settings.device, settings.dtype)
 
     def answer(self, request: Any) -> Any:
-        hint = first_text(request, "language", 16).strip() or None
-        audio = first(request, "audio")
-        t = self.engine.transcribe(bytes(audio) if audio is not None else b"", hint)
-        return respond({"text_output": t.text, "language": t.language, "segments": json.dumps(t.segments)})
+        req = TranscriptionRequest.decode(getter(request))
+        t = self.engine.transcribe(req.audio, req.language or None)
+        return response(TranscriptionOutput(t.text, t.language, t.segments).encode())
 
 
 class TextToSpeechTask(Task):
-    """text -> audio (WAV), sample_rate, visemes ("[]": no phoneme timing)."""
+    """text -> audio (WAV), sample_rate, visemes ([]: no phoneme timing) (contract.media.Speech*)."""
 
-    def __init__(self, name: str, model_path: str, device: str, config: dict[str, Any]) -> None:
-        super().__init__(name, model_path, device, config)
+    def __init__(self, name: str, model_path: str, settings: BackendSettings) -> None:
+        super().__init__(name, model_path, settings)
         from .text_to_speech import Synthesizer
 
-        self.engine = Synthesizer(model_path, device, param(config, "dtype", "float32"))
+        self.engine = Synthesizer(model_path, settings.device, settings.dtype)
 
     def answer(self, request: Any) -> Any:
-        text = first_text(request, "text", 2000).strip()
+        text = SpeechRequest.decode(getter(request), MAX_SPEECH_CHARS).text.strip()
         if not text:
             raise InputError("text", "nothing to say")
         wav, rate = self.engine.synthesize(text)
-        return pb_utils.InferenceResponse(output_tensors=[
-            strings("audio", [wav]), pb_utils.Tensor("sample_rate", np.array([rate], dtype=np.int32)),
-            strings("visemes", [b"[]"])])
+        return response(SpeechOutput(wav, rate).encode())
 
 
 class TextGenerationTask(Task):
-    """The vLLM backend's contract (decoupled): text_input, stream, sampling_parameters,
-    exclude_input_in_output -> text_output; and optionally `messages`, a conversation (JSON turns,
-    the last the user's) that the chat template renders instead of text_input alone. execute() only
-    checks and queues; requests are generated
-    together, continuously batched (batching.py), and each answers on its own response sender."""
+    """The vLLM backend's contract (contract.generation, decoupled), with its additional outputs
+    (finish_reason, num_input_tokens, num_output_tokens, cumulative_logprob) and our `messages`, a
+    conversation the chat template renders instead of text_input alone. execute() only checks and
+    queues; requests are generated together, continuously batched (batching.py), and each answers
+    on its own response sender."""
 
     decoupled = True
 
-    def __init__(self, name: str, model_path: str, device: str, config: dict[str, Any]) -> None:
-        super().__init__(name, model_path, device, config)
+    def __init__(self, name: str, model_path: str, settings: BackendSettings) -> None:
+        super().__init__(name, model_path, settings)
         from .batching import BatchEvents
         from .text_generation import TextGenerator
 
@@ -87,14 +87,11 @@ class TextGenerationTask(Task):
         self.outbox = Outbox()
         self.cancels = Cancels()
         self.engine = TextGenerator(
-            model_path, device=device, threads=int(param(config, "threads", "0") or 0),
-            use_chat_template=param(config, "chat_template", "true").lower() == "true",
-            max_input_tokens=int(param(config, "max_input_tokens", "2048")), dtype=param(config, "dtype", "float32"),
-            max_batch_size=int(param(config, "max_batch_size", "8")),
-            max_batch_tokens=int(param(config, "max_batch_tokens", "16384")),
-            gather_s=float(param(config, "gather_ms", "0")) / 1000,
+            model_path, device=settings.device, threads=settings.threads, use_chat_template=settings.chat_template,
+            max_input_tokens=settings.max_input_tokens, dtype=settings.dtype, max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.max_batch_tokens, gather_s=settings.gather_s,
             events=BatchEvents(step=self.metrics.step, ended=self.metrics.ended))
-        self.max_tokens_limit = int(param(config, "max_tokens_limit", "1024"))
+        self.max_tokens_limit = settings.max_tokens_limit
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -103,24 +100,18 @@ class TextGenerationTask(Task):
                 if self.cancels.ask(request):
                     sender.send(flags=FINAL)
                     continue
-                prompt, turns, params, sink = self._read(request, sender)
-                self.engine.submit(prompt, params, sink, self.cancels.check(request), turns)
+                self._submit(request, sender)
             except Exception as exc:
                 sender.send(error_response(exc, self.name), flags=FINAL)
         return None
 
-    def _read(self, request: Any, sender: Any) -> tuple[str, list[dict[str, str]], Any, _Answer]:
-        raw = first(request, "text_input")
-        if raw is None:
-            raise InputError("text_input", "required")
-        prompt = decode_text(raw, MAX_PROMPT_CHARS, "text_input")  # the token limit is checked on encoding
-        if not prompt.strip():
-            raise InputError("text_input", "empty")
-        params = parse_sampling_parameters(first(request, "sampling_parameters"), self.max_tokens_limit)
-        turns = [m.model_dump() for m in parse_messages(first(request, "messages"))]  # a conversation, if sent
-        stream = bool(first(request, "stream", False))
-        prefix = "" if stream or bool(first(request, "exclude_input_in_output", False)) else prompt
-        return prompt, turns, params, _Answer(self.name, self.outbox, sender, request.is_cancelled, stream, prefix)
+    def _submit(self, request: Any, sender: Any) -> None:
+        req = GenerateRequest.decode(getter(request), MAX_PROMPT_CHARS)
+        params = parse_sampling_parameters(req.sampling, self.max_tokens_limit)
+        prefix = "" if req.stream or req.exclude_input_in_output else req.prompt
+        answer = _Answer(self.name, self.outbox, sender, request.is_cancelled, req, prefix)
+        self.engine.submit(req.prompt, params, answer, self.cancels.check(request), req.messages,
+                           want_logprob="cumulative_logprob" in req.returns)
 
     def finalize(self) -> None:
         self.engine.close()
@@ -157,28 +148,36 @@ class Cancels:
 
 
 class _Answer:
-    """One request's responses: each piece as it comes when streaming, else the whole text at the end."""
+    """One request's responses: each piece as it comes when streaming, else the whole text at the end.
+    The additional outputs it asked for ride on every response, output tokens counted per response."""
 
-    def __init__(self, model: str, outbox: Outbox, sender: Any, is_cancelled: Any, stream: bool, prefix: str) -> None:
-        self.model, self.outbox, self.sender, self.is_cancelled, self.stream = model, outbox, sender, is_cancelled, stream
+    def __init__(self, model: str, outbox: Outbox, sender: Any, is_cancelled: Any, request: GenerateRequest,
+                 prefix: str) -> None:
+        self.model, self.outbox, self.sender, self.is_cancelled = model, outbox, sender, is_cancelled
+        self.stream, self.returns = request.stream, request.returns
         self.parts = [prefix] if prefix else []
+        self.tokens = 0  # not streaming: the tokens of every piece so far
 
-    def piece(self, text: str) -> None:
+    def piece(self, out: GenerateOutput) -> None:
         if self.stream:
-            self._send(respond({"text_output": text}))
+            self._send(response(out.encode(self.returns)))
         else:
-            self.parts.append(text)
+            self.parts.append(out.text)
+            self.tokens += out.num_output_tokens or 0
 
-    def end(self, error: BaseException | None = None) -> None:
+    def end(self, out: GenerateOutput, error: BaseException | None = None) -> None:
+        if error is None and self.is_cancelled():
+            error = Cancelled(self.model)
         if error is not None:
             self._send(error_response(error, self.model), FINAL)
-        elif self.is_cancelled():
-            self._send(pb_utils.InferenceResponse(error=pb_utils.TritonError(
-                "request cancelled", pb_utils.TritonError.CANCELLED)), FINAL)
+        elif self.stream and not self.returns:
+            self._send(None, FINAL)  # nothing more to say: the empty final response
         elif self.stream:
-            self._send(None, FINAL)
+            self._send(response(out.encode(self.returns)), FINAL)
         else:
-            self._send(respond({"text_output": "".join(self.parts)}), FINAL)
+            whole = GenerateOutput("".join(self.parts) + out.text, out.finish_reason, out.num_input_tokens,
+                                   self.tokens + (out.num_output_tokens or 0), out.cumulative_logprob)
+            self._send(response(whole.encode(self.returns)), FINAL)
 
     def _send(self, response: Any, flags: int = 0) -> None:
         self.outbox.put((self.model, self.sender, response, flags))

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from model_router.contract.generation import GenerateOutput
 from model_router.errors import InputError
 from model_router.sampling import SamplingParams
 
@@ -51,10 +52,10 @@ class TextGenerator:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def submit(self, prompt: str, params: SamplingParams, sink: Sink, is_cancelled: Callable[[], bool] = lambda: False,
-               turns: list[dict[str, str]] | None = None) -> None:
+               turns: list[dict[str, str]] | None = None, want_logprob: bool = False) -> None:
         """Queue a request (a prompt, or a conversation); its pieces and its end go to `sink` from the
         batching thread. A request that cannot be served raises here, before it joins any batch."""
-        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled))
+        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled, want_logprob))
 
     def generate(self, prompt: str, params: SamplingParams,
                  is_cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
@@ -74,10 +75,10 @@ class _QueueSink:
     def __init__(self) -> None:
         self.items: queue.Queue[str | BaseException | None] = queue.Queue()
 
-    def piece(self, text: str) -> None:
-        self.items.put(text)
+    def piece(self, out: GenerateOutput) -> None:
+        self.items.put(out.text)
 
-    def end(self, error: BaseException | None = None) -> None:
+    def end(self, out: GenerateOutput, error: BaseException | None = None) -> None:
         if error is not None:
             self.items.put(error)
         self.items.put(None)
