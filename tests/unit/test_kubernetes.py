@@ -150,6 +150,9 @@ def test_every_object_validates_strictly(rendered) -> None:
     assert set(objs) == (kinds | {"PersistentVolumeClaim", "Job"} if overlay == "gpu" else kinds)
     assert validate.KUBERNETES == "1.32.0"
     assert [p for obj in objs.values() for p in validate.problems(obj)] == []
+    for kind, obj in objs.items():  # all in one namespace, all labelled as ours
+        assert obj["metadata"].get("namespace") == ("tmr" if kind != "Namespace" else None), kind
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "triton-model-router", kind
 
 
 def test_strict_validation_refuses_misspelt_fields(rendered) -> None:
