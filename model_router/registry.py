@@ -48,6 +48,12 @@ class ModelSpec(BaseModel):
     # What stands for each image in the prompt, where a model needs one per image (Qwen2-VL's family).
     image_placeholder: str = ""
 
+    @property
+    def cancels_by_id(self) -> bool:
+        """Our backend stops a request named in a cancellation (parameter tmr_cancel), where Triton's
+        BLS iterator cannot cancel (24.10)."""
+        return self.backend == "transformers"
+
 
 class ProfileSpec(BaseModel):
     """A deployment: its budgets, and per use case the chain of models to try, in order."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import uvicorn
 
-from launcher import DEFAULT_MODELS_DIR
 from model_router.registry import REGISTRY_FILE
 
 from . import API_KEY_ENV
@@ -27,8 +26,7 @@ def main() -> None:
     # The router's own settings, read from the same environment as the router reads them.
     settings = Settings(triton_grpc=args.triton_grpc, api_key=args.api_key or None,
                         profile=os.environ.get("TMR_PROFILE", "cpu"),
-                        registry=Path(os.environ.get("TMR_REGISTRY", REGISTRY_FILE)),
-                        models_dir=Path(os.environ.get("TMR_MODELS", DEFAULT_MODELS_DIR)))
+                        registry=Path(os.environ.get("TMR_REGISTRY", REGISTRY_FILE)))
     # A streamed answer still open at shutdown gets 5 s, then is cut (and its request cancelled).
     uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=5)
 

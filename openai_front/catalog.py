@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from model_router.registry import Registry
 
-from .schemas import AUTO
+from .protocol import AUTO, ModelCard, ModelList
 
 OWNER = "triton-model-router"
 
@@ -17,10 +15,9 @@ def pickable(registry: Registry, profile: str) -> list[str]:
     return [m.name for m in registry.managed(profile) if not m.pinned and m.use_cases]
 
 
-def model_list(registry: Registry, profile: str, created: int | None = None) -> dict[str, Any]:
+def model_list(registry: Registry, profile: str, created: int | None = None) -> ModelList:
     created = int(time.time()) if created is None else created
-    data = [{"id": AUTO, "object": "model", "created": created, "owned_by": OWNER,
-             "description": "the router picks the model for each request"}]
-    data += [{"id": name, "object": "model", "created": created, "owned_by": OWNER,
-              "use_cases": list(registry.model(name).use_cases)} for name in pickable(registry, profile)]
-    return {"object": "list", "data": data}
+    data = [ModelCard(id=AUTO, created=created, owned_by=OWNER, description="the router picks the model for each request")]
+    data += [ModelCard(id=name, created=created, owned_by=OWNER, use_cases=list(registry.model(name).use_cases))
+             for name in pickable(registry, profile)]
+    return ModelList(data=data)

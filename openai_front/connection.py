@@ -2,50 +2,35 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import grpc
-import numpy as np
 import tritonclient.grpc.aio as grpcaio
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from .errors import ApiError, from_router
+from model_router.contract import router as contract
+from model_router.contract.errors import WireError
+from model_router.contract.router import RouterAnswer
+
+from .errors import ApiError, from_wire, unreachable
 from .translate import RouterCall
 
 log = logging.getLogger(__name__)
-ROUTER = "router"
-OUTPUTS = ("text_output", "routing", "audio")
 CLOSE_S = 5.0
 
 
-@dataclass(frozen=True)
-class Piece:
-    """Text as the router streams it."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Final:
-    """The router's last response: the rest of the text, the routing decision, speech if any."""
-
-    text: str
-    decision: dict[str, Any] = field(default_factory=dict)
-    audio: bytes | None = None
-
-    @property
-    def model(self) -> str | None:
-        return self.decision.get("model")
+def _inputs(call: RouterCall) -> list[grpcaio.InferInput]:
+    inputs = []
+    for name, arr in call.request.encode().items():
+        tensor = grpcaio.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
+        tensor.set_data_from_numpy(arr)
+        inputs.append(tensor)
+    return inputs
 
 
-def _input(name: str, value: str | bytes) -> grpcaio.InferInput:
-    tensor = grpcaio.InferInput(name, [1], "BYTES")
-    tensor.set_data_from_numpy(np.array([value.encode() if isinstance(value, str) else value], dtype=np.object_))
-    return tensor
+def _router_error(exc: InferenceServerException, call: RouterCall) -> ApiError:
+    return from_wire(WireError.parse(exc.message() or str(exc), exc.status()), call.openai_field)
 
 
 async def _close(stream: Any, done: asyncio.Event) -> None:
@@ -65,11 +50,6 @@ async def _close(stream: Any, done: asyncio.Event) -> None:
         stream.cancel()
 
 
-def _strings(result: Any, name: str) -> list[bytes]:
-    values = result.as_numpy(name)
-    return [] if values is None else list(values.reshape(-1))
-
-
 class RouterConnection:
     """One gRPC channel to Triton, shared by every request (create it inside the running event loop)."""
 
@@ -80,14 +60,14 @@ class RouterConnection:
     async def close(self) -> None:
         await self._client.close()
 
-    async def events(self, call: RouterCall) -> AsyncIterator[Piece | Final]:
-        """The router's answer to `call`: Pieces while it streams, then one Final. Its errors raise
-        ApiError (errors.from_router). Closing the iterator early cancels the request in Triton."""
+    async def events(self, call: RouterCall) -> AsyncIterator[RouterAnswer]:
+        """The router's answer to `call`: pieces (final False) while it streams, then the final one. Its
+        errors raise ApiError (errors.from_wire). Closing the iterator early cancels the request in Triton."""
         done = asyncio.Event()
 
         async def requests() -> AsyncIterator[dict[str, Any]]:
-            yield {"model_name": ROUTER, "inputs": [_input(k, v) for k, v in call.inputs().items()],
-                   "outputs": [grpcaio.InferRequestedOutput(o) for o in OUTPUTS],
+            yield {"model_name": contract.MODEL, "inputs": _inputs(call),
+                   "outputs": [grpcaio.InferRequestedOutput(o) for o in contract.OUTPUTS],
                    "parameters": {"triton_enable_empty_final_response": True}}
             await done.wait()  # keep our side open: closing it early would end the stream
 
@@ -98,26 +78,27 @@ class RouterConnection:
                 if error is not None:
                     finished = True
                     await _close(stream, done)
-                    raise from_router(str(error), call)
-                text = "".join(v.decode("utf-8", "replace") for v in _strings(result, "text_output"))
+                    raise _router_error(error, call)
                 params = result.get_response().parameters
-                if "triton_final_response" in params and params["triton_final_response"].bool_param:
-                    routing, audio = _strings(result, "routing"), _strings(result, "audio")
+                final = "triton_final_response" in params and params["triton_final_response"].bool_param
+                outputs = {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
+                answer = RouterAnswer.decode({k: v for k, v in outputs.items() if v is not None}, final)
+                if final:
                     finished = True
                     await _close(stream, done)
-                    yield Final(text, json.loads(routing[0]) if routing else {},
-                                base64.b64decode(audio[0]) if audio else None)
+                    yield answer
                     return
-                if text:
-                    yield Piece(text)
+                if answer.text:
+                    yield answer
             finished = True
             raise ApiError(500, "router: the stream ended without a final response", "server_error")
         except grpc.RpcError as exc:  # the channel itself: Triton down, or not there yet
-            code = exc.code() if hasattr(exc, "code") else None
-            raise from_router(exc.details() if hasattr(exc, "details") else str(exc), call,
-                              unreachable=code == grpc.StatusCode.UNAVAILABLE) from None
+            detail = exc.details() if hasattr(exc, "details") else str(exc)
+            if hasattr(exc, "code") and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise unreachable(detail) from None
+            raise ApiError(500, detail, "server_error") from None
         except InferenceServerException as exc:
-            raise from_router(exc.message(), call) from None
+            raise _router_error(exc, call) from None
         except (GeneratorExit, asyncio.CancelledError):  # closed: the HTTP client went away, if not answered
             if not finished:
                 log.info("the client left before the router's answer was complete: cancelling its request")
@@ -129,15 +110,8 @@ class RouterConnection:
             if not finished:
                 stream.cancel()
 
-    async def model_config(self, model: str) -> dict[str, Any] | None:
-        """A loaded model's configuration as JSON, None when Triton cannot say."""
-        try:
-            return (await self._client.get_model_config(model, as_json=True)).get("config")
-        except InferenceServerException:
-            return None
-
     async def ready(self) -> bool:
         try:
-            return await self._client.is_model_ready(ROUTER)
+            return await self._client.is_model_ready(contract.MODEL)
         except InferenceServerException:
             return False

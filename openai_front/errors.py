@@ -1,28 +1,20 @@
-"""Errors as OpenAI's error JSON, and the one place that maps the router's errors to HTTP statuses.
+"""Errors as OpenAI's error JSON, and the one place that maps the router's error kinds to HTTP statuses.
 
-The router's errors reach us as text only: Triton's gRPC stream carries an error's message but not
-its code. The router's messages are made to be read, though: a client's mistake starts with the
-router field it is about ("options.sampling_parameters.temperature: 5 is out of range [0.0, 2.0]",
-model_router.errors.InputError); a full router says "router overloaded" (serving/admission.py).
+The router's errors arrive through the contract (model_router.contract.errors.WireError): a kind,
+the router field at fault, a retry-after. Nothing here reads an error's prose.
 """
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from model_router.contract.errors import ErrorKind, WireError
 from model_router.errors import describe
 
-if TYPE_CHECKING:
-    from .translate import RouterCall
-
-# Where a client's mistake can be, as the router names it (its inputs; `options` and its keys).
-ROUTER_FIELDS = ("text", "image", "audio", "video", "options", "messages")
-_FIELD_FIRST = re.compile(r"^(?P<path>[A-Za-z_]\w*(?:\.\w+|\[\d+\])*): (?P<problem>.+)$", re.S)
-OVERLOADED = "router overloaded"
-RETRY_AFTER_S = 2  # a worker frees up within seconds at the rates two cores serve (README, Numbers)
+UNREACHABLE_RETRY_S = 2
 
 
 @dataclass
@@ -57,20 +49,26 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, code="invalid_api_key")
 
 
-def from_router(message: str, call: RouterCall | None = None, unreachable: bool = False) -> ApiError:
-    """The router's (or Triton's) error as the status OpenAI's clients expect.
+def unreachable(detail: str) -> ApiError:
+    return ApiError(503, f"Triton is unreachable: {detail}", "server_error", code="unavailable",
+                    headers={"Retry-After": str(UNREACHABLE_RETRY_S)})
 
-    400 a field of the request (named as the client sent it), 404 a model the router does not
-    know, 503 a full router or an unreachable Triton (both with Retry-After), 500 anything else."""
-    if OVERLOADED in message or unreachable:
-        return ApiError(503, message if not unreachable else f"Triton is unreachable: {message}", "server_error",
-                        code="overloaded" if not unreachable else "unavailable",
-                        headers={"Retry-After": str(RETRY_AFTER_S)})
-    match = _FIELD_FIRST.match(message)
-    if match and re.split(r"[.\[]", match["path"])[0] in ROUTER_FIELDS:
-        param = call.openai_field(match["path"]) if call is not None else match["path"]
-        problem = match["problem"]
-        if match["path"] == "options.model" and " unknown. Available" in problem:
-            return ApiError(404, f"{param}: {problem}", param=param, code="model_not_found")
-        return bad_request(param, problem)
-    return ApiError(500, message, "server_error")
+
+def from_wire(error: WireError, rename: Callable[[str], str] = lambda f: f) -> ApiError:
+    """The router's error as the status OpenAI's clients expect; `rename` turns a router field into the
+    field the client sent (translate.RouterCall.openai_field)."""
+    if error.kind in (ErrorKind.BAD_INPUT, ErrorKind.NOT_FOUND):
+        param = rename(error.field) if error.field else None
+        problem = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
+        message = f"{param}: {problem}" if param else problem
+        if error.kind is ErrorKind.NOT_FOUND:
+            return ApiError(404, message, param=param, code="model_not_found")
+        return ApiError(400, message, param=param)
+    if error.kind is ErrorKind.OVERLOADED:
+        return ApiError(503, error.message, "server_error", code="overloaded",
+                        headers={"Retry-After": str(math.ceil(error.retry_after_s or 1))})
+    if error.kind is ErrorKind.CANCELLED:
+        return ApiError(499, error.message, code="cancelled")
+    if error.kind is ErrorKind.UNAVAILABLE:
+        return ApiError(503, error.message, "server_error", code="unavailable")
+    return ApiError(500, error.message, "server_error")

@@ -1,4 +1,4 @@
-"""The router's events as HTTP answers: whole, or streamed as OpenAI's server-sent events; either way
+"""The router's answers as HTTP answers: whole, or streamed as OpenAI's server-sent events; either way
 the router's request is cancelled when the client goes away."""
 from __future__ import annotations
 
@@ -7,37 +7,33 @@ from typing import AsyncIterator, Awaitable, TypeVar
 
 from fastapi import Request
 
+from model_router.contract.router import RouterAnswer
+
 from . import responses
-from .connection import Final, Piece
 from .errors import ApiError
-from .schemas import ChatCompletionRequest
-from .tokens import TokenCounter
-from .translate import RouterCall
+from .protocol import ChatCompletionRequest, Delta
 
 T = TypeVar("T")
 
 
-async def chat_stream(tokens: TokenCounter, req: ChatCompletionRequest, call: RouterCall, first: Piece | Final,
-                      events: AsyncIterator[Piece | Final]) -> AsyncIterator[str]:
+async def chat_stream(req: ChatCompletionRequest, first: RouterAnswer,
+                      events: AsyncIterator[RouterAnswer]) -> AsyncIterator[str]:
     """OpenAI's chunks as the router's pieces come; the last names the model that answered and carries
     the routing decision (it exists only once the router is done), then usage if asked, then [DONE]."""
-    cid, pieces = responses.completion_id(), []
+    cid = responses.completion_id()
     try:
-        yield responses.chunk(cid, req.model, {"role": "assistant", "content": ""})
+        yield responses.chunk(cid, req.model, Delta(role="assistant", content=""))
         event = first
-        while isinstance(event, Piece):
-            pieces.append(event.text)
-            yield responses.chunk(cid, req.model, {"content": event.text})
+        while not event.final:
+            yield responses.chunk(cid, req.model, Delta(content=event.text))
             event = await anext(events)
         if event.text:
-            pieces.append(event.text)
-            yield responses.chunk(cid, req.model, {"content": event.text})
-        usage = await tokens.usage(event.model, turns(call), "".join(pieces))
+            yield responses.chunk(cid, req.model, Delta(content=event.text))
         model = event.model or req.model
-        yield responses.chunk(cid, model, {}, responses.finish_reason(usage.completion_tokens, max_tokens(call),
-                                                                      usage.exact), routing=event.decision)
-        if req.include_usage:
-            yield responses.chunk(cid, model, usage=usage.as_dict())
+        yield responses.chunk(cid, model, finish=responses.finish_reason(event), routing=event.decision)
+        usage = responses.usage(event)
+        if req.include_usage and usage is not None:
+            yield responses.chunk(cid, model, usage=usage)
         yield responses.DONE
     except ApiError as exc:  # after the first piece: the status is sent; OpenAI's clients raise this event
         yield responses.event(exc.body())
@@ -66,22 +62,8 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def answer(request: Request, call: RouterCall) -> Final:
-    """The router's whole answer to `call`."""
-    return await while_connected(request, last(request.app.state.router.events(call)))
-
-
-async def last(events: AsyncIterator[Piece | Final]) -> Final:
+async def last(events: AsyncIterator[RouterAnswer]) -> RouterAnswer:
     async for event in events:
-        if isinstance(event, Final):
+        if event.final:
             return event
     raise ApiError(500, "router: no final response", "server_error")
-
-
-def turns(call: RouterCall) -> list[dict[str, str]]:
-    """The conversation the model saw, as far as the client sent it."""
-    return call.messages or [{"role": "user", "content": call.text}]
-
-
-def max_tokens(call: RouterCall) -> int | None:
-    return call.options.get("sampling_parameters", {}).get("max_tokens")

@@ -1,4 +1,4 @@
-"""OpenAI response bodies and stream chunks, built from what the router returned. Pure."""
+"""OpenAI response bodies and stream chunks (protocol models), built from the router's answers. Pure."""
 from __future__ import annotations
 
 import base64
@@ -6,6 +6,12 @@ import json
 import time
 import uuid
 from typing import Any
+
+from pydantic import BaseModel
+
+from model_router.contract.router import RouterAnswer
+
+from .protocol import AssistantMessage, AudioOut, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, Usage
 
 ROUTING_HEADER = "x-tmr-routing"
 DONE = "data: [DONE]\n\n"
@@ -20,34 +26,48 @@ def routing_header(decision: dict[str, Any]) -> dict[str, str]:
     return {ROUTING_HEADER: json.dumps(decision, ensure_ascii=True, separators=(",", ":"))} if decision else {}
 
 
-def finish_reason(completion_tokens: int, max_tokens: int | None, exact: bool) -> str:
-    """"length" when the answer used all of the max_tokens the client set (known only with the model's
-    own tokenizer; the router's default limit is not known here)."""
-    return "length" if exact and max_tokens is not None and completion_tokens >= max_tokens else "stop"
+def usage(answer: RouterAnswer) -> Usage | None:
+    """The engine's own counts, as the router passed them on (None: the answer was not generated text)."""
+    return Usage(**answer.usage.as_dict()) if answer.usage is not None else None
 
 
-def chat_completion(cid: str, model: str, text: str, finish: str, usage: dict[str, int],
-                    decision: dict[str, Any], audio: bytes | None = None) -> dict[str, Any]:
-    """A whole answer; `routing` (the router's decision) is ours, beside OpenAI's fields."""
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if audio is not None:  # speech the router made (tts, avatar), as OpenAI's audio output
-        message["audio"] = {"id": f"audio-{cid}", "data": base64.b64encode(audio).decode(),
-                            "expires_at": int(time.time()) + 3600, "transcript": text}
-    return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": usage, "routing": decision}
+def finish_reason(answer: RouterAnswer) -> str:
+    """The engine's reason; an answer that is not generated text simply ended ("stop")."""
+    return answer.finish_reason or "stop"
 
 
-def chunk(cid: str, model: str, delta: dict[str, Any] | None = None, finish: str | None = None,
-          usage: dict[str, int] | None = None, **extra: Any) -> str:
+def chat_completion(cid: str, model: str, answer: RouterAnswer) -> ChatCompletion:
+    """A whole answer; `routing` (the router's decision) and `message.visemes` are ours, beside OpenAI's fields."""
+    message = AssistantMessage(content=answer.text, visemes=answer.visemes)
+    if answer.audio is not None:  # speech the router made (tts, avatar), as OpenAI's audio output
+        message.audio = AudioOut(id=f"audio-{cid}", data=base64.b64encode(answer.audio).decode(),
+                                 expires_at=int(time.time()) + 3600, transcript=answer.text)
+    return ChatCompletion(id=cid, created=int(time.time()), model=model,
+                          choices=[Choice(message=message, finish_reason=finish_reason(answer))],
+                          usage=usage(answer), routing=answer.decision)
+
+
+def chunk(cid: str, model: str, delta: Delta | None = None, finish: str | None = None,
+          usage: Usage | None = None, routing: dict[str, Any] | None = None) -> str:
     """One server-sent event of a streamed answer. A usage chunk has no choices, as OpenAI sends it."""
-    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-    body["choices"] = [] if usage is not None else [{"index": 0, "delta": delta or {}, "finish_reason": finish,
-                                                      "logprobs": None}]
-    if usage is not None:
-        body["usage"] = usage
-    body.update(extra)
-    return event(body)
+    body = ChatCompletionChunk(id=cid, created=int(time.time()), model=model, usage=usage, routing=routing,
+                               choices=[] if usage is not None else [ChunkChoice(delta=delta or Delta(),
+                                                                                 finish_reason=finish)])
+    return event(dump(body))
+
+
+def dump(body: BaseModel) -> dict[str, Any]:
+    """A body as JSON, without our optional fields and OpenAI's optional objects when they are unset."""
+    data = body.model_dump(mode="json")
+    for name in ("usage", "routing"):
+        if data.get(name) is None:
+            data.pop(name, None)
+    for choice in data.get("choices", []):
+        message = choice.get("message") or {}
+        for name in ("audio", "visemes"):
+            if message.get(name) is None:
+                message.pop(name, None)
+    return data
 
 
 def event(body: dict[str, Any]) -> str:

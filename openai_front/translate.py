@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from model_router.contract.router import RouterRequest
+
 from .errors import bad_request
-from .schemas import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
+from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
 
 SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty")
 # Where the router's errors name a sampling field (model_router.request.parse_options).
@@ -21,24 +22,14 @@ SAMPLING_OPTION = "options.sampling_parameters"
 
 @dataclass(frozen=True)
 class RouterCall:
-    """One request to the router: its inputs, and the OpenAI field behind each router field."""
+    """One request to the router (the contract's RouterRequest), and the OpenAI field behind each router field."""
 
-    text: str
-    options: dict[str, Any]
-    attachments: dict[str, bytes] = field(default_factory=dict)
-    messages: list[dict[str, str]] | None = None  # the conversation, when there is more than the query
+    request: RouterRequest
     fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def stream(self) -> bool:
-        return bool(self.options.get("stream"))
-
-    def inputs(self) -> dict[str, str | bytes]:
-        """The router's input tensors by name (each one BYTES element)."""
-        out: dict[str, str | bytes] = {"text": self.text, "options": json.dumps(self.options), **self.attachments}
-        if self.messages is not None:
-            out["messages"] = json.dumps(self.messages, ensure_ascii=False)
-        return out
+        return self.request.stream
 
     def openai_field(self, router_field: str) -> str:
         """The OpenAI field a router field path came from ("options.model" -> "model")."""
@@ -111,9 +102,9 @@ def chat_call(req: ChatCompletionRequest) -> RouterCall:
     if sampling:
         options["sampling_parameters"] = sampling
     if len(turns) == 1:  # the query alone: the router's plain text input
-        return RouterCall(turns[0]["content"], options, attachments, None, fields)
+        return RouterCall(RouterRequest(turns[0]["content"], options, attachments), fields)
     # The whole conversation; the router reads its last user turn as the query.
-    return RouterCall("", options, attachments, turns, fields)
+    return RouterCall(RouterRequest("", options, attachments, turns), fields)
 
 
 # The router's tts speaks "the quoted part of a query, else what follows a colon, else the whole
@@ -131,7 +122,7 @@ def verbatim(text: str) -> str:
 
 
 def speech_call(req: SpeechRequest) -> RouterCall:
-    return RouterCall(verbatim(req.input), {"use_case": "tts", **_preference(req.model)},
+    return RouterCall(RouterRequest(verbatim(req.input), {"use_case": "tts", **_preference(req.model)}),
                       fields={"text": "input", "options.model": "model"})
 
 
@@ -139,6 +130,6 @@ def transcription_call(req: TranscriptionRequest, audio: bytes) -> RouterCall:
     options: dict[str, Any] = {"use_case": "stt", **_preference(req.model)}
     if req.language is not None:
         options["language"] = req.language
-    return RouterCall("", options, {"audio": audio},
+    return RouterCall(RouterRequest("", options, {"audio": audio}),
                       fields={"audio": "file", "text": "file", "options.model": "model",
                               "options.language": "language"})

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..classifier import Classification
+from ..contract.router import RouterAnswer, Usage
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Done:
     text: str
     audio: bytes | None = None         # WAV
     visemes: list[dict] | None = None  # lip-sync timeline [{start, end, phoneme, viseme}]
+    finish_reason: str | None = None   # as the text generator reported it
+    usage: Usage | None = None         # the text generator's token counts
+
+    def answer(self, streamed: bool) -> RouterAnswer:
+        """The router's last response (a streamed answer's text went out in pieces already)."""
+        return RouterAnswer("" if streamed else self.text, True, asdict(self.decision), self.audio, self.visemes,
+                            self.finish_reason, self.usage)
 
 
 Event = Piece | Done

@@ -11,32 +11,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
+from ..contract.media import (FramesOutput, FramesRequest, OcrOutput, OcrRequest, SpeechOutput, SpeechRequest,
+                              TranscriptionOutput, TranscriptionRequest)
+from ..contract.tensors import Tensors
 from ..errors import Cancelled, ServingError, never
 from ..registry import ModelSpec, Registry
 from ..request import RouteRequest
-from .targets import Frames, Ocr, Output, Speech, Transcription, clip_for_speech
+from ..vocabulary import USE_CASE_TRAITS
+from .targets import Prepared, clip_for_speech
 
 # One BLS call to a step model, with its model-control lease held:
 # (spec, inputs, outputs, timeout, cancelled) -> outputs.
-CallStep = Callable[[ModelSpec, dict[str, np.ndarray], list[str], float, Callable[[], bool]], dict[str, np.ndarray]]
-
-DEFAULT_QUESTIONS = {"multimodal": "Describe this image.", "video": "Summarize this video.",
-                     "avatar": "Introduce yourself."}
-AVATAR_PERSONA = ("You are a friendly assistant with a face and a voice, talking to a visitor. "
-                  "Reply in one to three short spoken sentences, without lists or markup.")
-_OCR, _FRAMES, _SPEECH, _STT = Ocr(), Frames(), Speech(), Transcription()
-
-
-@dataclass
-class Prepared:
-    """What the chosen text generator gets, and what the user is shown ahead of its answer."""
-
-    prompt: str
-    images: list[bytes] = field(default_factory=list)  # passed to a model whose `media` has image
-    preface: str = ""                                   # the evidence read from the attachments
-    degraded: list[str] = field(default_factory=list)   # why this is not the full path
+CallStep = Callable[[ModelSpec, Tensors, list[str], float, Callable[[], bool]], Tensors]
 
 
 @dataclass
@@ -60,7 +46,8 @@ class Pipeline:
         self.records: list[dict[str, Any]] = []
         self._memo: dict[str, Any] = {}
 
-    def _run(self, role: str, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run(self, role: str, request: Any) -> Tensors:
+        """One step, its request a contract request class (its `outputs` are what to ask for)."""
         if role in self._memo:
             return self._memo[role]
         if self.cancelled():  # a step not started is skipped for a client that is gone
@@ -69,7 +56,7 @@ class Pipeline:
         if spec is None:
             raise ServingError(f"profile {self.profile!r} has no model for step {role!r}")
         t0 = self.clock()
-        out = self.call(spec, inputs, list(outputs), self.timeout_s, self.cancelled)
+        out = self.call(spec, request.encode(), list(request.outputs), self.timeout_s, self.cancelled)
         self.records.append({"step": role, "model": spec.name, "ms": round((self.clock() - t0) * 1000, 1)})
         self._memo[role] = out
         return out
@@ -83,17 +70,18 @@ class Pipeline:
             self._look(spec, att["image"], language, reading)
         if "video" in att:
             self._watch(spec, att["video"], language, reading)
-        question = reading.question or DEFAULT_QUESTIONS.get(use_case, "")
+        traits = USE_CASE_TRAITS[use_case]
+        question = reading.question or traits.default_question
         prompt = question
         if reading.context:
             prompt = "\n\n".join(reading.context) + f"\n\nQuestion: {question}\nAnswer using the text above."
-        if use_case == "avatar":
-            prompt = f"{AVATAR_PERSONA}\n\n{prompt}"
+        if traits.persona:
+            prompt = f"{traits.persona}\n\n{prompt}"
         preface = "\n".join(reading.shown) + "\n\n" if reading.shown else ""
         return Prepared(prompt, reading.images, preface, reading.degraded)
 
     def _hear(self, audio: bytes, reading: _Reading) -> None:
-        heard = _STT.decode(self._run("transcribe", _STT.inputs(audio), _STT.outputs)).text.strip()
+        heard = TranscriptionOutput.decode(self._run("transcribe", TranscriptionRequest(audio))).text.strip()
         reading.question = f"{reading.question}\n{heard}".strip() if heard else reading.question
         reading.shown.append(f"Heard: “{heard}”" if heard else "Heard: nothing intelligible")
 
@@ -107,7 +95,8 @@ class Pipeline:
         reading.degraded.append(f"{spec.name} cannot see images: the image was read with OCR, not looked at")
 
     def _watch(self, spec: ModelSpec, video: bytes, language: str, reading: _Reading) -> None:
-        frames, times = _FRAMES.frames(self._run("sample_video", _FRAMES.inputs(video), _FRAMES.outputs))
+        got = FramesOutput.decode(self._run("sample_video", FramesRequest(video)))
+        frames, times = list(got.images), list(got.times)
         if "image" in spec.media:
             # The frames go as images, in order, after any picture; their times go in the prompt,
             # since a model shown images alone cannot tell when each was taken.
@@ -117,7 +106,7 @@ class Pipeline:
                      f"The {last} images are frames" if first == 1 else f"Images {first} to {last} are frames")
             taken = ", ".join(f"{t:.1f} s" for t in times)
             reading.question = (f"{which} sampled from the video, in order, taken at {taken}.\n"
-                                f"{reading.question or DEFAULT_QUESTIONS['video']}")
+                                f"{reading.question or USE_CASE_TRAITS['video'].default_question}")
             return
         seen = _on_screen(times, self._read(frames, language))
         lines = [f"{t:.1f} s: {s}" for t, s in seen]
@@ -129,12 +118,12 @@ class Pipeline:
                                 "not watched")
 
     def _read(self, images: list[bytes], language: str) -> list[str]:
-        return _OCR.read(self._run("read_image", _OCR.inputs(images, language), _OCR.outputs))
+        return list(OcrOutput.decode(self._run("read_image", OcrRequest(tuple(images), language))).texts)
 
-    def speak(self, reply: str, language: str) -> Output:
+    def speak(self, reply: str, language: str) -> SpeechOutput:
         """The reply as speech (WAV) with its lip-sync timeline."""
         text = clip_for_speech(reply.strip()) or "..."
-        return _SPEECH.decode(self._run("speak", _SPEECH.inputs(text, language), _SPEECH.outputs))
+        return SpeechOutput.decode(self._run("speak", SpeechRequest(text, language)))
 
 
 def _on_screen(times: list[float], texts: list[str]) -> list[tuple[float, str]]:

@@ -13,15 +13,17 @@ from typing import Callable, Generator, Iterator, Protocol
 import numpy as np
 
 from ..classifier import Classification
+from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
 from ..request import RouteRequest
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .decision import Done, Event, Piece, RoutingDecision
-from .pipeline import Pipeline, Prepared
+from ..vocabulary import USE_CASE_TRAITS
+from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
-from .targets import Output, target_of
+from .targets import Output, Prepared, target_of
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
@@ -148,7 +150,7 @@ class Router:
         decision, target = plan.decision, target_of(spec)
         stream = request.options.stream and target.streams
         prepared = self._prepare(spec, request, plan, steps) if target.interface == "text-generation" else None
-        inputs = target.for_request(spec, request, decision.language, stream, prepared)  # bad input: before any load
+        inputs, outputs = target.for_request(spec, request, decision.language, stream, prepared)  # bad input: before any load
         answer = Output(text=prepared.preface if prepared else "")
         sent = False
         try:
@@ -158,23 +160,21 @@ class Router:
                 if stream and answer.text:
                     sent = True
                     yield Piece(answer.text)
-                for out in self.invoke(spec, inputs, stream, request.options.timeout_s, list(target.outputs),
+                for out in self.invoke(spec, inputs, stream, request.options.timeout_s, outputs,
                                        cancelled=plan.cancelled, gone=lambda: self.live.recovering(spec.name)):
                     if plan.cancelled():  # closing the call cancels it at the target
                         raise Cancelled("mid-answer")
                     got = target.decode(out)
-                    answer.audio, answer.visemes = got.audio or answer.audio, got.visemes or answer.visemes
-                    if got.text:
-                        answer.text += got.text
-                        if stream:
-                            sent = True
-                            yield Piece(got.text)
+                    answer.add(got)
+                    if got.text and stream:
+                        sent = True
+                        yield Piece(got.text)
             self.health.success(spec.name)
         except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
             self._failed(spec, exc, plan, sent)
         if prepared:
             decision.degraded = prepared.degraded
-        if decision.use_case == "avatar" and target.interface == "text-generation":
+        if USE_CASE_TRAITS[decision.use_case].spoken and target.interface == "text-generation":
             self._speak(answer, prepared, decision, steps)
         return answer
 
@@ -203,7 +203,7 @@ class Router:
         reply = answer.text[len(prepared.preface) if prepared else 0:]
         try:
             speech = steps.speak(reply, decision.language)
-            answer.audio, answer.visemes = speech.audio, speech.visemes
+            answer.audio, answer.visemes = speech.audio, speech.visemes or None
         except (ServingError, ValueError) as exc:  # InputError is a ValueError
             decision.degraded.append(f"no speech: {exc}")
 
@@ -219,7 +219,8 @@ class Router:
             decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
         decision.total_ms = round((self.clock() - started) * 1000, 2)
         self.metrics.decision(decision.use_case, cand.model)
-        return Done(decision, answer.text, answer.audio, answer.visemes)
+        usage = Usage(answer.input_tokens, answer.output_tokens or 0) if answer.input_tokens is not None else None
+        return Done(decision, answer.text, answer.audio, answer.visemes, answer.finish_reason, usage)
 
     # -- calls ------------------------------------------------------------------------------------
     @staticmethod

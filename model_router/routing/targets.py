@@ -1,154 +1,146 @@
-"""What each kind of target takes and returns: one class per interface, picked once by the registry's
-`interface`. Each encodes the inputs its models take and decodes what they send back, so nothing
-else in the router knows a tensor name.
+"""What each kind of target is asked when it answers a request itself: one class per interface,
+picked once by the registry's `interface`. The tensors are the contract's (model_router.contract):
+each class says which request of the contract to send and adds up what comes back.
 """
 from __future__ import annotations
 
-import base64
-import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ..contract.generation import GenerateOutput, GenerateRequest
+from ..contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
+from ..contract.tensors import Tensors
 from ..errors import InputError
 from ..registry import ModelSpec
-from ..contract.tensors import strings, texts
 from .chat import render
 
 if TYPE_CHECKING:
     from ..request import RouteRequest
-    from .pipeline import Prepared
 
-Tensors = dict[str, np.ndarray]
 MAX_SPEECH_CHARS = 2000
 _QUOTED = re.compile(r"'([^']{2,})'|\"([^\"]{2,})\"|‘([^’]{2,})’|“([^”]{2,})”")
+# What the router asks every text generator to report (the vLLM backend's additional outputs).
+ENGINE_REPORTS = frozenset({"finish_reason", "num_input_tokens", "num_output_tokens"})
+
+
+@dataclass
+class Prepared:
+    """What the chosen text generator gets (routing.pipeline), and what the user is shown ahead of its answer."""
+
+    prompt: str
+    images: list[bytes] = field(default_factory=list)  # passed to a model whose `media` has image
+    preface: str = ""                                   # the evidence read from the attachments
+    degraded: list[str] = field(default_factory=list)   # why this is not the full path
 
 
 @dataclass
 class Output:
-    """One response of a target, decoded."""
+    """A target's answer so far, its responses decoded and added up."""
 
     text: str = ""
     audio: bytes | None = None
     visemes: list[dict] | None = None
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def add(self, got: Output) -> None:
+        self.text += got.text
+        self.audio, self.visemes = got.audio or self.audio, got.visemes or self.visemes
+        self.finish_reason = got.finish_reason or self.finish_reason
+        self.input_tokens = got.input_tokens if got.input_tokens is not None else self.input_tokens
+        if got.output_tokens is not None:  # counted per response
+            self.output_tokens = (self.output_tokens or 0) + got.output_tokens
 
 
 class Target:
-    """A kind of target model. `outputs` are the tensors to ask for; `streams`: decoupled, many responses."""
+    """A kind of target model, as the router's chosen model. `streams`: decoupled, many responses."""
 
     interface = ""
-    outputs: tuple[str, ...] = ()
     streams = False
 
     def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
-                    prepared: Prepared | None) -> Tensors:
-        """The inputs when this target answers the request itself (the router's chosen model)."""
+                    prepared: Prepared | None) -> tuple[Tensors, list[str]]:
+        """The inputs when this target answers the request itself, and the outputs to ask for."""
         raise TypeError(f"a {self.interface} model only serves as a step")
 
     def decode(self, out: Tensors) -> Output:
-        return Output(text="".join(texts(out.get("text_output"))))
+        raise NotImplementedError
 
 
 class TextGeneration(Target):
-    """The vLLM backend's contract, which every text generator here shares (ours included). Ours also
-    takes the whole conversation as `messages` (JSON turns) and applies its own chat template; for a
-    vLLM-backend model the router renders the conversation with the model's template (routing.chat)."""
+    """The vLLM backend's contract (contract.generation). Ours also takes the whole conversation as
+    `messages` and applies its own chat template; for a model the registry gives a tokenizer (the
+    vLLM backend takes raw prompts) the router renders the conversation with its template (routing.chat)."""
 
-    interface, outputs, streams = "text-generation", ("text_output",), True
-
-    def inputs(self, prompt: str, sampling: dict[str, Any], stream: bool, images: list[bytes] = (),
-               placeholder: str = "", messages: list[dict[str, Any]] | None = None) -> Tensors:
-        tensors = {"text_input": strings(prompt), "stream": np.array([stream], dtype=bool),
-                   "exclude_input_in_output": np.array([True], dtype=bool),
-                   "sampling_parameters": strings(json.dumps(sampling))}
-        if messages is not None:
-            tensors["messages"] = strings(json.dumps(messages, ensure_ascii=False))
-        if images:  # the vLLM backend's `image` input: one base64 string per image
-            tensors["image"] = np.array([base64.b64encode(i) for i in images], dtype=np.object_)
-            # vLLM gives the i-th image the place of the prompt's i-th image placeholder and refuses a
-            # prompt with fewer placeholders than images: they go in front where the prompt has none.
-            if placeholder and placeholder not in prompt:
-                tensors["text_input"] = strings(placeholder * len(images) + prompt)
-        return tensors
+    interface, streams = "text-generation", True
 
     def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
-                    prepared: Prepared | None) -> Tensors:
+                    prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         prompt, images = (prepared.prompt, prepared.images) if prepared else (request.text, [])
         turns = [m.model_dump() for m in request.messages[:-1]] + [{"role": "user", "content": prompt}]
-        sampling = request.options.sampling_parameters
-        if spec.backend == "vllm" and spec.tokenizer:
+        messages = turns if request.messages else None
+        if spec.tokenizer:
             if images:  # the template puts the model's own image placeholders where the parts are
                 turns[-1]["content"] = [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]
-            prompt = render(spec.tokenizer, turns) or prompt
-            return self.inputs(prompt, sampling, stream, images, spec.image_placeholder)
-        return self.inputs(prompt, sampling, stream, images, spec.image_placeholder,
-                           turns if request.messages else None)
+            prompt, messages = render(spec.tokenizer, turns) or prompt, None
+        # vLLM gives the i-th image the place of the prompt's i-th image placeholder and refuses a
+        # prompt with fewer placeholders than images: they go in front where the prompt has none.
+        if images and spec.image_placeholder and spec.image_placeholder not in prompt:
+            prompt = spec.image_placeholder * len(images) + prompt
+        req = GenerateRequest(prompt, request.options.sampling_parameters, stream, True, messages, tuple(images),
+                              ENGINE_REPORTS)
+        return req.encode(), req.outputs
+
+    def decode(self, out: Tensors) -> Output:
+        got = GenerateOutput.decode(out)
+        return Output(got.text, finish_reason=got.finish_reason, input_tokens=got.num_input_tokens,
+                      output_tokens=got.num_output_tokens)
 
 
 class Speech(Target):
-    """tts: text and language in; WAV and a viseme timeline out ("[]" from a model without phoneme timing)."""
+    """tts: text and language in; WAV and a viseme timeline out."""
 
-    interface, outputs = "tts", ("audio", "visemes")
-
-    def inputs(self, text: str, language: str) -> Tensors:
-        return {"text": strings(text), "language": strings(language)}
+    interface = "tts"
 
     def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
-                    prepared: Prepared | None) -> Tensors:
-        return self.inputs(what_to_say(request.text), language)
+                    prepared: Prepared | None) -> tuple[Tensors, list[str]]:
+        req = SpeechRequest(what_to_say(request.text), language)
+        return req.encode(), list(req.outputs)
 
     def decode(self, out: Tensors) -> Output:
-        visemes = json.loads("".join(texts(out.get("visemes"))) or "[]")
-        audio = out["audio"].reshape(-1)[0] if "audio" in out else None
-        return Output(audio=audio, visemes=visemes or None)
+        got = SpeechOutput.decode(out)
+        return Output(audio=got.audio or None, visemes=got.visemes or None)
 
 
 class Transcription(Target):
     """stt: audio and an optional language hint in; the words said out."""
 
-    interface, outputs = "stt", ("text_output",)
-
-    def inputs(self, audio: bytes, language_hint: str = "") -> Tensors:
-        return {"audio": strings(audio), "language": strings(language_hint)}
+    interface = "stt"
 
     def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
-                    prepared: Prepared | None) -> Tensors:
+                    prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         if "audio" not in request.attachments:
             raise InputError("audio", "speech to text needs an audio attachment")
         # The query's language says how the user writes, not what the recording speaks: only an
         # explicit options.language is passed as a hint.
-        return self.inputs(request.attachments["audio"], request.options.language or "")
+        req = TranscriptionRequest(request.attachments["audio"], request.options.language or "")
+        return req.encode(), list(req.outputs)
+
+    def decode(self, out: Tensors) -> Output:
+        return Output(TranscriptionOutput.decode(out).text)
 
 
-class Ocr(Target):
-    """Images and a language in; the text read in each out."""
+class Step(Target):
+    """A model that only serves as a step (ocr, frames): routing.pipeline calls it through the contract."""
 
-    interface, outputs = "ocr", ("text_output",)
-
-    def inputs(self, images: list[bytes], language: str) -> Tensors:
-        return {"image": strings(*images), "language": strings(language)}
-
-    @staticmethod
-    def read(out: Tensors) -> list[str]:
-        return texts(out.get("text_output"))
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
 
 
-class Frames(Target):
-    """A video in; sampled frames (PNG) and their times out."""
-
-    interface, outputs = "frames", ("images", "times")
-
-    def inputs(self, video: bytes) -> Tensors:
-        return {"video": strings(video)}
-
-    @staticmethod
-    def frames(out: Tensors) -> tuple[list[bytes], list[float]]:
-        return list(out["images"].reshape(-1)), [float(t) for t in out["times"].reshape(-1)]
-
-
-TARGETS: dict[str, Target] = {t.interface: t for t in (TextGeneration(), Speech(), Transcription(), Ocr(), Frames())}
+TARGETS: dict[str, Target] = {t.interface: t for t in (TextGeneration(), Speech(), Transcription(), Step("ocr"),
+                                                       Step("frames"))}
 
 
 def target_of(spec: ModelSpec) -> Target:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ..errors import Cancelled, InputError, ServingError
+from ..contract.errors import ErrorKind, WireError
+from ..contract.tensors import Tensors
 from ..request import decode_text
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -59,17 +60,26 @@ def respond(outputs: dict[str, str | bytes]) -> Any:
 
 
 def error_response(exc: BaseException, model: str) -> Any:
-    """The client's fault (InputError) is INVALID_ARG, its leaving (Cancelled) CANCELLED; nothing could
-    serve it is UNAVAILABLE;
-    anything else is INTERNAL, logged, and named after the model. The model serves on either way."""
-    if isinstance(exc, InputError):
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
-    if isinstance(exc, Cancelled):
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.CANCELLED))
-    if isinstance(exc, ServingError):
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.UNAVAILABLE))
-    pb_utils.Logger.log_error(f"{model}: {exc!r}")
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{model}: {exc}"))
+    """The error as the contract's WireError (a JSON kind in the message) under the Triton code of its
+    kind. A bug (kind internal) is logged and named after the model; the model serves on either way."""
+    wire = WireError.of(exc, model)
+    if wire.kind is ErrorKind.INTERNAL:
+        pb_utils.Logger.log_error(f"{model}: {exc!r}")
+    code = getattr(pb_utils.TritonError, wire.triton_code, pb_utils.TritonError.INTERNAL)
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(wire.to_message(), code))
+
+
+def getter(request: Any):
+    """A contract `Get` over a request's input tensors."""
+    def get(name: str) -> np.ndarray | None:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        return None if tensor is None else tensor.as_numpy()
+    return get
+
+
+def response(tensors: Tensors) -> Any:
+    """A response of the contract's encoded outputs."""
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in tensors.items()])
 
 
 class RequestModel:

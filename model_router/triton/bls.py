@@ -9,7 +9,6 @@ module imports without a stub (the unit tests drive `with_deadline` alone).
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -19,6 +18,8 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from ..classifier import Classification
+from ..contract import classifier as classifier_contract
+from ..contract.errors import ErrorKind, WireError
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec
 from ..routing.targets import target_of
@@ -91,18 +92,16 @@ class Bls:
         self.pb, self.classifier = pb, classifier
 
     def classify(self, text: str, kinds: tuple[str, ...]) -> Classification:
-        pb = self.pb
-        inputs = [pb.Tensor("text", np.array([[text.encode()]], dtype=np.object_))]
-        if kinds:
-            inputs.append(pb.Tensor("attachments", np.array([[k.encode() for k in kinds]], dtype=np.object_)))
-        resp = pb.InferenceRequest(model_name=self.classifier, inputs=inputs,
-                                   requested_output_names=["classification"]).exec()
+        pb, req = self.pb, classifier_contract.ClassifyRequest(text, kinds)
+        resp = pb.InferenceRequest(model_name=self.classifier, requested_output_names=list(req.outputs),
+                                   inputs=[pb.Tensor(k, v) for k, v in req.encode().items()]).exec()
         if resp.has_error():
-            if resp.error().code() == pb.TritonError.INVALID_ARG:
-                raise InputError.from_message(resp.error().message(), "text")
-            raise ServingError(f"{self.classifier}: {resp.error().message()}")
-        raw = pb.get_output_tensor_by_name(resp, "classification").as_numpy().reshape(-1)[0]
-        return Classification(**json.loads(raw))
+            wire = _wire(pb, resp.error())
+            if wire.kind is ErrorKind.BAD_INPUT:
+                wire.raise_as("text")
+            raise ServingError(f"{self.classifier}: {wire.message}")
+        return classifier_contract.decode_classification(
+            {"classification": pb.get_output_tensor_by_name(resp, "classification").as_numpy()})
 
     def invoke(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
                outputs: list[str], cancelled: Callable[[], bool] = never,
@@ -128,7 +127,7 @@ class Bls:
             responses = started.get("responses")
             if hasattr(responses, "cancel"):  # BLS cancellation, in Triton releases that have it
                 responses.cancel()
-            elif decoupled and model.backend == "transformers":
+            elif decoupled and model.cancels_by_id:
                 self._cancel_by_id(model.name, request_id)
 
         finished = False
@@ -166,12 +165,15 @@ class Bls:
 
     def _outputs(self, model: ModelSpec, resp: Any, outputs: list[str], sent: tuple[str, ...]) -> dict[str, np.ndarray]:
         if resp.has_error():
-            err = resp.error()
-            # The client's fault: INVALID_ARG, or (Triton 24.10 turns every non-decoupled BLS error into
-            # INTERNAL) a message naming one of the inputs sent, as our models' InputErrors do.
-            field = err.message().partition(": ")[0].split("[")[0]
-            if err.code() == self.pb.TritonError.INVALID_ARG or field in sent:
-                raise InputError.from_message(err.message(), "text")
-            raise TargetError(f"{model.name}: {err.message()}")
+            wire = _wire(self.pb, resp.error())
+            if wire.kind is ErrorKind.BAD_INPUT:  # the client's fault: it names the field
+                wire.raise_as("text")
+            raise TargetError(f"{model.name}: {wire.message}")
         got = {name: self.pb.get_output_tensor_by_name(resp, name) for name in outputs}
         return {name: t.as_numpy() for name, t in got.items() if t is not None}
+
+
+def _wire(pb: Any, error: Any) -> WireError:
+    """A model's error through the contract (the code's name where the message is not ours)."""
+    names = {getattr(pb.TritonError, n, None): n for n in ("INVALID_ARG", "NOT_FOUND", "UNAVAILABLE", "CANCELLED")}
+    return WireError.parse(error.message(), names.get(error.code()))

@@ -42,10 +42,10 @@ def test_bad_conversations_name_the_turn_and_the_limit(messages, words: str) -> 
 def test_our_backend_gets_the_turns_with_the_prepared_prompt_last() -> None:
     spec = load_registry().model("smollm2_135m_instruct")
     r = make_request("", {}, None, messages=json.dumps(TURNS))
-    tensors = TextGeneration().for_request(spec, r, "en", False, None)
+    tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     sent = json.loads(tensors["messages"][0])
     assert sent == TURNS and tensors["text_input"][0] == b"What is my name?"
-    alone = TextGeneration().for_request(spec, make_request("Hi", {}, None), "en", False, None)
+    alone = TextGeneration().for_request(spec, make_request("Hi", {}, None), "en", False, None)[0]
     assert "messages" not in alone  # a single question stays the plain vLLM contract
 
 
@@ -53,18 +53,18 @@ def test_our_backend_gets_the_turns_with_the_prepared_prompt_last() -> None:
 def test_a_vllm_model_gets_the_conversation_rendered_by_its_chat_template() -> None:
     spec = load_registry().model("qwen2_5_7b_instruct").model_copy(update={"tokenizer": str(SMOLLM2)})
     r = make_request("", {}, None, messages=json.dumps(TURNS))
-    prompt = TextGeneration().for_request(spec, r, "en", False, None)["text_input"][0].decode()
+    prompt = TextGeneration().for_request(spec, r, "en", False, None)[0]["text_input"][0].decode()
     assert "My name is Ada." in prompt and "Hello Ada." in prompt and "You are terse." in prompt
     assert prompt.rstrip().endswith("assistant") and "messages" not in TextGeneration().for_request(spec, r, "en",
-                                                                                                       False, None)
+                                                                                                       False, None)[0]
 
 
 def test_without_its_tokenizer_a_vllm_model_gets_the_plain_prompt_and_placeholders() -> None:
     spec = load_registry().model("qwen2_5_vl_7b_instruct").model_copy(update={"tokenizer": "/nonexistent/tok"})
     r = make_request("What is this?", {"image": b"png"}, None)
-    from model_router.routing.pipeline import Prepared
+    from model_router.routing.targets import Prepared
 
-    tensors = TextGeneration().for_request(spec, r, "en", False, Prepared("What is this?", [b"png"]))
+    tensors = TextGeneration().for_request(spec, r, "en", False, Prepared("What is this?", [b"png"]))[0]
     assert tensors["text_input"][0].decode() == spec.image_placeholder + "What is this?"
     assert tensors["image"].size == 1
 

@@ -9,13 +9,16 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from openai_front.connection import Final, Piece, RouterConnection
+from model_router.contract.router import RouterAnswer, RouterRequest
+from openai_front.connection import RouterConnection
 from openai_front.errors import ApiError
+from openai_front.translate import RouterCall
 
 
 class _Response:
-    def __init__(self, final: bool) -> None:
+    def __init__(self, final: bool, names: list[str]) -> None:
         self.parameters = {"triton_final_response": type("P", (), {"bool_param": final})()}
+        self.outputs = [type("O", (), {"name": n})() for n in names]
 
 
 class _Result:
@@ -32,7 +35,7 @@ class _Result:
         return None if got is None else np.array(got, dtype=np.object_)
 
     def get_response(self) -> _Response:
-        return _Response(self.final)
+        return _Response(self.final, list(self.outputs))
 
 
 class _Stream:
@@ -67,9 +70,8 @@ class _Client:
         return self.streams[-1]
 
 
-class _Call:
-    def inputs(self) -> dict[str, str]:
-        return {"text": "hi", "options": "{}"}
+def _Call() -> RouterCall:
+    return RouterCall(RouterRequest("hi"))
 
 
 def _connection(items: list[tuple[Any, Any]]) -> tuple[RouterConnection, _Client]:
@@ -85,7 +87,7 @@ async def _all(conn: RouterConnection) -> list[Any]:
 def test_a_complete_answer_is_closed_not_cancelled() -> None:
     conn, client = _connection([(_Result("Par", False), None), (_Result("is", True, {"model": "m"}), None)])
     events = asyncio.run(_all(conn))
-    assert events == [Piece("Par"), Final("is", {"model": "m"})]
+    assert events == [RouterAnswer("Par", final=False), RouterAnswer("is", True, {"model": "m"})]
     stream = client.streams[0]
     assert stream.half_closed and not stream.cancelled
 
@@ -93,9 +95,10 @@ def test_a_complete_answer_is_closed_not_cancelled() -> None:
 def test_an_error_ends_the_request_and_is_not_cancelled_either() -> None:
     from tritonclient.utils import InferenceServerException
 
-    conn, client = _connection([(None, InferenceServerException("router overloaded: 1 requests running"))])
-    with pytest.raises(ApiError):
+    conn, client = _connection([(None, InferenceServerException('{"kind": "overloaded", "message": "router overloaded", "retry_after_s": 2}'))])
+    with pytest.raises(ApiError) as raised:
         asyncio.run(_all(conn))
+    assert raised.value.status == 503 and raised.value.headers == {"Retry-After": "2"}
     stream = client.streams[0]
     assert stream.half_closed and not stream.cancelled
 
@@ -105,7 +108,7 @@ def test_a_client_that_leaves_mid_answer_cancels_it() -> None:
 
     async def first_piece_only() -> None:
         events = conn.events(_Call())
-        assert await events.__anext__() == Piece("Once")
+        assert await events.__anext__() == RouterAnswer("Once", final=False)
         await events.aclose()  # the HTTP client went away
 
     asyncio.run(first_piece_only())

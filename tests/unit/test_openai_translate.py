@@ -11,8 +11,13 @@ from model_router.registry import load_registry
 from model_router.routing.targets import what_to_say
 from openai_front import responses
 from openai_front.catalog import pickable
-from openai_front.errors import ApiError, from_router, invalid_body
-from openai_front.schemas import ChatCompletionRequest, SpeechRequest, TranscriptionRequest
+from model_router.contract.errors import ErrorKind, WireError
+from model_router.contract.router import RouterAnswer
+from model_router.contract.router import Usage as RouterUsage
+from model_router.errors import InputError, NotFound, ServingError
+from model_router.serving.admission import Overloaded
+from openai_front.errors import ApiError, from_wire, invalid_body, unreachable
+from openai_front.protocol import ChatCompletionRequest, Delta, SpeechRequest, TranscriptionRequest, Usage
 from openai_front.translate import chat_call, speech_call, transcription_call, verbatim
 
 PNG = b"\x89PNG\r\n\x1a\n fake but bytes"
@@ -42,15 +47,15 @@ def refusal(fn, *args) -> ApiError:
 
 def test_a_single_user_turn_is_the_routers_text_and_auto_leaves_the_choice_to_it() -> None:
     call = chat_call(chat(messages=[user("What is the capital of France?")]))
-    assert call.text == "What is the capital of France?" and call.messages is None and call.attachments == {}
-    assert call.options == {"stream": False}  # no model preference, no sampling: the router's defaults
-    assert set(call.inputs()) == {"text", "options"}
+    assert call.request.text == "What is the capital of France?" and call.request.messages is None and call.request.attachments == {}
+    assert call.request.options == {"stream": False}  # no model preference, no sampling: the router's defaults
+    assert set(call.request.encode()) == {"text", "options"}
 
 
 def test_sampling_fields_and_a_model_name_become_options() -> None:
     call = chat_call(chat(model="smollm2_135m_instruct", stream=True, messages=[user("Hi")], max_completion_tokens=7,
                           temperature=0.2, top_p=0.9, stop=["\n"], seed=3, user="someone", metadata={"a": 1}))
-    assert call.options == {"model": "smollm2_135m_instruct", "stream": True,
+    assert call.request.options == {"model": "smollm2_135m_instruct", "stream": True,
                             "sampling_parameters": {"max_tokens": 7, "temperature": 0.2, "top_p": 0.9, "stop": ["\n"],
                                                     "seed": 3}}
     # The router's field names lead back to the client's.
@@ -63,16 +68,16 @@ def test_a_conversation_goes_whole_as_messages() -> None:
     call = chat_call(chat(messages=[{"role": "developer", "content": "Be brief."}, user("My name is Ada."),
                                     {"role": "assistant", "content": [{"type": "text", "text": "Hello Ada."}]},
                                     user("What is my name?")]))
-    assert call.text == ""  # the router reads the last user turn as the query
-    assert call.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My name is Ada."},
+    assert call.request.text == ""  # the router reads the last user turn as the query
+    assert call.request.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My name is Ada."},
                              {"role": "assistant", "content": "Hello Ada."},
                              {"role": "user", "content": "What is my name?"}]
-    assert json.loads(call.inputs()["messages"]) == call.messages
+    assert json.loads(call.request.encode()["messages"][0]) == call.request.messages
 
 
 def test_an_image_part_becomes_the_image_attachment() -> None:
     call = chat_call(chat(messages=[user([{"type": "text", "text": "What does it say?"}, image_part(data_url(PNG))])]))
-    assert call.text == "What does it say?" and call.attachments == {"image": PNG}
+    assert call.request.text == "What does it say?" and call.request.attachments == {"image": PNG}
     assert call.openai_field("image") == "messages[0].content[1]"
 
 
@@ -114,7 +119,7 @@ def test_bad_bodies_name_the_field(body, message) -> None:
 
 def test_fields_clients_send_and_we_do_not_use_are_accepted() -> None:
     req = chat(messages=[user("x")], user="u-1", store=False, presence_penalty=0, logprobs=False, stream_options=None)
-    assert chat_call(req).text == "x"
+    assert chat_call(req).request.text == "x"
 
 
 @pytest.mark.parametrize("text", [
@@ -129,16 +134,16 @@ def test_fields_clients_send_and_we_do_not_use_are_accepted() -> None:
 def test_speech_input_is_spoken_whole_by_the_routers_rule(text: str) -> None:
     """Checked against the router's own rule (model_router.routing.targets.what_to_say)."""
     call = speech_call(SpeechRequest(model="auto", input=text, voice="alloy"))
-    assert what_to_say(call.text) == text.strip()
-    assert call.options == {"use_case": "tts"}
+    assert what_to_say(call.request.text) == text.strip()
+    assert call.request.options == {"use_case": "tts"}
 
 
 def test_speech_and_transcription_calls() -> None:
-    assert speech_call(SpeechRequest(model="tts_espeak", input="Hi there")).options == {"use_case": "tts",
+    assert speech_call(SpeechRequest(model="tts_espeak", input="Hi there")).request.options == {"use_case": "tts",
                                                                                           "model": "tts_espeak"}
     call = transcription_call(TranscriptionRequest(model="auto", language="hi"), b"RIFF....")
-    assert call.text == "" and call.attachments == {"audio": b"RIFF...."}
-    assert call.options == {"use_case": "stt", "language": "hi"}
+    assert call.request.text == "" and call.request.attachments == {"audio": b"RIFF...."}
+    assert call.request.options == {"use_case": "stt", "language": "hi"}
     assert call.openai_field("audio") == "file" and call.openai_field("options.language") == "language"
     with pytest.raises(ValidationError):
         SpeechRequest(model="auto", input="x", response_format="mp3")
@@ -152,50 +157,61 @@ def test_verbatim_leaves_text_with_every_quote_mark_as_it_is() -> None:
 CALL = chat_call(chat(messages=[user("Hi")], temperature=5))
 
 
-@pytest.mark.parametrize("message, status, param, code", [
-    ("options.sampling_parameters.temperature: 5.0 is out of range [0.0, 2.0]", 400, "temperature", None),
-    ("options.model: 'gpt-9' unknown. Available: ['smollm2_135m_instruct']", 404, "model", "model_not_found"),
-    ("options.model: 'stt_whisper_base' does not serve use case 'agent' on profile 'cpu'", 400, "model", None),
-    ("text: empty, and no image, audio or video was given", 400, "messages", None),
-    ("messages: 70 turns exceeds the limit of 64", 400, "messages", None),
-    ("router overloaded: 16 requests running and 32 waiting", 503, None, "overloaded"),
-    ("smollm2_135m_instruct: stub is not healthy", 500, None, None),
-    ("router: KeyError('x')", 500, None, None),
-    ("no model could serve use case 'agent' (tried a: b)", 500, None, None),
-    ("Request for unknown model: 'router' is not found", 500, None, None),
+def _through_the_wire(exc: Exception, call=CALL) -> ApiError:
+    """The router's exception as it crosses to the front: encoded in the router, decoded here."""
+    return from_wire(WireError.parse(WireError.of(exc, "router").to_message()), call.openai_field)
+
+
+@pytest.mark.parametrize("exc, status, param, code", [
+    (InputError("options.sampling_parameters.temperature", "5.0 is out of range [0.0, 2.0]"), 400, "temperature", None),
+    (NotFound("options.model", "'gpt-9' unknown. Available: ['smollm2_135m_instruct']"), 404, "model",
+     "model_not_found"),
+    (InputError("text", "empty, and no image, audio or video was given"), 400, "messages", None),
+    (InputError("messages", "70 turns exceeds the limit of 64"), 400, "messages", None),
+    (Overloaded("router overloaded: 16 requests running and 32 waiting"), 503, None, "overloaded"),
+    (ServingError("no model could serve use case 'agent'", [("a", "b")]), 503, None, "unavailable"),
+    (KeyError("x"), 500, None, None),
 ])
-def test_router_errors_map_to_one_status_each(message, status, param, code) -> None:
-    err = from_router(message, CALL)
+def test_router_errors_map_to_one_status_each(exc, status, param, code) -> None:
+    err = _through_the_wire(exc)
     assert (err.status, err.param, err.code) == (status, param, code), err
     assert err.body()["error"]["type"] == ("invalid_request_error" if status < 500 else "server_error")
-    assert ("Retry-After" in err.headers) == (status == 503)
+    assert ("Retry-After" in err.headers) == (code == "overloaded")
     if param:  # the message names the field as the client sent it
         assert err.message.startswith(f"{param}: ")
 
 
+def test_an_error_that_is_not_ours_keeps_its_message_and_takes_its_code_kind() -> None:
+    wire = WireError.parse("Request for unknown model: 'router' is not found", "StatusCode.NOT_FOUND")
+    assert wire.kind is ErrorKind.NOT_FOUND and from_wire(wire).status == 404
+    assert from_wire(WireError.parse("stub is not healthy")).status == 500
+    assert unreachable("connection refused").status == 503
+
+
 def test_errors_of_attachments_name_the_part_they_came_from() -> None:
     call = chat_call(chat(messages=[user([{"type": "text", "text": "read"}, image_part(data_url(PNG))])]))
-    assert from_router("image: cannot decode (not an image)", call).param == "messages[0].content[1]"
+    assert _through_the_wire(InputError("image", "cannot decode (not an image)"), call).param == \
+        "messages[0].content[1]"
     speech = transcription_call(TranscriptionRequest(model="auto"), b"x")
-    assert from_router("audio: cannot decode", speech).message == "file: cannot decode"
-    assert from_router("x", None, unreachable=True).status == 503
+    assert _through_the_wire(InputError("audio", "cannot decode"), speech).message == "file: cannot decode"
 
 
 def test_stream_chunks_are_server_sent_events() -> None:
-    text = responses.chunk("chatcmpl-1", "auto", {"content": "Par"})
+    text = responses.chunk("chatcmpl-1", "auto", Delta(content="Par"))
     assert text.startswith("data: ") and text.endswith("\n\n") and "\n" not in text[:-2]
     body = json.loads(text[6:])
-    assert body["object"] == "chat.completion.chunk" and body["choices"][0]["delta"] == {"content": "Par"}
-    usage = json.loads(responses.chunk("c", "m", usage={"prompt_tokens": 1})[6:])
-    assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 1}
+    assert body["object"] == "chat.completion.chunk" and body["choices"][0]["delta"]["content"] == "Par"
+    usage = json.loads(responses.chunk("c", "m", usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3))[6:])
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 3
     assert responses.DONE == "data: [DONE]\n\n"
 
 
-def test_finish_reason_says_length_only_when_counted_exactly() -> None:
-    assert responses.finish_reason(5, 5, exact=True) == "length"
-    assert responses.finish_reason(4, 5, exact=True) == "stop"
-    assert responses.finish_reason(9, 5, exact=False) == "stop"
-    assert responses.finish_reason(9, None, exact=True) == "stop"
+def test_usage_and_finish_reason_are_the_engines() -> None:
+    answer = RouterAnswer("Paris", True, {"model": "m"}, finish_reason="length", usage=RouterUsage(12, 5))
+    body = responses.chat_completion("c", "m", answer)
+    assert body.choices[0].finish_reason == "length" and body.usage.total_tokens == 17
+    speech = responses.chat_completion("c", "m", RouterAnswer("", True, {}, audio=b"RIFF"))
+    assert speech.choices[0].finish_reason == "stop" and speech.usage is None
 
 
 def test_routing_header_is_ascii_json() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from model_router.registry import ModelSpec, load_registry
 from model_router.request import make_request
 from model_router.routing.pipeline import Pipeline
-from model_router.routing.targets import TextGeneration
+from model_router.routing.targets import Prepared, TextGeneration
 from model_router.contract.tensors import strings, texts
 
 VLM, LLM = "qwen2_5_vl_7b_instruct", "qwen2_5_7b_instruct"
@@ -32,7 +32,7 @@ def encode(model: str, text: str = "", **attachments: bytes) -> tuple[dict[str, 
 
     request = make_request(text, attachments, json.dumps({"stream": True}))
     prepared = Pipeline(registry, "gpu", call, 10.0).prepare(registry.model(model), request, "video", "en")
-    return TextGeneration().for_request(registry.model(model), request, "en", True, prepared), steps, prepared.degraded
+    return TextGeneration().for_request(registry.model(model), request, "en", True, prepared)[0], steps, prepared.degraded
 
 
 def prompt(tensors: dict[str, np.ndarray]) -> str:
@@ -79,12 +79,14 @@ def test_a_picture_goes_as_one_image_with_one_placeholder() -> None:
 
 def test_a_prompt_that_places_its_own_placeholders_is_left_as_it_is() -> None:
     own = f"Compare {PLACEHOLDER} with {PLACEHOLDER}."
-    tensors = TextGeneration().inputs(own, {}, False, [b"a", b"b"])
+    spec = load_registry().model(VLM).model_copy(update={"tokenizer": ""})
+    tensors = TextGeneration().for_request(spec, make_request(own, {}, None), "en", False, Prepared(own, [b"a", b"b"]))[0]
     assert prompt(tensors) == own and tensors["image"].size == 2
 
 
 def test_text_only_requests_carry_no_image_input() -> None:
-    tensors = TextGeneration().inputs("Hello", {}, False)
+    tensors = TextGeneration().for_request(load_registry().model(VLM), make_request("Hello", {}, None), "en", False,
+                                           None)[0]
     assert "image" not in tensors and prompt(tensors) == "Hello"
 
 

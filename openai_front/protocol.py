@@ -1,4 +1,4 @@
-"""The request bodies we accept, as OpenAI's API spells them.
+"""Every request and response body, as OpenAI's API spells them (pydantic models).
 
 OpenAI clients send fields we do not use (user, metadata, store, ...): `extra` is allowed and
 ignored. What we use is validated, and what would change the answer but cannot be honoured here
@@ -130,3 +130,88 @@ class TranscriptionRequest(_Body):
     model: str = Field(min_length=1)
     language: str | None = None
     response_format: Literal["json", "text"] = "json"
+
+
+# -- responses ------------------------------------------------------------------------------------
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AudioOut(BaseModel):
+    id: str
+    data: str  # base64 WAV
+    expires_at: int
+    transcript: str
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    audio: AudioOut | None = None
+    # Ours: the lip-sync timeline of the audio [{start, end, phoneme, viseme}] (avatar).
+    visemes: list[dict[str, Any]] | None = None
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+    routing: dict[str, Any] = Field(default_factory=dict)  # ours: the router's decision
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    routing: dict[str, Any] | None = None  # ours, on the last chunk with a choice
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    description: str | None = None
+    use_cases: list[str] | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Transcription(BaseModel):
+    text: str
+    routing: dict[str, Any] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    router_ready: bool

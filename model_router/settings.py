@@ -1,0 +1,59 @@
+"""The router's settings, read once into one typed object; each default is spelled here only.
+
+Environment `TMR_<NAME>` wins over the router's config.pbtxt parameter `<name>`, which wins over the
+registry's profile (budgets, idle unload), which wins over the default below.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import RegistryError, describe
+from .registry import REGISTRY_FILE, ProfileSpec, Registry, load_registry
+
+
+class RouterSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    profile: str = "cpu"
+    registry: Path = REGISTRY_FILE
+    workers: int = Field(16, ge=1, le=256)           # requests routed at once
+    max_queued: int = Field(32, ge=0)                 # and waiting for a worker; beyond: overloaded
+    max_wait_s: float = Field(60.0, gt=0)
+    max_text_chars: int = Field(8000, ge=1)
+    memory_budget_mb: float | None = Field(None, ge=0)      # None: the profile's
+    gpu_memory_budget_mb: float | None = Field(None, ge=0)
+    idle_unload_s: float | None = Field(None, ge=0)
+    min_residency_s: float = Field(60.0, ge=0)
+    max_loads: int = Field(6, ge=1)
+    load_window_s: float = Field(600.0, ge=0)
+    recovery_backoff_s: tuple[float, ...] = (0.0, 30.0, 120.0, 600.0)
+    cooldown_s: float = Field(30.0, ge=0)
+    failure_threshold: int = Field(2, ge=1)
+    admin_key: str | None = None
+    control_url: str = "127.0.0.1:8000"
+
+    @field_validator("recovery_backoff_s", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return tuple(float(x) for x in value.split(",")) if isinstance(value, str) else value
+
+    @classmethod
+    def read(cls, config: dict[str, Any], environ: dict[str, str] | None = None) -> RouterSettings:
+        """From a model config's parameters and the environment (TMR_<NAME> wins)."""
+        environ = os.environ if environ is None else environ
+        params = {k: v.get("string_value") for k, v in config.get("parameters", {}).items()}
+        values = {name: environ.get(f"TMR_{name.upper()}", params.get(name)) for name in cls.model_fields}
+        try:
+            return cls.model_validate({k: v for k, v in values.items() if v not in (None, "")})
+        except ValidationError as exc:
+            path, problem = describe(exc, cls, "")
+            name = path.lstrip(".").split(".")[0]
+            raise RegistryError(f"router setting {name} (TMR_{name.upper()} or parameter {name!r}): {problem}") from None
+
+    def load_registry(self) -> tuple[Registry, ProfileSpec]:
+        registry = load_registry(self.registry)
+        return registry, registry.profile(self.profile)

@@ -1,0 +1,95 @@
+"""The HTTP routes: short module-level handlers; each parses its body and hands it to `serving`."""
+from __future__ import annotations
+
+import hmac
+from typing import TypeVar
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from . import serving
+from .catalog import model_list
+from .errors import ApiError, bad_request, invalid_body, unauthorized
+from .protocol import ChatCompletionRequest, Health, ModelCard, ModelList, SpeechRequest, TranscriptionRequest
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def check_key(request: Request, authorization: str | None = Header(None)) -> None:
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise unauthorized("no API key: send the header 'Authorization: Bearer <key>'")
+    if not hmac.compare_digest(key.strip().encode(), expected.encode()):
+        raise unauthorized("incorrect API key")
+
+
+public = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
+
+
+@public.get("/health")
+async def health(request: Request) -> Health:
+    return Health(router_ready=await request.app.state.router.ready())
+
+
+@v1.get("/models")
+async def models(request: Request) -> ModelList:
+    state = request.app.state
+    return model_list(state.registry, state.settings.profile, state.started)
+
+
+@v1.get("/models/{model}")
+async def model(request: Request, model: str) -> ModelCard:
+    known = {m.id: m for m in (await models(request)).data}
+    if model not in known:
+        raise ApiError(404, f"model: {model!r} unknown. Available: {list(known)}", param="model",
+                       code="model_not_found")
+    return known[model]
+
+
+@v1.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    return await serving.chat(request, await _parse(request, ChatCompletionRequest))
+
+
+@v1.post("/audio/speech")
+async def speech(request: Request) -> Response:
+    return await serving.speech(request, await _parse(request, SpeechRequest))
+
+
+@v1.post("/audio/transcriptions")
+async def transcriptions(request: Request) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise bad_request("file", "required: the audio file, as multipart/form-data")
+    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+    try:
+        req = TranscriptionRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid_body(exc, TranscriptionRequest) from None
+    return await serving.transcription(request, req, await upload.read())
+
+
+@v1.get("/tmr/health")
+async def deep_health(request: Request) -> dict:
+    """Ours: the router's deep health report (each model's state, memory, loads, recoveries)."""
+    return await serving.deep_health(request)
+
+
+async def _parse(request: Request, model: type[Body]) -> Body:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("body", "not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("body", f"expected a JSON object, got {type(body).__name__}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_body(exc, model) from None
