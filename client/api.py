@@ -1,7 +1,6 @@
 """A small client over tritonclient: health, model control, generation (streaming over gRPC)."""
 from __future__ import annotations
 
-import base64
 import json
 import queue
 import urllib.error
@@ -14,25 +13,45 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-__all__ = ["RouterClient", "Routed", "InferenceServerException"]
+from model_router.contract import classifier as classifier_contract
+from model_router.contract import router as router_contract
+from model_router.contract.errors import WireError
+from model_router.contract.generation import GenerateOutput, GenerateRequest
+from model_router.contract.router import RouterAnswer, RouterRequest
+from model_router.contract.tensors import Tensors
+
+__all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
 
 
-def _tensor(module: Any, name: str, value: Any):
+def _array(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
     arr = np.array([value], dtype=np.object_ if isinstance(value, (str, bytes)) else None)
     if arr.dtype == np.object_:
         arr = np.array([v.encode("utf-8") if isinstance(v, str) else v for v in arr.reshape(-1)], dtype=np.object_)
+    return arr
+
+
+def _tensor(module: Any, name: str, value: Any):
+    arr = _array(value)
     t = module.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
     t.set_data_from_numpy(arr)
     return t
 
 
-class Routed:
-    """What the router returned: `text, decision = client.route(...)` unpacks; `.audio` is WAV or
-    None; `.visemes` the lip-sync timeline [{start, end, phoneme, viseme}] that goes with it."""
+class RouterFailed(InferenceServerException):
+    """The router's error, decoded through the contract: `.wire.kind` (bad_input, overloaded, ...),
+    `.wire.field`, `.wire.retry_after_s`."""
 
-    def __init__(self, text: str, decision: dict[str, Any], audio: bytes | None = None,
-                 visemes: list[dict[str, Any]] | None = None) -> None:
-        self.text, self.decision, self.audio, self.visemes = text, decision, audio, visemes
+    def __init__(self, wire: WireError) -> None:
+        super().__init__(wire.message, status=wire.kind.value)
+        self.wire = wire
+
+
+class Routed(RouterAnswer):
+    """What the router returned (the contract's RouterAnswer): `text, decision = client.route(...)`
+    unpacks; `.audio` is WAV or None; `.visemes` the lip-sync timeline; `.finish_reason` and `.usage`
+    as the answering engine reported them."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.text, self.decision))
@@ -41,12 +60,10 @@ class Routed:
         return (self.text, self.decision)[index]
 
 
-def _batched(module: Any, name: str, values: list[str | bytes]):
-    """A [1, n] BYTES input for a model with a batch dimension."""
-    arr = np.array([[v.encode("utf-8") if isinstance(v, str) else v for v in values]], dtype=np.object_)
-    t = module.InferInput(name, list(arr.shape), "BYTES")
-    t.set_data_from_numpy(arr)
-    return t
+def _event_tensors(event: dict[str, Any]) -> Tensors:
+    """An HTTP generate event's outputs as the contract's arrays."""
+    return {k: np.array(v if isinstance(v, list) else [v], dtype=np.object_ if not isinstance(v, (int, float))
+                        else None) for k, v in event.items() if k not in ("model_name", "model_version")}
 
 
 @dataclass
@@ -114,12 +131,14 @@ class RouterClient:
                exclude_input: bool = True, stream: bool = True, extra: dict[str, Any] | None = None,
                output: str = "text_output") -> Iterator[str]:
         """Yield text pieces as the model sends them (gRPC stream, or HTTP generate_stream)."""
-        inputs = {"text_input": prompt, "stream": stream, "exclude_input_in_output": exclude_input,
-                  "sampling_parameters": json.dumps(sampling or {}), **(extra or {})}
+        inputs: dict[str, Any] = {**GenerateRequest(prompt, sampling or {}, stream, exclude_input).encode(),
+                                  **(extra or {})}
         if self.protocol == "http":
+            inputs = {k: _json_value(v) for k, v in inputs.items()}
             yield from self._http_generate(model, inputs, stream, output)
             return
-        yield from (_text(v) for r in self.stream_responses(model, inputs, [output]) for v in r[output].reshape(-1))
+        for r in self.stream_responses(model, inputs, [output]):
+            yield GenerateOutput.decode(r).text if output == "text_output" else "".join(_text(v) for v in r[output].reshape(-1))
 
     def _http_generate(self, model: str, inputs: dict[str, Any], stream: bool, output: str) -> Iterator[str]:
         for event in self._http_events(model, inputs, stream):
@@ -140,7 +159,7 @@ class RouterClient:
                     if line.startswith(b"data: "):
                         event = json.loads(line[6:])
                         if "error" in event:
-                            raise InferenceServerException(event["error"])
+                            raise RouterFailed(WireError.parse(event["error"]))
                         yield event
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace").strip().removeprefix("data: ")
@@ -148,7 +167,7 @@ class RouterClient:
                 body = json.loads(body).get("error", body)
             except ValueError:
                 pass
-            raise InferenceServerException(body, status=str(exc.code)) from None
+            raise RouterFailed(WireError.parse(str(body))) from None
 
     def stream_responses(self, model: str, inputs: dict[str, Any], outputs: list[str]) -> Iterator[dict[str, np.ndarray]]:
         """gRPC bidirectional stream for one decoupled request; yields each response's outputs."""
@@ -165,7 +184,7 @@ class RouterClient:
                 result, error = results.get(timeout=self.timeout)
                 if error is not None:
                     finished = True
-                    raise error
+                    raise RouterFailed(WireError.parse(error.message() or str(error), error.status()))
                 response = result.get_response()
                 final = response.parameters.get("triton_final_response")
                 if any(result.as_numpy(o) is not None for o in outputs):
@@ -189,44 +208,28 @@ class RouterClient:
         HTTP generate_stream). Attachments need gRPC (Triton's HTTP generate route takes JSON).
         `messages` is the conversation so far ([{role, content}]); `text`, when not empty, its newest turn.
         """
-        inputs: dict[str, Any] = {"text": text, "options": json.dumps(options or {})}
-        if messages is not None:
-            inputs["messages"] = json.dumps(messages, ensure_ascii=False)
         attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
-        pieces: list[str] = []
-        decision: dict[str, Any] = {}
-        audio: bytes | None = None
-        visemes: list[dict[str, Any]] | None = None
+        request = RouterRequest(text, options or {}, attachments, messages)
+        if self.protocol == "http" and attachments:
+            raise ValueError("attachments: send them over gRPC (protocol='grpc')")
         if self.protocol == "http":
-            if attachments:
-                raise ValueError("attachments: send them over gRPC (protocol='grpc')")
-            stream = bool((options or {}).get("stream"))
-            for event in self._http_events("router", inputs, stream):
-                if event.get("text_output"):
-                    pieces.append(_text(event["text_output"]))
-                    if on_piece:
-                        on_piece(pieces[-1])
-                if event.get("routing"):
-                    decision = json.loads(_text(event["routing"]))
-                if event.get("audio"):
-                    audio = base64.b64decode(_text(event["audio"]))
-                if event.get("visemes"):
-                    visemes = json.loads(_text(event["visemes"]))
-            return Routed("".join(pieces), decision, audio, visemes)
-        inputs.update(attachments)
-        for out in self.stream_responses("router", inputs, ["text_output", "routing", "audio", "visemes"]):
-            piece = "".join(_text(v) for v in out.get("text_output", np.array([])).reshape(-1))
-            if piece:
-                pieces.append(piece)
+            answers = (RouterAnswer.decode(_event_tensors(e), "routing" in e)
+                       for e in self._http_events(router_contract.MODEL, request.as_json(), request.stream))
+        else:
+            answers = (RouterAnswer.decode(out, "routing" in out)
+                       for out in self.stream_responses(router_contract.MODEL, request.encode(),
+                                                        list(router_contract.OUTPUTS)))
+        pieces: list[str] = []
+        final = RouterAnswer()
+        for answer in answers:
+            if answer.text:
+                pieces.append(answer.text)
                 if on_piece:
-                    on_piece(piece)
-            if "routing" in out:
-                decision = json.loads(_text(out["routing"].reshape(-1)[0]))
-            if "audio" in out:
-                audio = base64.b64decode(out["audio"].reshape(-1)[0])
-            if "visemes" in out:
-                visemes = json.loads(_text(out["visemes"].reshape(-1)[0]))
-        return Routed("".join(pieces), decision, audio, visemes)
+                    on_piece(answer.text)
+            if answer.final:
+                final = answer
+        return Routed("".join(pieces), True, final.decision, final.audio, final.visemes, final.finish_reason,
+                      final.usage)
 
     def deep_health(self) -> dict[str, Any]:
         """The router's deep health report: ready, memory, and per managed model its status, health,
@@ -234,14 +237,12 @@ class RouterClient:
         return self.route("", {"health": True}).decision
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
-                 model: str = "query_classifier") -> dict[str, Any]:
+                 model: str = classifier_contract.MODEL) -> dict[str, Any]:
         """The query classifier's decision as a dict (use_case, language, ..., confidence)."""
-        inputs = [_batched(self._mod, "text", [text])]
-        if attachments:
-            inputs.append(_batched(self._mod, "attachments", list(attachments)))
-        result = self._client.infer(model, inputs, headers=self.headers,
-                                    outputs=[self._mod.InferRequestedOutput("classification")])
-        return json.loads(result.as_numpy("classification").reshape(-1)[0])
+        req = classifier_contract.ClassifyRequest(text, tuple(attachments))
+        result = self._client.infer(model, self._inputs(req.encode()), headers=self.headers,
+                                    outputs=[self._mod.InferRequestedOutput(o) for o in req.outputs])
+        return classifier_contract.decode_classification({"classification": result.as_numpy("classification")}).to_dict()
 
     def metrics(self, metrics_url: str) -> str:
         with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as resp:
@@ -250,3 +251,9 @@ class RouterClient:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _json_value(arr: np.ndarray) -> Any:
+    """One element of a contract array as Triton's HTTP generate route takes it (JSON)."""
+    value = arr.reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value

@@ -19,12 +19,13 @@ HEADS = ("use_case", "language", "complexity", "modality")
 class ClassifyRequest:
     """One text with its attachment kinds (the model's batch dimension holds one row per request)."""
 
-    text: str
+    text: str | bytes  # bytes as they are (the classifier checks the UTF-8)
     kinds: tuple[str, ...] = ()
     outputs = ("classification",)
 
     def encode(self) -> Tensors:
-        tensors = {"text": np.array([[self.text.encode()]], dtype=np.object_)}
+        raw = self.text if isinstance(self.text, bytes) else self.text.encode()
+        tensors = {"text": np.array([[raw]], dtype=np.object_)}
         if self.kinds:
             tensors["attachments"] = np.array([[k.encode() for k in self.kinds]], dtype=np.object_)
         return tensors
