@@ -22,14 +22,6 @@ class InputError(RouterError, ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
 
-    @classmethod
-    def from_message(cls, message: str, default_field: str) -> InputError:
-        """A model's INVALID_ARG message, which names its field first ("image[0]: cannot decode")."""
-        head, sep, rest = message.partition(": ")
-        if sep and head and all(c.isalnum() or c in "_.[]" for c in head):
-            return cls(head, rest)
-        return cls(default_field, message)
-
 
 class NotFound(InputError):
     """The request names a model the router does not know, or one that cannot serve it."""
