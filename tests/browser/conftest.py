@@ -11,7 +11,6 @@ from typing import Iterator
 
 import pytest
 
-from client import RouterClient
 from launcher import TritonServer, free_port
 
 # The shared server and the router, and the guard that leaves the server's models as found.
@@ -19,30 +18,10 @@ from tests.integration.conftest import _shared_server_left_as_found, router, ser
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-HEALTH_ROUTE = "/v1/tmr/health"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.txt)")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (scripts/setup.sh)", allow_module_level=True)
-
-
-def _app(server: TritonServer):
-    """The front's app as the run command builds it, with the playground mounted."""
-    from fastapi.routing import APIRoute
-
-    from openai_front import playground
-    from openai_front.app import Settings, create_app
-
-    app = create_app(Settings(triton_grpc=server.grpc_url))
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/" not in paths:
-        playground.mount(app)
-    if HEALTH_ROUTE not in paths:
-        # Stand-in until the front serves the deep health report itself: the router's own report
-        # (options.health), as `tmr health --deep` prints it.
-        admin = RouterClient(server.http_url)
-        app.router.routes.insert(0, APIRoute(HEALTH_ROUTE, lambda: admin.deep_health(), methods=["GET"]))
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +29,11 @@ def front(router: TritonServer) -> Iterator[str]:  # noqa: F811 (the fixture imp
     """The front on a free port, in a thread of this process; its URL."""
     import uvicorn
 
+    from openai_front.app import Settings, create_app
+
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(_app(router), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(Settings(triton_grpc=router.grpc_url))  # as the run command builds it: the page at /
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, name="openai-front", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -97,12 +97,14 @@ def test_an_image_with_text_is_read_by_ocr_and_says_so(page, tmp_path) -> None:
     screenshot(page, "playground-ocr", full_page=True)
 
 
-# The mouth's drawn shape while the voice plays, sampled every 40 ms (it resolves when playback ends).
+# The mouth while the voice plays, sampled every 40 ms: its drawn shape and the viseme it shows (it
+# resolves when playback ends).
 SAMPLE_MOUTH = """() => new Promise((resolve) => {
-  const voice = document.getElementById('voice'), mouth = document.getElementById('mouth'), shapes = [];
+  const voice = document.getElementById('voice'), mouth = document.getElementById('mouth');
+  const shapes = [], visemes = [];
   const sample = () => {
-    if (!voice.paused && !voice.ended) shapes.push(mouth.getAttribute('d'));
-    if (voice.ended) resolve({shapes, played: voice.currentTime, duration: voice.duration});
+    if (!voice.paused && !voice.ended) { shapes.push(mouth.getAttribute('d')); visemes.push(mouth.dataset.viseme); }
+    if (voice.ended) resolve({shapes, visemes, played: voice.currentTime, duration: voice.duration});
     else setTimeout(sample, 40);
   };
   sample();
@@ -110,6 +112,9 @@ SAMPLE_MOUTH = """() => new Promise((resolve) => {
 
 
 def test_an_avatar_answer_speaks_and_moves_the_mouth(page) -> None:
+    answers = []  # the whole (non-streamed) answers the page received: the speech and its timeline
+    page.on("response", lambda r: r.url.endswith("/v1/chat/completions") and
+            r.headers.get("content-type", "").startswith("application/json") and answers.append(r))
     page.fill("#max-tokens", "24")
     page.fill("#prompt", "Create a digital human receptionist who welcomes visitors to our dental clinic")
     page.press("#prompt", "Enter")
@@ -121,6 +126,11 @@ def test_an_avatar_answer_speaks_and_moves_the_mouth(page) -> None:
     assert len(set(seen["shapes"])) >= 3, f"the mouth kept {len(set(seen['shapes']))} shape(s) while speaking"
     assert page.locator('#decision [data-signal="use_case"]').inner_text() == "avatar"
     assert page.locator("#mouth").get_attribute("data-viseme") == "sil"  # closed once the voice ends
+    # The mouth showed the router's viseme timeline, not shapes of its own.
+    timeline = answers[-1].json()["choices"][0]["message"].get("visemes")
+    assert timeline, "the avatar's answer came without message.visemes"
+    assert set(seen["visemes"]) <= {v["viseme"] for v in timeline} | {"sil"}
+    assert len(set(seen["visemes"]) - {"sil"}) >= 3
 
 
 def test_the_models_panel_shows_the_llm_loaded_with_its_memory(page) -> None:
@@ -128,7 +138,7 @@ def test_the_models_panel_shows_the_llm_loaded_with_its_memory(page) -> None:
     row.wait_for(timeout=30_000)
     assert row.get_by_test_id("state").inner_text() == "loaded"
     memory = row.get_by_test_id("memory").inner_text()
-    measured, declared = map(float, re.findall(r"(\d+) MB", memory))
+    measured, declared = (float(re.search(rf"(\d+) MB {what}", memory)[1]) for what in ("measured", "declared"))
     assert measured > 0 and declared > 0, memory
     assert "budget" in page.locator("#models").inner_text()
     screenshot(page.locator("#models-panel"), "playground-models")

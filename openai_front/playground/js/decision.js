@@ -9,9 +9,10 @@ function signals(d) {
   return h("dl", { class: "signals" }, SIGNALS.map(([key, label]) => {
     const conf = d.confidence?.[key];
     return [h("dt", {}, label), h("dd", { "data-signal": key }, d[key] ?? "—"),
-            conf === undefined ? h("span") : h("span", { class: "conf", role: "meter", "aria-valuemin": 0,
-              "aria-valuemax": 1, "aria-valuenow": conf, "aria-label": `${label} confidence ${pct(conf)}`,
-              title: `confidence ${pct(conf)}` }, h("i", { style: `width:${pct(conf)}` }))];
+            conf === undefined ? h("span") : h("span", { class: "confidence" },
+              h("span", { class: "conf", role: "meter", "aria-valuemin": 0, "aria-valuemax": 1, "aria-valuenow": conf,
+                          "aria-label": `${label} confidence ${pct(conf)}` }, h("i", { style: `width:${pct(conf)}` })),
+              ` ${pct(conf)}`)];
   }));
 }
 
@@ -55,7 +56,7 @@ export function showDecision(host, d, timing) {
     host.replaceChildren(h("p", { class: "hint" }, "This answer came without a routing decision."));
     return;
   }
-  host.replaceChildren(
+  host.replaceChildren(...[
     signals(d),
     h("p", { class: "chosen" }, "Chosen ", h("strong", { "data-testid": "chosen-model" }, d.model || "—"),
       " · decided by ", h("span", { class: "badge", "data-testid": "decided-by" }, d.decided_by || "—")),
@@ -66,5 +67,5 @@ export function showDecision(host, d, timing) {
     listOf("Fallbacks", d.fallbacks, (f) => [h("strong", {}, f.model), `: ${f.error || f.why || ""}`]),
     listOf("Steps", d.steps, (s) => [h("strong", {}, s.step), ` by ${s.model} in ${ms(s.ms)}`]),
     timeline(d, timing),
-  );
+  ].flat(2).filter(Boolean));
 }

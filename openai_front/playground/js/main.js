@@ -52,7 +52,8 @@ async function send(event) {
     view.done(got);
     showDecision($("decision"), got.routing, got);
     if (got.audio) {
-      $("avatar-hint").textContent = `Speaking: ${got.routing?.model || got.model}`;
+      const voice = got.routing?.steps?.find((s) => s.step === "speak")?.model || got.routing?.model || got.model;
+      $("avatar-hint").textContent = `Speaking: ${voice}${got.visemes?.length ? ", lips from its viseme timeline" : ""}`;
       await speak($("voice"), got.audio, got.visemes);
     }
   } catch (err) {

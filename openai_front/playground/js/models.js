@@ -21,7 +21,7 @@ function counts(row, recovery) {
 }
 
 function actions(name, row, key, refresh) {
-  if (!key || row.pinned) return h("td");
+  if (row.pinned) return h("td");
   const act = (action) => h("button", { type: "button", "aria-label": `${action} ${name}`, onclick: async (e) => {
     e.target.disabled = true;
     try { await admin(name, action, key); } catch (err) { alert(`${action} ${name}: ${err.message}`); }
@@ -33,20 +33,23 @@ function actions(name, row, key, refresh) {
 function table(report, key, refresh) {
   const budget = report.memory?.budget_mb;
   const rows = Object.entries(report.models || {}).sort(([a], [b]) => a.localeCompare(b));
+  const events = Object.fromEntries(rows.map(([name, row]) => [name, counts(row, report.recoveries?.[name])]));
+  const withEvents = Object.values(events).some(Boolean);  // a column only when something happened
   return h("table", { class: "models-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "State"), h("th", {}, "Memory"),
-      h("th", {}, "Events"), h("th", {}, key ? "Action" : ""))),
+      withEvents ? h("th", {}, "Events") : null, key ? h("th", {}, "Action") : null)),
     h("tbody", {}, rows.map(([name, row]) => {
       const state = row.recovering ? "recovering" : row.status;
-      const memory = `${mb(row.measured_mb)} measured of ${mb(row.declared_mb)} declared`;
+      const memory = row.measured_mb ? `${mb(row.measured_mb)} measured of ${mb(row.declared_mb)} declared`
+                                     : `${mb(row.declared_mb)} declared`;
       return h("tr", { "data-model": name },
         h("td", {}, name, row.pinned ? h("small", {}, " (pinned)") : null),
         h("td", {}, h("span", { class: `badge ${state}`, "data-testid": "state" }, state),
           row.inflight ? h("small", {}, ` ${row.inflight} running`) : null),
         h("td", { "data-testid": "memory" }, bar(row.measured_mb, row.declared_mb, budget, memory),
           h("small", {}, memory)),
-        h("td", {}, h("small", {}, counts(row, report.recoveries?.[name]))),
-        actions(name, row, key, refresh));
+        withEvents ? h("td", {}, h("small", {}, events[name])) : null,
+        key ? actions(name, row, key, refresh) : null);
     })));
 }
 
@@ -67,7 +70,7 @@ export function watchModels(host, keyInput) {
     clearTimeout(timer);
     try {
       const report = await deepHealth();
-      host.replaceChildren(...summary(report).flat(), table(report, keyInput.value.trim(), refresh));
+      host.replaceChildren(...summary(report).flat(2).filter(Boolean), table(report, keyInput.value.trim(), refresh));
     } catch (err) {
       host.replaceChildren(h("p", { class: "hint" }, `The health report is not available: ${err.message}`));
     }
