@@ -2,7 +2,9 @@
 
 OpenAI clients send fields we do not use (user, metadata, store, ...): `extra` is allowed and
 ignored. What we use is validated, and what would change the answer but cannot be honoured here
-(n > 1, tools, JSON output, logprobs, penalties) is refused by name rather than silently ignored.
+(n > 1, logprobs, penalties, the legacy `functions`) is refused by name rather than silently ignored.
+Tools and response formats are checked here for their outline only; the router checks the rest
+(names, schemas, the choice) and names the field.
 """
 from __future__ import annotations
 
@@ -43,14 +45,54 @@ class ContentPart(_Body):
 
 
 def _as_parts(value: Any) -> Any:
-    """A plain string is one text part."""
+    """A plain string is one text part; no content (an assistant turn that only calls tools), none."""
+    if value is None:
+        return []
     return [{"type": "text", "text": value}] if isinstance(value, str) else value
 
 
+class FunctionCall(_Body):
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+class ToolCall(_Body):
+    """A call an assistant turn made, as OpenAI spells it in requests and answers."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(_Body):
-    # "developer" is OpenAI's newer name for the system turn.
-    role: Literal["system", "developer", "user", "assistant"]
-    content: Annotated[list[ContentPart], BeforeValidator(_as_parts)]
+    # "developer" is OpenAI's newer name for the system turn; "tool" carries a tool's result.
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Annotated[list[ContentPart], BeforeValidator(_as_parts)] = Field(default_factory=list)
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+
+    @model_validator(mode="after")
+    def _tool_turn_names_its_call(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs its 'tool_call_id'")
+        return self
+
+
+class Tool(_Body):
+    """A function the model may call: {"type": "function", "function": {name, description, parameters, strict}}."""
+
+    type: Literal["function"]
+    function: dict[str, Any]
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+class ResponseFormat(_Body):
+    """{"type": "text" | "json_object"}, or {"type": "json_schema", "json_schema": {name, schema, strict}}."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
 
 
 def _refuse_when(present: bool, problem: str) -> None:
@@ -73,10 +115,15 @@ class ChatCompletionRequest(_Body):
     # Not OpenAI's, but vLLM's OpenAI server takes them too.
     top_k: int | None = None
     repetition_penalty: float | None = None
+    # Agents: passed on as they are (nulls dropped); the router checks them and names the field.
+    tools: list[Tool] | None = None
+    tool_choice: Any = None  # one of TOOL_CHOICES or {"type": "function", "function": {"name": ...}}
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
     # Accepted only at the values that change nothing.
     n: int = 1
-    tools: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
+    functions: list[Any] | None = None
+    function_call: Any = None
     logprobs: bool | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
@@ -87,17 +134,22 @@ class ChatCompletionRequest(_Body):
         _refuse_when(value != 1, f"{value} is not supported: one choice per request")
         return value
 
-    @field_validator("tools")
+    @field_validator("tool_choice")
     @classmethod
-    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
-        _refuse_when(bool(value), "tool calling is not supported")
+    def _a_choice_or_a_function(cls, value: Any) -> Any:
+        """A word or a named function; whether the name is one of the tools, the router checks."""
+        if isinstance(value, str):
+            _refuse_when(value not in TOOL_CHOICES, f"{value!r} unknown. Available: {list(TOOL_CHOICES)}")
+        else:
+            _refuse_when(value is not None and not (isinstance(value, dict) and value.get("type") == "function"),
+                         f'expected one of {list(TOOL_CHOICES)} or {{"type": "function", "function": {{"name": ...}}}}'
+                         f", got {value!r}")
         return value
 
-    @field_validator("response_format")
+    @field_validator("functions", "function_call")
     @classmethod
-    def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _refuse_when(value is not None and value.get("type", "text") != "text",
-                     f"{value.get('type')!r} is not supported: only 'text'" if value else "")
+    def _no_legacy_functions(cls, value: Any) -> Any:
+        _refuse_when(value is not None, "OpenAI's legacy function calling is not supported: use tools and tool_choice")
         return value
 
     @field_validator("logprobs")
@@ -149,6 +201,7 @@ class AudioOut(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    tool_calls: list[ToolCall] | None = None
     audio: AudioOut | None = None
     # Ours: the lip-sync timeline of the audio [{start, end, phoneme, viseme}] (avatar).
     visemes: list[dict[str, Any]] | None = None
@@ -171,9 +224,24 @@ class ChatCompletion(BaseModel):
     routing: dict[str, Any] = Field(default_factory=dict)  # ours: the router's decision
 
 
+class FunctionFragment(BaseModel):
+    name: str | None = None
+    arguments: str = ""
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed tool call: the first names it (id, name), those after carry its arguments in pieces."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionFragment
+
+
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(BaseModel):

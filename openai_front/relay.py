@@ -18,8 +18,9 @@ T = TypeVar("T")
 
 async def chat_stream(req: ChatCompletionRequest, first: RouterAnswer,
                       events: AsyncIterator[RouterAnswer]) -> AsyncIterator[str]:
-    """OpenAI's chunks as the router's pieces come; the last names the model that answered and carries
-    the routing decision (it exists only once the router is done), then usage if asked, then [DONE]."""
+    """OpenAI's chunks as the router's pieces come, then the tool calls the model made (the router sends
+    them whole, at the end); the last names the model that answered and carries the routing decision
+    (it exists only once the router is done), then usage if asked, then [DONE]."""
     cid = responses.completion_id()
     try:
         yield responses.chunk(cid, req.model, Delta(role="assistant", content=""))
@@ -29,6 +30,8 @@ async def chat_stream(req: ChatCompletionRequest, first: RouterAnswer,
             event = await anext(events)
         if event.text:
             yield responses.chunk(cid, req.model, Delta(content=event.text))
+        for delta in responses.tool_call_deltas(responses.tool_calls(event) or []):
+            yield responses.chunk(cid, req.model, delta)
         model = event.model or req.model
         yield responses.chunk(cid, model, finish=responses.finish_reason(event), routing=event.decision)
         usage = responses.usage(event)

@@ -10,12 +10,16 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from model_router.contract.router import RouterRequest
 
 from .errors import bad_request
 from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
 
 SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty")
+CALL_FIELDS = {"id": True, "type": True, "function": {"name", "arguments"}}  # what the router's turns take
+AGENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format")  # options of the same names
 # Where the router's errors name a sampling field (model_router.request.parse_options).
 SAMPLING_OPTION = "options.sampling_parameters"
 
@@ -64,8 +68,9 @@ def decode_base64(data: str, where: str) -> bytes:
     return raw
 
 
-def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: dict[str, str]) -> dict[str, str]:
-    """One message as the router's turn: its text parts joined; its media parts into `attachments`."""
+def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: dict[str, str]) -> dict[str, Any]:
+    """One message as the router's turn: its text parts joined; its media parts into `attachments`; an
+    assistant's tool calls and a tool result's call id as they came."""
     texts = []
     for j, part in enumerate(message.content):
         where = f"messages[{i}].content[{j}]"
@@ -82,26 +87,54 @@ def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: d
         elif part.input_audio is not None:
             attachments[kind] = decode_base64(part.input_audio.data, f"{where}.input_audio.data")
         fields[kind] = where
-    return {"role": "system" if message.role == "developer" else message.role, "content": "\n".join(texts)}
+    turn: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role,
+                            "content": "\n".join(texts)}
+    if message.tool_calls is not None:
+        turn["tool_calls"] = [call.model_dump(include=CALL_FIELDS) for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        turn["tool_call_id"] = message.tool_call_id
+    return turn
+
+
+def _without_nulls(value: Any) -> Any:
+    """An object as the client sent it, its null fields (and those of the objects it holds) left out;
+    a JSON schema inside is kept whole, where null can mean something ("default": null)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        return value
+    return {k: v if k in ("parameters", "schema") else _without_nulls(v) for k, v in value.items() if v is not None}
+
+
+def _agent_options(req: ChatCompletionRequest) -> dict[str, Any]:
+    """tools, tool_choice, parallel_tool_calls and response_format, those the client sent."""
+    options: dict[str, Any] = {}
+    for name in AGENT:
+        value = getattr(req, name)
+        if value is not None:
+            options[name] = [_without_nulls(v) for v in value] if isinstance(value, list) else _without_nulls(value)
+    return options
 
 
 def chat_call(req: ChatCompletionRequest) -> RouterCall:
     """The conversation's text turns, its one image or audio part as the attachment of that kind, the
     sampling fields as the router's sampling_parameters, a model's name as a preference."""
     attachments: dict[str, bytes] = {}
-    fields = {"text": "messages", "messages": "messages", "options.model": "model"}
+    fields = {"text": "messages", "messages": "messages", "options.model": "model",
+              **{f"options.{name}": name for name in AGENT}}
     turns = [_turn(i, message, attachments, fields) for i, message in enumerate(req.messages)]
-    if turns[-1]["role"] != "user":
-        raise bad_request(f"messages[{len(turns) - 1}].role", "the last message must be the user's (the query)")
+    if turns[-1]["role"] not in ("user", "tool"):
+        raise bad_request(f"messages[{len(turns) - 1}].role",
+                          "the last message must be the user's (the query) or a tool's result")
     sampling = {k: getattr(req, k) for k in SAMPLING if getattr(req, k) is not None}
     fields.update({f"{SAMPLING_OPTION}.{k}": k for k in sampling})
     if req.max_completion_tokens is not None:
         sampling["max_tokens"] = req.max_completion_tokens
         fields[f"{SAMPLING_OPTION}.max_tokens"] = "max_completion_tokens"
-    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream}
+    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream, **_agent_options(req)}
     if sampling:
         options["sampling_parameters"] = sampling
-    if len(turns) == 1:  # the query alone: the router's plain text input
+    if len(turns) == 1 and turns[0]["role"] == "user":  # the query alone: the router's plain text input
         return RouterCall(RouterRequest(turns[0]["content"], options, attachments), fields)
     # The whole conversation; the router reads its last user turn as the query.
     return RouterCall(RouterRequest("", options, attachments, turns), fields)

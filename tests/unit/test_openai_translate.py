@@ -90,7 +90,7 @@ def test_an_image_part_becomes_the_image_attachment() -> None:
     ([{"role": "assistant", "content": [image_part(data_url(PNG))]}, user("and?")], "messages[0].content[0]",
      "only user messages"),
     ([user("Hi"), {"role": "assistant", "content": "Hello"}], "messages[1].role",
-     "the last message must be the user's"),
+     "the last message must be the user's (the query) or a tool's result"),
 ])
 def test_what_the_router_cannot_take_is_refused_naming_the_field(messages, param, problem) -> None:
     err = refusal(chat_call, chat(messages=messages))
@@ -104,8 +104,14 @@ def test_what_the_router_cannot_take_is_refused_naming_the_field(messages, param
      "messages[0].content[0].type: 'video_url' unknown"),
     ({"messages": [user([{"type": "image_url"}])]}, "messages[0].content[0]: a 'image_url' part needs"),
     ({"messages": [user("x")], "n": 2}, "n: 2 is not supported"),
-    ({"messages": [user("x")], "tools": [{"type": "function"}]}, "tools: tool calling is not supported"),
-    ({"messages": [user("x")], "response_format": {"type": "json_object"}}, "response_format: 'json_object' is not"),
+    ({"messages": [user("x")], "tools": [{"type": "function"}]}, "tools[0].function: "),
+    ({"messages": [user("x")], "tools": [{"type": "retrieval", "function": {}}]}, "tools[0].type: 'retrieval'"),
+    ({"messages": [user("x")], "tools": {"name": "f"}}, "tools: "),
+    ({"messages": [user("x")], "tool_choice": "always"}, "tool_choice: 'always' unknown. Available: ['none'"),
+    ({"messages": [user("x")], "tool_choice": {"name": "f"}}, "tool_choice: expected one of"),
+    ({"messages": [user("x")], "response_format": {"type": "xml"}}, "response_format.type: 'xml'"),
+    ({"messages": [user("x")], "functions": [{"name": "f"}]}, "functions: OpenAI's legacy function calling"),
+    ({"messages": [user("x"), {"role": "tool", "content": "42"}]}, "messages[1]: a 'tool' message needs"),
     ({"messages": [user("x")], "temperature": "hot"}, "temperature: expected float, got 'hot'"),
     ({"messages": [user("x")]} | {"model": ""}, "model: "),
 ])
@@ -225,3 +231,120 @@ def test_models_listed_are_those_that_answer_a_use_case() -> None:
     assert "smollm2_135m_instruct" in names and "tts_espeak" in names and "stt_whisper_base" in names
     assert not {"router", "query_classifier", "ocr_tesseract", "video_frames"} & set(names)
     assert all(registry.model(n).use_cases and "cpu" in registry.model(n).profiles for n in names)
+
+
+# -- agents: tools and structured outputs ----------------------------------------------------------
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.", "strict": None,
+                                            "parameters": {"type": "object", "required": ["city"],
+                                                           "properties": {"city": {"type": "string"},
+                                                                          "unit": {"default": None}}}}}
+CITY = {"type": "json_schema", "json_schema": {"name": "City", "strict": True, "schema": {
+    "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": False}}}
+CALLED = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+def test_tools_and_the_response_format_go_to_the_router_as_sent_without_nulls() -> None:
+    call = chat_call(chat(messages=[user("Weather in Paris?")], tools=[WEATHER], tool_choice="required",
+                          parallel_tool_calls=False, response_format=CITY))
+    sent = call.request.options
+    function = {k: v for k, v in WEATHER["function"].items() if k != "strict"}  # null: left out
+    assert sent["tools"] == [{"type": "function", "function": function}]
+    assert sent["tools"][0]["function"]["parameters"]["properties"]["unit"] == {"default": None}  # a schema: whole
+    assert (sent["tool_choice"], sent["parallel_tool_calls"], sent["response_format"]) == ("required", False, CITY)
+    named = chat_call(chat(messages=[user("x")], tools=[WEATHER],
+                           tool_choice={"type": "function", "function": {"name": "get_weather"}})).request.options
+    assert named["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert set(chat_call(chat(messages=[user("x")])).request.options) == {"stream"}  # nothing unasked for
+
+
+def test_what_the_front_sends_is_what_the_router_takes() -> None:
+    """The router's own parsers (model_router.request) read the options and turns the front sends."""
+    from model_router.request import parse_messages, parse_options
+
+    call = chat_call(chat(messages=[user("Weather in Paris?"), {"role": "assistant", "content": None,
+                                                                 "tool_calls": [CALLED | {"extra": 1}]},
+                                    {"role": "tool", "tool_call_id": "call_1", "name": "get_weather",
+                                     "content": [{"type": "text", "text": "18 C, sunny"}]}],
+                          tools=[WEATHER], tool_choice="auto", response_format={"type": "json_object"}))
+    assert call.request.messages[1:] == [{"role": "assistant", "content": "", "tool_calls": [CALLED]},
+                                         {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_1"}]
+    options = parse_options(call.request.options)
+    assert [t.function.name for t in options.tools] == ["get_weather"] and options.tool_choice == "auto"
+    assert [t.role for t in parse_messages(call.request.encode()["messages"][0])] == ["user", "assistant", "tool"]
+
+
+@pytest.mark.parametrize("router_field, openai_field", [
+    ("options.tools[1].function.name", "tools[1].function.name"),
+    ("options.tool_choice.function.name", "tool_choice.function.name"),
+    ("options.parallel_tool_calls", "parallel_tool_calls"),
+    ("options.response_format.json_schema.schema", "response_format.json_schema.schema"),
+    ("messages[2].tool_call_id", "messages[2].tool_call_id"),
+])
+def test_the_routers_errors_about_tools_name_the_clients_field(router_field, openai_field) -> None:
+    call = chat_call(chat(messages=[user("x")], tools=[WEATHER], response_format=CITY))
+    err = _through_the_wire(InputError(router_field, "'f' is also the name of tools[0]"), call)
+    assert (err.status, err.param) == (400, openai_field)
+    assert err.message == f"{openai_field}: 'f' is also the name of tools[0]"
+
+
+def test_a_tool_result_may_be_the_last_turn_and_a_lone_one_goes_as_a_conversation() -> None:
+    lone = chat_call(chat(messages=[{"role": "tool", "tool_call_id": "call_9", "content": "42"}]))
+    # the router refuses it (no call to answer), naming messages[0].tool_call_id
+    assert lone.request.text == "" and lone.request.messages == [{"role": "tool", "content": "42",
+                                                                  "tool_call_id": "call_9"}]
+
+
+TOOL_ANSWER = RouterAnswer("", True, {"model": "m"}, finish_reason="tool_calls", usage=RouterUsage(40, 21),
+                           tool_calls=[CALLED, {"id": "call_2", "type": "function",
+                                                "function": {"name": "get_time", "arguments": "{}"}}])
+
+
+def test_a_whole_answer_with_tool_calls_reads_as_openais_in_its_sdk() -> None:
+    from openai.types.chat import ChatCompletion as SdkCompletion
+
+    body = SdkCompletion.model_validate(responses.dump(responses.chat_completion("c", "m", TOOL_ANSWER)))
+    choice = body.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert [c.model_dump() for c in choice.message.tool_calls] == TOOL_ANSWER.tool_calls
+    plain = responses.dump(responses.chat_completion("c", "m", RouterAnswer("Hi", True, {})))
+    assert "tool_calls" not in plain["choices"][0]["message"] and plain["choices"][0]["message"]["content"] == "Hi"
+
+
+async def _stream_of(*answers: RouterAnswer) -> list[str]:
+    from openai_front.relay import chat_stream
+
+    async def rest():
+        for answer in answers[1:]:
+            yield answer
+
+    req = chat(messages=[user("x")], stream=True, tools=[WEATHER])
+    return [event async for event in chat_stream(req, answers[0], rest())]
+
+
+def test_streamed_tool_calls_assemble_in_the_sdk_to_the_whole_answers() -> None:
+    """OpenAI's SDK joins the deltas (id and name first, then argument pieces by index) as it would OpenAI's."""
+    import asyncio
+
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk as SdkChunk
+
+    long_args = json.dumps({"city": "Saint-Rémy-de-Provence", "days": list(range(20))}, ensure_ascii=False)
+    final = RouterAnswer("", True, {"model": "m"}, finish_reason="tool_calls",
+                         tool_calls=[{**CALLED, "function": {"name": "get_weather", "arguments": long_args}},
+                                     TOOL_ANSWER.tool_calls[1]])
+    events = asyncio.run(_stream_of(RouterAnswer("Let me check. ", final=False), final))
+    assert events[-1] == responses.DONE
+    bodies = [json.loads(e[6:]) for e in events[:-1]]
+    pieces = [b["choices"][0]["delta"]["tool_calls"][0] for b in bodies if b["choices"][0]["delta"].get("tool_calls")]
+    assert pieces[0] == {"index": 0, "id": "call_1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": ""}}
+    assert len([p for p in pieces if p["index"] == 0]) > 2 and set(pieces[1]) == {"index", "function"}
+    state = ChatCompletionStreamState()
+    for body in bodies:
+        state.handle_chunk(SdkChunk.model_validate(body))
+    choice = state.get_final_completion().choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content == "Let me check. "
+    assert [c.function.arguments for c in choice.message.tool_calls] == [long_args, "{}"]
+    assert [(c.id, c.function.name) for c in choice.message.tool_calls] == [("call_1", "get_weather"),
+                                                                             ("call_2", "get_time")]
+    assert bodies[-1]["choices"][0]["finish_reason"] == "tool_calls" and bodies[-1]["routing"] == {"model": "m"}
