@@ -47,6 +47,12 @@ class ModelSpec(BaseModel):
     tokenizer: str = ""
     # What stands for each image in the prompt, where a model needs one per image (Qwen2-VL's family).
     image_placeholder: str = ""
+    # Agents: calls functions (tools), and its engine enforces an output grammar (structured_output);
+    # tool_prompt: its chat template renders tools itself (template), or the router writes them in
+    # Hermes' <tool_call> format into the system turn (hermes).
+    tools: StrictBool = False
+    structured_output: StrictBool = False
+    tool_prompt: Literal["template", "hermes"] = "hermes"
 
     @property
     def cancels_by_id(self) -> bool:

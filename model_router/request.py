@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import InputError, describe
 from .jsonfield import json_object
 from .sampling import parse_sampling_parameters
+from .tools.spec import ResponseFormat, Tool, ToolChoice, check_tools
 from .vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
@@ -82,6 +83,21 @@ class RouteOptions(BaseModel):
     admin_key: str | None = None
     # Answer with the router's deep health report instead of routing (text and attachments ignored).
     health: bool = False
+    # Agents (OpenAI's shapes): functions the model may call, whether it must, and the output's form.
+    tools: list[Tool] = Field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat | None = None
+
+    @property
+    def wants_tools(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def constrained(self) -> bool:
+        """The output must follow a grammar: a forced tool call, or JSON."""
+        forced = self.wants_tools and self.tool_choice not in (None, "auto")
+        return forced or (self.response_format is not None and self.response_format.type != "text")
 
     @field_validator("model")
     @classmethod
@@ -100,13 +116,25 @@ class RouteOptions(BaseModel):
 def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
     values = json_object(raw, "options")
     try:
-        return RouteOptions.model_validate(values)
+        opts = RouteOptions.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["loc"] == ("sampling_parameters",) and isinstance(first.get("ctx", {}).get("error"), InputError):
             inner = first["ctx"]["error"]  # names its own field: sampling_parameters.<name>
             raise InputError(f"options.{inner.field}", str(inner).partition(": ")[2]) from None
         raise InputError(*describe(exc, RouteOptions, "options", "unknown option")) from None
+    check_tools(tuple(opts.tools), opts.tool_choice, opts.response_format)
+    return opts
+
+
+class ToolCall(BaseModel):
+    """A call an assistant turn made (OpenAI's shape: arguments as a JSON string)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: dict[str, str]
 
 
 class Message(BaseModel):
@@ -114,8 +142,13 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str  # the last turn's may be empty when the request carries an attachment (check_query)
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None           # a tool turn: the call it answers
+
+    def as_turn(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 def parse_messages(raw: bytes | str | None) -> tuple[Message, ...]:
@@ -136,12 +169,31 @@ def parse_messages(raw: bytes | str | None) -> tuple[Message, ...]:
             turns.append(Message.model_validate(item))
         except ValidationError as exc:
             raise InputError(*describe(exc, Message, f"messages[{i}]")) from None
-        if is_blank(turns[-1].content) and i < len(data) - 1:
+        if is_blank(turns[-1].content) and i < len(data) - 1 and not turns[-1].tool_calls:
             raise InputError(f"messages[{i}].content", "empty")
+    _check_tool_turns(turns)
     total = sum(len(t.content) for t in turns)
     if total > MAX_CONVERSATION_CHARS:
         raise InputError("messages", f"{total} characters in all exceeds the limit of {MAX_CONVERSATION_CHARS}")
     return tuple(turns)
+
+
+def _check_tool_turns(turns: list[Message]) -> None:
+    """A tool turn answers a call an earlier assistant turn made; only assistants call, only tools answer."""
+    calls: set[str] = set()
+    for i, turn in enumerate(turns):
+        if turn.tool_calls and turn.role != "assistant":
+            raise InputError(f"messages[{i}].tool_calls", f"only assistant turns make calls, not {turn.role!r}")
+        if turn.role == "tool":
+            if turn.tool_call_id is None:
+                raise InputError(f"messages[{i}].tool_call_id", "required in a tool turn")
+            if turn.tool_call_id not in calls:
+                raise InputError(f"messages[{i}].tool_call_id",
+                                 f"{turn.tool_call_id!r} answers no call of an earlier assistant turn. "
+                                 f"Available: {sorted(calls)}")
+        elif turn.tool_call_id is not None:
+            raise InputError(f"messages[{i}].tool_call_id", f"only tool turns answer calls, not {turn.role!r}")
+        calls.update(c.id for c in turn.tool_calls or ())
 
 
 @dataclass(frozen=True)
@@ -164,9 +216,10 @@ def make_request(text: bytes | str | None, attachments: dict[str, bytes | None],
     if turns and not is_blank(text):
         turns += (Message(role="user", content=text),)
     if turns:
-        if turns[-1].role != "user":
-            raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's")
-        text = turns[-1].content
+        if turns[-1].role not in ("user", "tool"):
+            raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's (or a tool result)")
+        # The classifier reads the user's last words; a tool result answers them.
+        text = next((t.content for t in reversed(turns) if t.role == "user"), turns[-1].content)
     present = {}
     for kind, data in attachments.items():
         if kind not in ATTACHMENT_KINDS:

@@ -3,7 +3,8 @@
 Inputs (each one BYTES element, all optional): `text`, `messages` (a conversation as JSON),
 `image`, `audio`, `video` (bytes) and `options` (JSON). Every response carries `text_output` (a
 piece while streaming); the last one also `routing` (the decision, JSON), `finish_reason`,
-`num_input_tokens` and `num_output_tokens` (as the answering engine reported them), and for speech
+`num_input_tokens` and `num_output_tokens` (as the answering engine reported them), `tool_calls`
+(OpenAI's shape, JSON) when the model called tools, and for speech
 `audio` (base64 WAV, so that it survives the JSON of Triton's HTTP generate route) and `visemes`.
 `RouterRequest` and `RouterAnswer` own both halves; a new request field is added here, once.
 """
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 MODEL = "router"
 INPUTS = ("text", "messages", *ATTACHMENT_KINDS, "options")
-OUTPUTS = ("text_output", "routing", "audio", "visemes", "finish_reason", "num_input_tokens", "num_output_tokens")
+OUTPUTS = ("text_output", "routing", "audio", "visemes", "finish_reason", "num_input_tokens", "num_output_tokens",
+           "tool_calls")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class RouterAnswer:
     visemes: list[dict[str, Any]] | None = None
     finish_reason: str | None = None   # stop | length | abort, from the engine (None: it did not say)
     usage: Usage | None = None         # from the engine's counts (None: not a text generator)
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI's shape; finish_reason is then "tool_calls"
 
     @property
     def model(self) -> str | None:
@@ -96,6 +99,8 @@ class RouterAnswer:
             tensors["visemes"] = strings(json.dumps(self.visemes))
         if self.finish_reason:
             tensors["finish_reason"] = strings(self.finish_reason)
+        if self.tool_calls:
+            tensors["tool_calls"] = strings(json.dumps(self.tool_calls, ensure_ascii=False))
         if self.usage is not None:
             tensors["num_input_tokens"] = np.array([self.usage.prompt_tokens], dtype=np.uint32)
             tensors["num_output_tokens"] = np.array([self.usage.completion_tokens], dtype=np.uint32)
@@ -107,10 +112,12 @@ class RouterAnswer:
         if not final:
             return cls(text, final=False)
         routing, audio, visemes = texts(out.get("routing")), out.get("audio"), texts(out.get("visemes"))
+        calls = texts(out.get("tool_calls"))
         usage = None
         if out.get("num_input_tokens") is not None and out.get("num_output_tokens") is not None:
             usage = Usage(int(out["num_input_tokens"].reshape(-1)[0]), int(out["num_output_tokens"].reshape(-1)[0]))
         return cls(text, True, json.loads(routing[0]) if routing and routing[0] else {},
                    base64.b64decode(audio.reshape(-1)[0]) if audio is not None and audio.size else None,
                    json.loads(visemes[0]) if visemes and visemes[0] else None,
-                   "".join(texts(out.get("finish_reason"))) or None, usage)
+                   "".join(texts(out.get("finish_reason"))) or None, usage,
+                   json.loads(calls[0]) if calls and calls[0] else None)

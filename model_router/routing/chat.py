@@ -27,7 +27,7 @@ def _template(name: str) -> Any:
     return tok if getattr(tok, "chat_template", None) else None
 
 
-def render(tokenizer: str, turns: list[dict[str, Any]]) -> str | None:
+def render(tokenizer: str, turns: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str | None:
     """The prompt of `turns` ({role, content}; content may be a list of parts) through `tokenizer`'s
     chat template, ending where the assistant's answer starts; None when the tokenizer or its template
     cannot be had here (the caller then sends the plain text)."""
@@ -35,7 +35,7 @@ def render(tokenizer: str, turns: list[dict[str, Any]]) -> str | None:
     if tok is None:
         return None
     try:
-        return tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return tok.apply_chat_template(turns, tools=tools or None, tokenize=False, add_generation_prompt=True)
     except Exception as exc:  # a template that cannot take these turns (e.g. image parts)
         log.warning("chat template of %s refused the turns (%s): sending the raw prompt", tokenizer, exc)
         return None

@@ -47,11 +47,12 @@ class Done:
     visemes: list[dict] | None = None  # lip-sync timeline [{start, end, phoneme, viseme}]
     finish_reason: str | None = None   # as the text generator reported it
     usage: Usage | None = None         # the text generator's token counts
+    tool_calls: list[dict] | None = None  # OpenAI tool calls parsed from the answer (tools.parser)
 
     def answer(self, streamed: bool) -> RouterAnswer:
         """The router's last response (a streamed answer's text went out in pieces already)."""
         return RouterAnswer("" if streamed else self.text, True, asdict(self.decision), self.audio, self.visemes,
-                            self.finish_reason, self.usage)
+                            self.finish_reason, self.usage, self.tool_calls)
 
 
 Event = Piece | Done

@@ -78,6 +78,8 @@ class Query:
     model_hint: str | None = None
     force: bool = False  # an admin's request: the hinted model may evict models within their residency
     attachments: tuple[str, ...] = ()
+    tools: bool = False        # the request offers tools the model may call
+    constrained: bool = False  # its output must follow a grammar (JSON, a forced tool call)
 
 
 def sees(spec: ModelSpec, attachments: tuple[str, ...]) -> bool:
@@ -94,7 +96,8 @@ def rank(registry: Registry, profile: str, query: Query, live: LiveState) -> Ran
     """The chain's models that can serve now, best first, and those skipped with the reason."""
     chain = _chain(registry, profile, query)
     ranking = Ranking()
-    usable = [name for name in chain if not _skip(name, query, live, ranking)]
+    usable = [name for name in chain if not _lacks(registry.model(name), query, ranking)
+              and not _skip(name, query, live, ranking)]
     speaks = [m for m in usable if query.language in registry.model(m).languages]
     if speaks:  # a model that does not list the language never serves it while one that does can
         for name in usable:
@@ -125,6 +128,16 @@ def _chain(registry: Registry, profile: str, query: Query) -> list[str]:
         raise NotFound("options.model", f"{hint!r} does not serve use case {query.use_case!r} on profile "
                                           f"{profile!r}. Available: {chain}")
     return [hint] + [m for m in chain if m != hint]
+
+
+def _lacks(spec: ModelSpec, query: Query, ranking: Ranking) -> bool:
+    """A model without what the request needs (the registry's `tools`, `structured_output`) never serves it."""
+    why = ("takes no tools (registry: tools)" if query.tools and not spec.tools else
+           "cannot enforce an output grammar (registry: structured_output)"
+           if query.constrained and not spec.structured_output else "")
+    if why:
+        ranking.skipped.append((spec.name, why))
+    return bool(why)
 
 
 def _skip(name: str, query: Query, live: LiveState, ranking: Ranking) -> bool:

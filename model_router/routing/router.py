@@ -16,7 +16,8 @@ from ..classifier import Classification
 from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
-from ..request import RouteRequest
+from ..request import RouteOptions, RouteRequest
+from ..tools.parser import tool_calls
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .decision import Done, Event, Piece, RoutingDecision
@@ -62,10 +63,14 @@ class _Failed(Exception):
     """This candidate could not serve; the next one may."""
 
 
-def effective_use_case(c: Classification, asked: str | None, kinds: tuple[str, ...]) -> tuple[str, str]:
-    """The classifier's use case, unless the request sets one or the classifier is unsure: (use case, why)."""
+def effective_use_case(c: Classification, asked: str | None, kinds: tuple[str, ...],
+                       agentic: bool = False) -> tuple[str, str]:
+    """The classifier's use case, unless the request sets one, asks for tools or a JSON answer (an
+    agent's), or the classifier is unsure: (use case, why)."""
     if asked:
         return asked, f"use case set by options.use_case (classifier said {c.use_case})"
+    if agentic:
+        return "agent", f"tools or a structured answer asked for: agent (classifier said {c.use_case})"
     if c.confidence["use_case"] < LOW_CONFIDENCE and not kinds and c.use_case != "agent":
         return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
     return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
@@ -101,7 +106,7 @@ class Router:
                     answer = yield from self._attempt(self.registry.model(cand.model), request, plan, steps)
                 except _Failed:
                     continue
-                yield self._respond(plan.decision, cand, answer, started, request.options.model)
+                yield self._respond(plan.decision, cand, answer, started, request.options)
                 return
         except Cancelled:
             self.metrics.cancelled(plan.decision.use_case)
@@ -115,12 +120,12 @@ class Router:
         c = self.classify(request.text, request.kinds)
         classifier_s = self.clock() - t0
         self.metrics.classifier_latency(classifier_s)
-        use_case, reason = effective_use_case(c, request.options.use_case, request.kinds)
+        use_case, reason = effective_use_case(c, opts.use_case, request.kinds, opts.wants_tools or opts.constrained)
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
                                    reason=reason, classifier_ms=round(classifier_s * 1000, 2))
         forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
         query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
-                      force=bool(forced), attachments=request.kinds)
+                      force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained)
         t1 = self.clock()
         ranking = rank(self.registry, self.profile, query, self.live)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
@@ -148,7 +153,8 @@ class Router:
                  steps: Pipeline) -> Generator[Piece, None, Output]:
         """Steps -> ensure loaded -> infer -> after-steps. Raises _Failed when the next candidate should try."""
         decision, target = plan.decision, target_of(spec)
-        stream = request.options.stream and target.streams
+        # Text that may turn out to be a tool call is not streamed: the calls come whole, at the end.
+        stream = request.options.stream and target.streams and not request.options.wants_tools
         prepared = self._prepare(spec, request, plan, steps) if target.interface == "text-generation" else None
         inputs, outputs = target.for_request(spec, request, decision.language, stream, prepared)  # bad input: before any load
         answer = Output(text=prepared.preface if prepared else "")
@@ -208,7 +214,8 @@ class Router:
             decision.degraded.append(f"no speech: {exc}")
 
     def _respond(self, decision: RoutingDecision, cand: Candidate, answer: Output, started: float,
-                 preferred: str | None = None) -> Done:
+                 opts: RouteOptions) -> Done:
+        preferred = opts.model
         decision.model = cand.model
         decision.reason += f"; chose {cand.model} ({decision.decided_by}): {cand.why}" if decision.decided_by else \
             f"; chose {cand.model}: {cand.why}"
@@ -220,7 +227,9 @@ class Router:
         decision.total_ms = round((self.clock() - started) * 1000, 2)
         self.metrics.decision(decision.use_case, cand.model)
         usage = Usage(answer.input_tokens, answer.output_tokens or 0) if answer.input_tokens is not None else None
-        return Done(decision, answer.text, answer.audio, answer.visemes, answer.finish_reason, usage)
+        text, calls = tool_calls(opts, answer.text)
+        return Done(decision, text, answer.audio, answer.visemes, "tool_calls" if calls else answer.finish_reason,
+                    usage, calls)
 
     # -- calls ------------------------------------------------------------------------------------
     @staticmethod

@@ -13,6 +13,8 @@ from ..contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, T
 from ..contract.tensors import Tensors
 from ..errors import InputError
 from ..registry import ModelSpec
+from ..tools.constraint import as_sampling, structured_outputs
+from ..tools.prompt import with_tools
 from .chat import render
 
 if TYPE_CHECKING:
@@ -79,17 +81,26 @@ class TextGeneration(Target):
     def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
                     prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         prompt, images = (prepared.prompt, prepared.images) if prepared else (request.text, [])
-        turns = [m.model_dump() for m in request.messages[:-1]] + [{"role": "user", "content": prompt}]
-        messages = turns if request.messages else None
+        opts = request.options
+        turns = [m.as_turn() for m in request.messages]
+        if not turns or turns[-1]["role"] == "user":  # the query's turn carries what the steps prepared
+            turns[-1:] = [{"role": "user", "content": prompt}]
+        tools = [t.model_dump(exclude_none=True) for t in opts.tools] if opts.wants_tools else []
+        if spec.tool_prompt == "hermes" or not spec.tokenizer:
+            turns, tools = with_tools(turns, tuple(opts.tools) if tools else ()), []
+        messages = turns if len(turns) > 1 or request.messages else None
         if spec.tokenizer:
             if images:  # the template puts the model's own image placeholders where the parts are
                 turns[-1]["content"] = [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]
-            prompt, messages = render(spec.tokenizer, turns) or prompt, None
+            prompt, messages = render(spec.tokenizer, turns, tools) or prompt, None
         # vLLM gives the i-th image the place of the prompt's i-th image placeholder and refuses a
         # prompt with fewer placeholders than images: they go in front where the prompt has none.
         if images and spec.image_placeholder and spec.image_placeholder not in prompt:
             prompt = spec.image_placeholder * len(images) + prompt
-        req = GenerateRequest(prompt, request.options.sampling_parameters, stream, True, messages, tuple(images),
+        constraint = structured_outputs(tuple(opts.tools), opts.tool_choice if opts.wants_tools else None,
+                                        opts.response_format)
+        sampling = {**opts.sampling_parameters, **as_sampling(constraint)}
+        req = GenerateRequest(prompt, sampling, stream, True, messages, tuple(images),
                               ENGINE_REPORTS)
         return req.encode(), req.outputs
 
