@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import gc
+import re
 import signal
+import warnings
 from typing import Iterator
 
 import pytest
@@ -33,7 +35,21 @@ def stop_server(server: TritonServer, killed: bool = False, timeout: float = 30.
         return
     # A negative return code is a signal: tritonserver crashed (SIGSEGV, SIGABRT) or had to be killed.
     assert rc is not None and rc >= 0, f"tritonserver died of signal {-(rc or 0)}; see {server.log_file}"
-    assert rc == 0, f"tritonserver exited with {rc} (its exit timeout ran out); see {server.log_file}"
+    if rc != 0:
+        _explain_unclean_exit(server, rc)
+
+
+def _explain_unclean_exit(server: TritonServer, rc: int) -> None:
+    """Triton exits 1 when its exit timeout (6 s) runs out. Only one cause is not a fault of the test:
+    models still tearing down (their stubs drop to idle priority in finalize and wait for CPU on a busy
+    machine), with nothing in flight. Anything else (a request or a client connection left open by a
+    test, another exit status) fails."""
+    last = re.findall(r'Timeout 0: Found (\d+) live models and (\d+) in-flight non-inference requests',
+                      server.log_file.read_text(errors="replace"))
+    assert rc == 1 and last and int(last[-1][0]) > 0 and last[-1][1] == "0", \
+        f"tritonserver exited with {rc}, not from slow model teardown; see {server.log_file}"
+    warnings.warn(f"tritonserver exited with 1: {last[-1][0]} model(s) still tearing down when its exit timeout "
+                  f"ran out, nothing in flight (a busy machine); see {server.log_file}", stacklevel=3)
 
 
 @pytest.fixture(scope="session")

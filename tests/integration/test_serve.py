@@ -119,6 +119,42 @@ def test_serve_stops_cleanly_on_signal(sig: signal.Signals) -> None:
             _kill_all(proc, server, openai_port)
 
 
+def test_a_stop_takes_at_most_readmes_10_s_with_the_llm_mid_generation() -> None:
+    """README: Ctrl-C or SIGTERM stops the API, Triton and every stub within 10 s whatever the models are
+    doing. The bound is the promise itself (plus a second for this test's own polling), not a speed target."""
+    port, openai_port = free_port(), free_port()
+    server = SimpleNamespace(http_port=port, proc=None)
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
+                             "--grpc-port", str(grpc_port := free_port()), "--metrics-port", str(free_port()),
+                             "--openai-port", str(openai_port), "--load", "query_classifier", "router",
+                             "smollm2_135m_instruct"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for_line(_lines(proc.stdout), "ready:", READY_WITHIN_S)
+        pieces: queue.Queue = queue.Queue()
+        story = threading.Thread(target=_long_story, args=(f"127.0.0.1:{grpc_port}", pieces), daemon=True)
+        story.start()
+        pieces.get(timeout=300)  # the LLM is generating
+        proc.send_signal(signal.SIGTERM)
+        stopped = wait_for(lambda: proc.poll() is not None and not server_processes(server)
+                           and not front_processes(openai_port) and not shm_regions(server), 10 + 1, poll_s=0.05)
+        assert stopped, f"still there 11 s after SIGTERM: serve.py rc {proc.poll()}, {sorted(server_processes(server))}"
+        assert proc.returncode == 0 and pieces.qsize() < 400  # the answer was cut short, not finished first
+    finally:
+        if proc.poll() is None or server_processes(server) or front_processes(openai_port):
+            _kill_all(proc, server, openai_port)
+
+
+def _long_story(grpc_url: str, pieces: queue.Queue) -> None:
+    """A 400-token answer streamed through the router; each piece into `pieces` until the server goes."""
+    try:
+        RouterClient(grpc_url, "grpc", timeout=600).route(
+            "Write a very long story about a dragon.",
+            {"stream": True, "sampling_parameters": {"max_tokens": 400, "ignore_eos": True}}, on_piece=pieces.put)
+    except Exception:  # the server stopping under it
+        pass
+
+
 def test_the_front_stops_when_triton_stops() -> None:
     """Triton killed from outside: serve.py stops the front too, and says it failed."""
     port, openai_port = free_port(), free_port()
