@@ -17,7 +17,6 @@ import json
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -91,7 +90,8 @@ def part_hit_latency(client: RouterClient, repeats: int) -> dict:
         routed = client.route(question, GREEDY)
         times.append(time.perf_counter() - t0)
         assert routed.decision.get("cache") == "hit" and routed.text == first.text, routed.decision
-    return {"miss_ms": round(miss_s * 1000, 1), "first_decision": first.decision.get("cache"), "hit": percentiles(times)}
+    return {"miss_ms": round(miss_s * 1000, 1), "first_decision": first.decision.get("cache"),
+            "hit": percentiles(times)}
 
 
 def part_hit_rate(client: RouterClient, queries: int, seed: int = 7) -> dict:

@@ -4,7 +4,8 @@
 Each pair is (a cached query, a new query, whether the new one may get the cached answer). A pair is
 a predicted hit when the e5 cosine reaches the threshold and no guard calls it a near miss
 (model_router.cache.semantic). The chosen threshold: the highest one at the best precision that keeps
-98% of the best recall at that precision (a margin above the lowest, for queries the set lacks). Usage: .venv/bin/python scripts/eval_cache_semantic.py [--json]
+98% of the best recall at that precision (a margin above the lowest, for queries the set lacks).
+Usage: .venv/bin/python scripts/eval_cache_semantic.py [--json]
 """
 from __future__ import annotations
 

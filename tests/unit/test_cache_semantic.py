@@ -40,7 +40,8 @@ def test_digits_of_every_script_are_one_number() -> None:
 
 
 def test_precision_is_total_at_the_chosen_threshold(embed) -> None:
-    hits = [p for p in PAIRS if float(embed(p["a"]) @ embed(p["b"])) >= SEMANTIC_THRESHOLD and not near_miss(p["a"], p["b"])]
+    hits = [p for p in PAIRS
+            if float(embed(p["a"]) @ embed(p["b"])) >= SEMANTIC_THRESHOLD and not near_miss(p["a"], p["b"])]
     false = [(p["a"], p["b"]) for p in hits if not p["match"]]
     assert false == []
     recall = sum(p["match"] for p in hits) / sum(p["match"] for p in PAIRS)
