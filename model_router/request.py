@@ -83,6 +83,9 @@ class RouteOptions(BaseModel):
     admin_key: str | None = None
     # Answer with the router's deep health report instead of routing (text and attachments ignored).
     health: bool = False
+    # Send an empty response every heartbeat_s seconds while working (gRPC streams), so that the
+    # client can tell a router whose process died from one that is busy (serving.heartbeat).
+    heartbeat_s: float | None = Field(None, ge=0.2, le=60)
     # Agents (OpenAI's shapes): functions the model may call, whether it must, and the output's form.
     tools: list[Tool] = Field(default_factory=list)
     tool_choice: ToolChoice | None = None

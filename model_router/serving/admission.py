@@ -30,6 +30,7 @@ class Ticket:
     admitted_at: float
     state: str = "waiting"  # waiting | running | dropped
     request: Any = None     # what the caller needs to tell a waiting request it was dropped
+    line: Any = None        # and how to tell it (its response sender)
 
 
 class Admission:

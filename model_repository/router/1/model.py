@@ -19,6 +19,7 @@ from model_router.routing.decision import Piece
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
 from model_router.serving.health import HealthTracker
+from model_router.serving.heartbeat import Heartbeats
 from model_router.serving.loader import Limits, LoaderEvents, ModelLoader
 from model_router.serving.memory import detect_gpu
 from model_router.serving.recovery import Recovery, RecoveryEvents
@@ -47,6 +48,7 @@ class TritonPythonModel:
         self.pool = ThreadPoolExecutor(s.workers, thread_name_prefix="route")
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
         self.loader.start_reaper(extra=self.recovery.check)
+        self.heartbeats = Heartbeats(lambda: response(RouterAnswer("", final=False).encode()))
         self._stop = threading.Event()
         threading.Thread(target=self._drop_abandoned, name="abandoned", daemon=True).start()
         pb_utils.Logger.log_info(f"router: profile {self.profile.name}, budget {self.loader.budget_mb:.0f} MB")
@@ -83,7 +85,8 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            if _asks_health(request):  # ahead of admission: a probe must not wait behind user traffic
+            peek = _options(request)
+            if peek.get("health") is True:  # ahead of admission: a probe must not wait behind user traffic
                 self._health(request)
                 continue
             try:
@@ -92,7 +95,12 @@ class TritonPythonModel:
                 request.get_response_sender().send(error_response(exc, "router"), flags=FINAL)
                 self.metrics.rejected()
                 continue
-            self.pool.submit(self._handle, request, ticket)
+            sender = request.get_response_sender()
+            beat = peek.get("heartbeat_s")  # beats start now: waiting for a worker is working too
+            line = self.heartbeats.open(lambda r, f: sender.send(r, flags=f) if r is not None else sender.send(flags=f),
+                                        float(beat) if isinstance(beat, (int, float)) and beat >= 0.2 else None)
+            ticket.line = line
+            self.pool.submit(self._handle, request, ticket, line)
         self.metrics.requests_inflight(self.admission.inside)
         return None
 
@@ -110,17 +118,19 @@ class TritonPythonModel:
         while not self._stop.wait(0.5):
             for ticket in self.admission.drop_waiting(lambda request: request.is_cancelled()):
                 self.metrics.cancelled("")
-                ticket.request.get_response_sender().send(error_response(Cancelled("while waiting"), "router"),
-                                                          flags=FINAL)
+                line = ticket.line
+                line.send(error_response(Cancelled("while waiting"), "router"), FINAL)
+                self.heartbeats.done(line)
 
-    def _handle(self, request, ticket) -> None:
-        sender = request.get_response_sender()
+    def _handle(self, request, ticket, sender) -> None:
+        """Route one request; every response goes through `sender`, its heartbeat line."""
         try:
             if not self.admission.start(ticket):
                 return  # dropped while it waited: answered already
         except Overloaded as exc:
             self.metrics.rejected()
-            sender.send(error_response(exc, "router"), flags=FINAL)
+            sender.send(error_response(exc, "router"), FINAL)
+            self.heartbeats.done(sender)
             return
         try:
             if request.is_cancelled():
@@ -131,10 +141,11 @@ class TritonPythonModel:
                 if isinstance(event, Piece):
                     sender.send(response(RouterAnswer(event.text, final=False).encode()))
                 else:
-                    sender.send(response(event.answer(req.options.stream).encode()), flags=FINAL)
+                    sender.send(response(event.answer(req.options.stream).encode()), FINAL)
         except Exception as exc:
-            sender.send(error_response(exc, "router"), flags=FINAL)
+            sender.send(error_response(exc, "router"), FINAL)
         finally:
+            self.heartbeats.done(sender)
             self.admission.done()
             self.metrics.requests_inflight(self.admission.inside)
             self.metrics.memory_used(*self.loader.used_mb())
@@ -142,6 +153,7 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
+        self.heartbeats.stop()
         self.loader.stop()
         # Requests still running get FINALIZE_WAIT_S to finish; a worker stuck in a call to a model that
         # will not answer must not hold the unload (and Triton's shutdown) for its whole deadline.
@@ -154,12 +166,14 @@ class TritonPythonModel:
         self.metrics.close()
 
 
-def _asks_health(request) -> bool:
-    """options.health, read cheaply (the whole request is validated on a worker)."""
+def _options(request) -> dict:
+    """The options, read cheaply for what execute() needs (health, heartbeat_s); the whole request is
+    validated on a worker, which names any fault."""
     tensor = pb_utils.get_input_tensor_by_name(request, "options")
     if tensor is None:
-        return False
+        return {}
     try:
-        return json.loads(tensor.as_numpy().reshape(-1)[0]).get("health") is True
-    except (ValueError, AttributeError, IndexError):
-        return False
+        options = json.loads(tensor.as_numpy().reshape(-1)[0])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return {}
+    return options if isinstance(options, dict) else {}
