@@ -2,10 +2,13 @@
 
 The vLLM backend takes `sampling_parameters` as a JSON object whose values may be numbers or
 numeric strings; we accept the same subset that a small CPU model can honour and reject
-everything else with an error that names the field and what is allowed.
+everything else with an error that names the field and what is allowed. `structured_outputs` is
+vLLM's (0.13) output constraint: exactly one of a JSON schema, any JSON object, a regex, a choice
+of strings or a Lark grammar; its shape and size are checked here, its compilation by the engine.
 """
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from .errors import InputError, describe
@@ -24,6 +28,9 @@ from .jsonfield import json_object
 
 MAX_TOKENS_LIMIT = 4096
 MAX_STOP_STRINGS = 8
+MAX_SCHEMA_BYTES = 32 * 1024  # a JSON schema or a grammar, as JSON/text
+MAX_REGEX_CHARS = 4096
+MAX_CHOICES, MAX_CHOICE_CHARS = 64, 512
 # Accepted for compatibility with vLLM clients; they do not change generation here.
 IGNORED = frozenset({"n", "best_of", "skip_special_tokens"})
 
@@ -51,6 +58,53 @@ Int = Annotated[int, BeforeValidator(_no_bool)]
 Float = Annotated[float, BeforeValidator(_no_bool)]
 
 
+class StructuredOutputs(BaseModel):
+    """What the output must match (vLLM's StructuredOutputsParams): exactly one key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    json_schema: dict[str, Any] | None = Field(None, alias="json")  # a JSON schema (an object, or its JSON text)
+    json_object: StrictBool | None = None  # any JSON object
+    regex: str | None = Field(None, min_length=1, max_length=MAX_REGEX_CHARS)
+    choice: list[Annotated[str, Field(min_length=1, max_length=MAX_CHOICE_CHARS)]] | None = Field(
+        None, min_length=1, max_length=MAX_CHOICES)
+    grammar: str | None = Field(None, min_length=1, max_length=MAX_SCHEMA_BYTES)  # Lark syntax
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON schema (an object), got {type(value).__name__}")
+        size = len(json.dumps(value))
+        if size > MAX_SCHEMA_BYTES:
+            raise ValueError(f"{size} bytes exceeds the limit of {MAX_SCHEMA_BYTES}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StructuredOutputs:
+        given = [self.kind_of(n) for n in type(self).model_fields if getattr(self, n) not in (None, False)]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of {KINDS} is needed, got {given or 'none'}")
+        return self
+
+    @staticmethod
+    def kind_of(name: str) -> str:
+        return "json" if name == "json_schema" else name
+
+    @property
+    def kind(self) -> str:
+        """The key that was given: json | json_object | regex | choice | grammar."""
+        return next(self.kind_of(n) for n in type(self).model_fields if getattr(self, n) not in (None, False))
+
+
+KINDS = ["json", "json_object", "regex", "choice", "grammar"]
+
+
 class SamplingParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,6 +116,7 @@ class SamplingParams(BaseModel):
     stop: Annotated[tuple[str, ...], BeforeValidator(_stop)] = ()
     seed: Int | None = Field(None, ge=0, le=2**32 - 1)
     ignore_eos: StrictBool = False  # generate max_tokens whatever the model says (benchmarks)
+    structured_outputs: StructuredOutputs | None = None
 
     @field_validator("max_tokens")
     @classmethod
@@ -88,8 +143,22 @@ def parse_sampling_parameters(raw: str | bytes | dict | None, max_tokens_limit: 
     except InputError as exc:
         raise SamplingError(exc.field, str(exc).partition(": ")[2]) from None
     values = {k: v for k, v in values.items() if k not in IGNORED}
+    if values.get("structured_outputs") is not None:
+        values["structured_outputs"] = _structured_outputs(values["structured_outputs"])
     try:
         return SamplingParams.model_validate(values, context={"max_tokens_limit": max_tokens_limit})
     except ValidationError as exc:
         raise SamplingError(*describe(exc, SamplingParams, "sampling_parameters", "unknown parameter",
                                       known=set(SamplingParams.model_fields) | IGNORED)) from None
+
+
+def _structured_outputs(raw: Any) -> StructuredOutputs:
+    """Checked on its own, so that its errors name its keys and list its own choices."""
+    field = "sampling_parameters.structured_outputs"
+    if not isinstance(raw, dict):
+        raise SamplingError(field, f"expected a JSON object with one of {KINDS}, got {type(raw).__name__}")
+    try:
+        return StructuredOutputs.model_validate(raw)
+    except ValidationError as exc:
+        path, problem = describe(exc, StructuredOutputs, field, "unknown key", known=KINDS)
+        raise SamplingError(path.replace(".json_schema", ".json"), problem) from None

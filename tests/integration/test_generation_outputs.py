@@ -49,7 +49,8 @@ def responses(url: str, prompt: str, sampling: dict, stream: bool, returns: tupl
         client.async_stream_infer(LLM, _inputs(prompt, sampling, stream, returns), enable_empty_final_response=True)
         while True:
             result, error = results.get(timeout=300)
-            assert error is None, error
+            if error is not None:
+                raise error
             outputs = {o.name: result.as_numpy(o.name).reshape(-1)[0] for o in result.get_response().outputs}
             if outputs:
                 out.append(outputs)
@@ -112,3 +113,32 @@ def test_outputs_not_asked_for_are_not_sent(server) -> None:
     (one,) = responses(server.grpc_url, SHORT, {"max_tokens": 4, "temperature": 0}, stream=False,
                        returns=("num_output_tokens",))
     assert set(one) == {"text_output", "num_output_tokens"} and int(one["num_output_tokens"]) <= 4, one
+
+
+PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "languages"],
+          "properties": {"name": {"type": "string", "maxLength": 40},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 130},
+                         "languages": {"type": "array", "items": {"enum": ["en", "fr", "de", "hi"]},
+                                       "minItems": 1, "maxItems": 3}}}
+
+
+@pytest.mark.parametrize("prompt", ["Describe a person as JSON.", "Décris une personne en JSON."])
+def test_structured_output_is_json_valid_under_its_schema(server, prompt) -> None:
+    import jsonschema
+
+    sampling = {"max_tokens": 120, "temperature": 0, "structured_outputs": {"json": PERSON}}
+    (whole,) = responses(server.grpc_url, prompt, sampling, stream=False)
+    assert whole["finish_reason"] == b"stop", whole
+    jsonschema.validate(json.loads(whole["text_output"]), PERSON)
+
+
+def test_a_schema_that_cannot_compile_is_refused_naming_its_key(server) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    from model_router.contract.errors import ErrorKind, WireError
+
+    sampling = {"max_tokens": 8, "structured_outputs": {"json": {"type": "nonsense"}}}
+    with pytest.raises(InferenceServerException) as err:
+        responses(server.grpc_url, SHORT, sampling, stream=False)
+    wire = WireError.parse(err.value.message(), err.value.status())
+    assert (wire.kind, wire.field) == (ErrorKind.BAD_INPUT, "sampling_parameters.structured_outputs.json"), wire

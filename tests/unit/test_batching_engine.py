@@ -12,7 +12,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from model_router.contract.generation import GenerateOutput
 from model_router.sampling import SamplingParams
-from transformers_backend.batching import ContinuousBatcher, Sequence
+from transformers_backend.batching import ContinuousBatcher
+from transformers_backend.sequence import Sequence
 
 VOCAB = 64
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.,"  # one character a token

@@ -27,64 +27,16 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from transformers import DynamicCache
 
-from model_router.contract.generation import GenerateOutput
-from model_router.sampling import SamplingParams
-
 from . import kv_rows
-from .decoding import TextSoFar, TokenChooser
+from .sequence import Sequence
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """Where a request's answer goes: pieces of text as they are final, then the end (with an error).
-    Each carries the engine's counts: the tokens made since the previous call (its end-of-sequence
-    token included, as vLLM counts it), the prompt's tokens and the cumulative log-probability when
-    asked for; the end also its finish_reason."""
-
-    def piece(self, out: GenerateOutput) -> None: ...
-    def end(self, out: GenerateOutput, error: BaseException | None = None) -> None: ...
-
-
-@dataclass(eq=False)
-class Sequence:
-    """One request in the batch."""
-
-    prompt: list[int]
-    params: SamplingParams
-    sink: Sink
-    is_cancelled: Callable[[], bool] = lambda: False
-    want_logprob: bool = False  # keep the cumulative log-probability of the chosen tokens
-    generated: list[int] = field(default_factory=list)  # the last one is not yet fed to the model
-    length: int = 0  # real tokens in its KV row
-    made: int = 0  # tokens chosen, an end-of-sequence token included
-    reported: int = 0  # of them, those a piece has reported
-    logprob: float = 0.0
-    finish_reason: str | None = None  # stop | length | abort, once it ends
-    error: BaseException | None = None  # its own work failed: it ends with this error
-    ended: bool = False
-
-    def __post_init__(self) -> None:
-        self.chooser = TokenChooser(self.params)
-        self.text = TextSoFar(self.params.stop)
-
-    def report(self, text: str, last: bool = False) -> GenerateOutput:
-        """`text` with what is new since the last report: the tokens made since, the counts so far;
-        the finish reason on the last report only, as vLLM sends it."""
-        new, self.reported = self.made - self.reported, self.made
-        return GenerateOutput(text, self.finish_reason if last else None, len(self.prompt), new,
-                              self.logprob if self.want_logprob else None)
-
-    @property
-    def budget(self) -> int:
-        """The most tokens its KV row can hold."""
-        return len(self.prompt) + self.params.max_tokens
 
 
 @dataclass
@@ -235,33 +187,12 @@ class ContinuousBatcher:
         done = []
         for s, row, top in zip(rows, logits, best):
             try:
-                done.append(self._advance_row(s, row, top))
+                done.append(s.advance(row, top, self.eos, self.decode))
             except Exception as exc:
                 log.exception("a request failed in a generation step")
                 s.error = exc
                 done.append(True)
         return done
-
-    def _advance_row(self, s: Sequence, logits: torch.Tensor, best: int) -> bool:
-        if s.is_cancelled():
-            s.finish_reason = "abort"
-            return True
-        token = best if s.chooser.plain_greedy else s.chooser.choose(logits, s.prompt + s.generated)
-        s.made += 1
-        if s.want_logprob:
-            s.logprob += float(torch.log_softmax(logits.float(), dim=-1)[token])
-        if token in self.eos and not s.params.ignore_eos:
-            s.finish_reason = "stop"
-        else:
-            s.generated.append(token)
-            if len(s.generated) >= s.params.max_tokens:
-                s.finish_reason = "length"
-        piece = s.text.update(self.decode(s.generated), final=s.finish_reason is not None)
-        if s.text.stopped:
-            s.finish_reason = "stop"
-        if piece:
-            s.sink.piece(s.report(piece))
-        return s.finish_reason is not None
 
     def _settle(self, done: list[bool]) -> None:
         """End the rows that are done and drop them from the batch."""

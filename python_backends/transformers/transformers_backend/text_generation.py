@@ -14,7 +14,9 @@ from model_router.contract.generation import GenerateOutput
 from model_router.errors import InputError
 from model_router.sampling import SamplingParams
 
-from .batching import BatchEvents, ContinuousBatcher, Sequence, Sink
+from .batching import BatchEvents, ContinuousBatcher
+from .constraints import Grammars, hf_tokenizer
+from .sequence import Sequence, Sink
 
 
 class TextGenerator:
@@ -33,6 +35,8 @@ class TextGenerator:
         self.max_input_tokens = max_input_tokens
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
+        vocab_size = self.model.get_output_embeddings().weight.shape[0]  # the logits' width
+        self.grammars = Grammars(lambda: hf_tokenizer(self.tokenizer, vocab_size, eos - {None}), vocab_size)
         self.batcher = ContinuousBatcher(self.model, self._decode, eos - {None}, device, max_batch_size,
                                          max_batch_tokens, gather_s, events)
 
@@ -55,7 +59,9 @@ class TextGenerator:
                turns: list[dict[str, str]] | None = None, want_logprob: bool = False) -> None:
         """Queue a request (a prompt, or a conversation); its pieces and its end go to `sink` from the
         batching thread. A request that cannot be served raises here, before it joins any batch."""
-        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled, want_logprob))
+        spec = params.structured_outputs
+        constraint = self.grammars.constraint(spec) if spec is not None else None
+        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled, want_logprob, constraint))
 
     def generate(self, prompt: str, params: SamplingParams,
                  is_cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:

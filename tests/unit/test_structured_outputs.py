@@ -1,0 +1,98 @@
+"""Constrained decoding in the batching engine, on the tiny random Llama of test_batching_engine: a
+random model's answers match their constraint (a JSON schema, a regex, a choice), a constrained row
+shares its decode steps with free rows that still get what `generate` makes, and a constraint that
+cannot be compiled is refused before it reaches the engine."""
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+from llguidance import LLTokenizer
+from llguidance._tokenizer import TokenizerWrapper
+
+from model_router.errors import InputError
+from model_router.sampling import SamplingParams, StructuredOutputs
+from transformers_backend.batching import ContinuousBatcher
+from transformers_backend.constraints import Grammars
+from transformers_backend.sequence import Sequence
+
+from .test_batching_engine import VOCAB, Record, batch_sizes, model, prompts, reference  # noqa: F401 (fixture)
+
+CHARS = '{}[]":,.-0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ'  # token i + 1; token 0 ends
+EOS = 0
+SCHEMA = {"type": "object", "additionalProperties": False, "required": ["ok", "tag", "n"],
+          "properties": {"ok": {"type": "boolean"}, "tag": {"enum": ["red", "blue"]},
+                         "n": {"type": "integer", "minimum": 0, "maximum": 99}}}
+
+
+class CharTokenizer:
+    """One character a token, as llguidance's TokenizerWrapper reads a tokenizer."""
+
+    eos_token_id, bos_token_id, special_token_ids = EOS, None, [EOS]
+    tokens = [b"<eos>"] + [c.encode() for c in CHARS]
+
+    def __call__(self, text: bytes | str) -> list[int]:
+        return [CHARS.index(c) + 1 for c in (text.decode() if isinstance(text, bytes) else text)]
+
+
+def decode(ids: list[int]) -> str:
+    return "".join(CHARS[i - 1] for i in ids if i != EOS)
+
+
+@pytest.fixture(scope="module")
+def grammars() -> Grammars:
+    assert len(CharTokenizer.tokens) == VOCAB
+    return Grammars(lambda: LLTokenizer(TokenizerWrapper(CharTokenizer())), VOCAB)
+
+
+def constrained(engine, grammars, prompt: list[int], max_tokens: int = 60, **spec) -> Record:
+    sink = Record()
+    so = StructuredOutputs.model_validate(spec)
+    engine.submit(Sequence(prompt, SamplingParams(max_tokens=max_tokens), sink, constraint=grammars.constraint(so)))
+    return sink
+
+
+def test_a_random_model_answers_within_its_constraint(model, grammars) -> None:
+    engine = ContinuousBatcher(model, decode, eos={EOS}, max_batch_size=8, gather_s=0.2)
+    try:
+        ps = prompts(3)
+        as_json = constrained(engine, grammars, ps[0], json=SCHEMA)
+        as_regex = constrained(engine, grammars, ps[1], regex=r"[a-c]{3}-[0-9]{2}")
+        as_choice = constrained(engine, grammars, ps[2], choice=["yes", "no", "maybe so"])
+        for sink in (as_json, as_regex, as_choice):
+            assert sink.wait().error is None and sink.final.finish_reason == "stop", (sink.text, sink.error)
+    finally:
+        engine.close()
+    jsonschema.validate(json.loads(as_json.text), SCHEMA)
+    assert re.fullmatch(r"[a-c]{3}-[0-9]{2}", as_regex.text), as_regex.text
+    assert as_choice.text in ("yes", "no", "maybe so"), as_choice.text
+
+
+def test_constrained_and_free_rows_share_decode_steps(model, grammars) -> None:
+    sizes, handle = batch_sizes(model)
+    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2)
+    try:
+        ps = prompts(3)
+        free = [Record(), Record()]
+        engine.submit(Sequence(ps[0], SamplingParams(max_tokens=16), free[0]))
+        json_row = constrained(engine, grammars, ps[1], json_object=True, max_tokens=40)
+        engine.submit(Sequence(ps[2], SamplingParams(max_tokens=16), free[1]))
+        for p, sink in zip((ps[0], ps[2]), free):
+            assert sink.wait().error is None and sink.text == decode(reference(model, p, 16)), p
+        json_row.wait()
+    finally:
+        engine.close()
+        handle.remove()
+    assert json_row.error is None and json_row.text.startswith("{"), json_row.text
+    assert max(sizes) == 3, sizes  # the three rows in one forward pass
+
+
+@pytest.mark.parametrize("spec, key", [({"regex": "("}, "regex"), ({"json": {"type": "nonsense"}}, "json"),
+                                       ({"grammar": "start: missing_rule"}, "grammar")])
+def test_a_constraint_that_cannot_compile_is_the_clients_error(grammars, spec, key) -> None:
+    with pytest.raises(InputError) as err:
+        grammars.constraint(StructuredOutputs.model_validate(spec))
+    assert err.value.field == f"sampling_parameters.structured_outputs.{key}"
+    assert "cannot be compiled" in str(err.value) and "\n" not in str(err.value)
