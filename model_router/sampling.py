@@ -4,7 +4,8 @@ The vLLM backend takes `sampling_parameters` as a JSON object whose values may b
 numeric strings; we accept the same subset that a small CPU model can honour and reject
 everything else with an error that names the field and what is allowed. `structured_outputs` is
 vLLM's (0.13) output constraint: exactly one of a JSON schema, any JSON object, a regex, a choice
-of strings or a Lark grammar; its shape and size are checked here, its compilation by the engine.
+of strings or a Lark grammar, as an object or (as the vLLM backend takes it) its JSON text; its
+shape and size are checked here, its compilation by the engine.
 """
 from __future__ import annotations
 
@@ -155,6 +156,11 @@ def parse_sampling_parameters(raw: str | bytes | dict | None, max_tokens_limit: 
 def _structured_outputs(raw: Any) -> StructuredOutputs:
     """Checked on its own, so that its errors name its keys and list its own choices."""
     field = "sampling_parameters.structured_outputs"
+    if isinstance(raw, str):  # the vLLM backend takes it as JSON text: StructuredOutputsParams(**json.loads(value))
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SamplingError(field, f"not valid JSON ({exc.msg} at position {exc.pos})") from None
     if not isinstance(raw, dict):
         raise SamplingError(field, f"expected a JSON object with one of {KINDS}, got {type(raw).__name__}")
     try:

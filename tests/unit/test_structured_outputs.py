@@ -96,3 +96,31 @@ def test_a_constraint_that_cannot_compile_is_the_clients_error(grammars, spec, k
         grammars.constraint(StructuredOutputs.model_validate(spec))
     assert err.value.field == f"sampling_parameters.structured_outputs.{key}"
     assert "cannot be compiled" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value, field, problem", [
+    ({}, "sampling_parameters.structured_outputs", "exactly one of"),
+    ({"regex": "a", "choice": ["b"]}, "sampling_parameters.structured_outputs", "exactly one of"),
+    ({"schema": {}}, "sampling_parameters.structured_outputs.schema", "unknown key"),
+    ({"json": "{not json"}, "sampling_parameters.structured_outputs.json", "not valid JSON"),
+    ({"json": [1]}, "sampling_parameters.structured_outputs.json", "expected a JSON schema"),
+    ({"json": {"description": "x" * 40_000}}, "sampling_parameters.structured_outputs.json", "exceeds the limit"),
+    ({"choice": []}, "sampling_parameters.structured_outputs.choice", "at least 1"),
+    ({"choice": ["a"] * 65}, "sampling_parameters.structured_outputs.choice", "at most 64"),
+    ({"json_object": "yes"}, "sampling_parameters.structured_outputs.json_object", "true or false"),
+    ("{oops", "sampling_parameters.structured_outputs", "not valid JSON"),
+])
+def test_structured_outputs_are_checked_naming_the_key(value, field, problem) -> None:
+    from model_router.sampling import SamplingError, parse_sampling_parameters
+
+    with pytest.raises(SamplingError) as err:
+        parse_sampling_parameters({"structured_outputs": value})
+    assert err.value.field == field and problem in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("value", [{"json": SCHEMA}, {"json": json.dumps(SCHEMA)}, json.dumps({"json": SCHEMA})])
+def test_a_schema_comes_as_an_object_or_as_json_text_as_the_vllm_backend_takes_it(value) -> None:
+    from model_router.sampling import parse_sampling_parameters
+
+    spec = parse_sampling_parameters({"structured_outputs": value}).structured_outputs
+    assert (spec.kind, spec.json_schema) == ("json", SCHEMA)
