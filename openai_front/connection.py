@@ -1,8 +1,16 @@
-"""The front's one link to Triton: the router over gRPC streaming (asyncio), and model configs."""
+"""The front's one link to Triton: the router over gRPC streaming (asyncio).
+
+Every call asks the router for heartbeats (options.heartbeat_s): when the router's stub dies,
+Triton 24.10 never ends the requests inside it, so a call that hears nothing for DEAD_AFTER_S ends
+itself. A call whose work died before anything reached the client (the router's stub, Triton's
+channel, the router model not ready again yet) is retried once, when the router is ready again.
+"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from typing import Any, AsyncIterator
 
 import grpc
@@ -13,11 +21,14 @@ from model_router.contract import router as contract
 from model_router.contract.errors import WireError
 from model_router.contract.router import RouterAnswer
 
-from .errors import ApiError, from_wire, unreachable
+from .errors import ApiError, from_wire, router_gone, unreachable
 from .translate import RouterCall
 
 log = logging.getLogger(__name__)
 CLOSE_S = 5.0
+HEARTBEAT_S = 1.0   # asked of the router on every call
+DEAD_AFTER_S = 6.0  # silence that means its stub died (beats come every second, even while it waits)
+READY_WAIT_S = 20.0  # how long a retry waits for the router to be ready again (its watchdog reloads it in ~2 s)
 
 
 def _inputs(call: RouterCall) -> list[grpcaio.InferInput]:
@@ -62,7 +73,29 @@ class RouterConnection:
 
     async def events(self, call: RouterCall) -> AsyncIterator[RouterAnswer]:
         """The router's answer to `call`: pieces (final False) while it streams, then the final one. Its
-        errors raise ApiError (errors.from_wire). Closing the iterator early cancels the request in Triton."""
+        errors raise ApiError (errors.from_wire). Closing the iterator early cancels the request in Triton.
+        Work that died before its first piece is tried once more, once the router is ready."""
+        call = dataclasses.replace(call, request=dataclasses.replace(
+            call.request, options={**call.request.options, "heartbeat_s": HEARTBEAT_S}))
+        delivered = False
+        try:
+            async for answer in self._attempt(call):
+                delivered = True
+                yield answer
+        except ApiError as exc:
+            if delivered or not exc.retryable:
+                raise
+            log.warning("the router's work died before its answer (%s): trying once more", exc.message)
+            await self._wait_ready()
+            async for answer in self._attempt(call):
+                yield answer
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_WAIT_S
+        while time.monotonic() < deadline and not await self.ready():
+            await asyncio.sleep(0.25)
+
+    async def _attempt(self, call: RouterCall) -> AsyncIterator[RouterAnswer]:
         done = asyncio.Event()
 
         async def requests() -> AsyncIterator[dict[str, Any]]:
@@ -74,7 +107,13 @@ class RouterConnection:
         stream = self._client.stream_infer(requests())
         finished = False  # the router's answer is complete (its last response, or an error): nothing to cancel
         try:
-            async for result, error in stream:
+            while True:
+                try:
+                    result, error = await asyncio.wait_for(anext(stream), DEAD_AFTER_S)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise router_gone(f"no response nor heartbeat for {DEAD_AFTER_S:.0f} s") from None
                 if error is not None:
                     finished = True
                     await _close(stream, done)
@@ -91,7 +130,7 @@ class RouterConnection:
                 if answer.text:
                     yield answer
             finished = True
-            raise ApiError(500, "router: the stream ended without a final response", "server_error")
+            raise ApiError(500, "router: the stream ended without a final response", "server_error", retryable=True)
         except grpc.RpcError as exc:  # the channel itself: Triton down, or not there yet
             detail = exc.details() if hasattr(exc, "details") else str(exc)
             if hasattr(exc, "code") and exc.code() == grpc.StatusCode.UNAVAILABLE:

@@ -27,6 +27,8 @@ class ApiError(Exception):
     param: str | None = None
     code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The router's work died before it answered (its stub, or Triton's channel): worth one more try.
+    retryable: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -51,12 +53,23 @@ def unauthorized(message: str) -> ApiError:
 
 def unreachable(detail: str) -> ApiError:
     return ApiError(503, f"Triton is unreachable: {detail}", "server_error", code="unavailable",
-                    headers={"Retry-After": str(UNREACHABLE_RETRY_S)})
+                    headers={"Retry-After": str(UNREACHABLE_RETRY_S)}, retryable=True)
+
+
+def router_gone(detail: str) -> ApiError:
+    """The router stopped answering mid-request (its stub died: Triton 24.10 never ends such requests)."""
+    return ApiError(503, f"the router stopped answering: {detail}", "server_error", code="unavailable",
+                    headers={"Retry-After": str(UNREACHABLE_RETRY_S)}, retryable=True)
 
 
 def from_wire(error: WireError, rename: Callable[[str], str] = lambda f: f) -> ApiError:
     """The router's error as the status OpenAI's clients expect; `rename` turns a router field into the
-    field the client sent (translate.RouterCall.openai_field)."""
+    field the client sent (translate.RouterCall.openai_field). Triton's own errors (the router model
+    missing or its stub unhealthy) are the server's, and worth a retry."""
+    if not error.ours and error.kind not in (ErrorKind.BAD_INPUT, ErrorKind.CANCELLED):
+        status = 500 if error.kind is ErrorKind.INTERNAL else 503
+        return ApiError(status, error.message, "server_error", code="unavailable" if status == 503 else None,
+                        retryable=True)
     if error.kind in (ErrorKind.BAD_INPUT, ErrorKind.NOT_FOUND):
         param = rename(error.field) if error.field else None
         problem = error.message.removeprefix(f"{error.field}: ") if error.field else error.message

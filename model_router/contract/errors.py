@@ -38,6 +38,7 @@ class WireError:
     message: str
     field: str | None = None
     retry_after_s: float | None = None
+    ours: bool = True  # False: Triton's own error (e.g. the router's stub is not healthy), not the router's
 
     @classmethod
     def of(cls, exc: BaseException, where: str = "") -> WireError:
@@ -55,7 +56,7 @@ class WireError:
         return cls(ErrorKind.INTERNAL, f"{where}: {exc}" if where else str(exc))
 
     def to_message(self) -> str:
-        body = {k: v for k, v in asdict(self).items() if v is not None}
+        body = {k: v for k, v in asdict(self).items() if v is not None and k != "ours"}
         body["kind"] = self.kind.value
         return json.dumps(body, ensure_ascii=False)
 
@@ -76,7 +77,8 @@ class WireError:
                                body.get("retry_after_s"))
             except ValueError:
                 pass
-        return cls(_FROM_CODE.get((code or "").upper().removeprefix("STATUSCODE."), ErrorKind.INTERNAL), message)
+        return cls(_FROM_CODE.get((code or "").upper().removeprefix("STATUSCODE."), ErrorKind.INTERNAL), message,
+                   ours=False)
 
     def raise_as(self, default_field: str = "text") -> None:
         """Raise this error as the router's exception of its kind (a target's error seen by the router)."""

@@ -61,22 +61,40 @@ class _Stream:
         return True
 
 
+class _Silent(_Stream):
+    """A router whose stub died: it never answers (Triton 24.10 does not end such a request)."""
+
+    async def __anext__(self) -> tuple[Any, Any]:
+        if self.items:
+            return self.items.pop(0)
+        await asyncio.sleep(3600)
+        raise StopAsyncIteration
+
+
 class _Client:
-    def __init__(self, items: list[tuple[Any, Any]]) -> None:
-        self.items, self.streams = items, []
+    def __init__(self, items: list[tuple[Any, Any]], dead: int = 0, dead_items: list | None = None) -> None:
+        self.items, self.streams, self.dead, self.dead_items = items, [], dead, dead_items or []
+        self.sent: list[dict] = []
 
     def stream_infer(self, requests: AsyncIterator[dict]) -> _Stream:
-        self.streams.append(_Stream(requests, self.items))
+        if self.dead:  # the first `dead` calls meet a dead stub
+            self.dead -= 1
+            self.streams.append(_Silent(requests, list(self.dead_items)))
+        else:
+            self.streams.append(_Stream(requests, self.items))
         return self.streams[-1]
+
+    async def is_model_ready(self, model: str) -> bool:
+        return True
 
 
 def _Call() -> RouterCall:
     return RouterCall(RouterRequest("hi"))
 
 
-def _connection(items: list[tuple[Any, Any]]) -> tuple[RouterConnection, _Client]:
+def _connection(items: list[tuple[Any, Any]], **dead: Any) -> tuple[RouterConnection, _Client]:
     conn = RouterConnection.__new__(RouterConnection)
-    conn._client = _Client(items)
+    conn._client = _Client(items, **dead)
     return conn, conn._client
 
 
@@ -113,3 +131,36 @@ def test_a_client_that_leaves_mid_answer_cancels_it() -> None:
 
     asyncio.run(first_piece_only())
     assert client.streams[0].cancelled
+
+
+def test_work_that_died_before_its_first_piece_is_retried_once(monkeypatch) -> None:
+    monkeypatch.setattr("openai_front.connection.DEAD_AFTER_S", 0.2)
+    conn, client = _connection([(_Result("Paris", True, {"model": "m"}), None)])
+    client.dead = 1
+    events = asyncio.run(_all(conn))
+    assert events == [RouterAnswer("Paris", True, {"model": "m"})]
+    assert len(client.streams) == 2 and client.streams[0].cancelled  # the silent call was given up
+
+
+def test_a_stream_that_dies_after_a_piece_ends_with_an_error_not_a_retry(monkeypatch) -> None:
+    monkeypatch.setattr("openai_front.connection.DEAD_AFTER_S", 0.2)
+    conn, client = _connection([], dead=1, dead_items=[(_Result("Once", False), None)])
+    got: list = []
+
+    async def read() -> None:
+        async for event in conn.events(_Call()):
+            got.append(event)
+
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(read())
+    assert got == [RouterAnswer("Once", final=False)] and len(client.streams) == 1
+    assert raised.value.status == 503 and "stopped answering" in raised.value.message
+
+
+def test_the_router_is_asked_for_heartbeats(monkeypatch) -> None:
+    seen: list[RouterCall] = []
+    monkeypatch.setattr("openai_front.connection._inputs", lambda call: seen.append(call) or [])
+    conn, _ = _connection([(_Result("ok", True, {}), None)])
+    asyncio.run(_all(conn))
+    from openai_front.connection import HEARTBEAT_S
+    assert seen[0].request.options["heartbeat_s"] == HEARTBEAT_S

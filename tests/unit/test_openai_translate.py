@@ -189,8 +189,11 @@ def test_router_errors_map_to_one_status_each(exc, status, param, code) -> None:
 
 def test_an_error_that_is_not_ours_keeps_its_message_and_takes_its_code_kind() -> None:
     wire = WireError.parse("Request for unknown model: 'router' is not found", "StatusCode.NOT_FOUND")
-    assert wire.kind is ErrorKind.NOT_FOUND and from_wire(wire).status == 404
-    assert from_wire(WireError.parse("stub is not healthy")).status == 500
+    assert wire.kind is ErrorKind.NOT_FOUND and not wire.ours  # the router model itself: the server's fault
+    assert from_wire(wire).status == 503 and from_wire(wire).retryable
+    unhealthy = from_wire(WireError.parse("Stub process 'router_0_0' is not healthy."))
+    assert unhealthy.status == 500 and unhealthy.retryable
+    assert not _through_the_wire(NotFound("options.model", "'x' unknown")).retryable
     assert unreachable("connection refused").status == 503
 
 
