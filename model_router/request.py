@@ -83,6 +83,11 @@ class RouteOptions(BaseModel):
     admin_key: str | None = None
     # Answer with the router's deep health report instead of routing (text and attachments ignored).
     health: bool = False
+    # The response cache: off, exact (same question, normalized) or semantic (a paraphrase too);
+    # None: the server's setting (TMR_CACHE_MODE).
+    cache: Literal["off", "exact", "semantic"] | None = None
+    # With the admin key: the cache's statistics, or clear it (answered like `health`, instead of routing).
+    cache_admin: Literal["stats", "clear"] | None = None
     # Send an empty response every heartbeat_s seconds while working (gRPC streams), so that the
     # client can tell a router whose process died from one that is busy (serving.heartbeat).
     heartbeat_s: float | None = Field(None, ge=0.2, le=60)
@@ -232,6 +237,6 @@ def make_request(text: bytes | str | None, attachments: dict[str, bytes | None],
                 raise InputError(kind, f"{len(data)} bytes exceeds the limit of {MAX_ATTACHMENT_BYTES[kind]} bytes")
             present[kind] = data
     opts = parse_options(options)
-    if not opts.health:
+    if not opts.health and not opts.cache_admin:
         check_query(text, tuple(present))
     return RouteRequest(text, present, opts, turns)

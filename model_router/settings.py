@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .cache import CacheSettingError, parse_cache_url
+from .cache.cache import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
 from .errors import RegistryError, describe
 from .registry import REGISTRY_FILE, ProfileSpec, Registry, load_registry
 
@@ -35,6 +37,20 @@ class RouterSettings(BaseModel):
     failure_threshold: int = Field(2, ge=1)
     admin_key: str | None = None
     control_url: str = "127.0.0.1:8000"
+    # The response cache: memory (in-process LRU), off, or redis://HOST:PORT/DB shared by every replica.
+    cache_url: str = "memory"
+    cache_max_mb: float = Field(DEFAULT_MAX_BYTES / 2**20, gt=0)  # the in-process cache's bound
+    cache_ttl_s: float = Field(DEFAULT_TTL_S, gt=0)
+    cache_mode: Literal["off", "exact", "semantic"] = "exact"  # when a request's options.cache does not say
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_url(cls, value: str) -> str:
+        try:
+            parse_cache_url(value)
+        except CacheSettingError as exc:  # read() names the setting (and its variable) once
+            raise ValueError(str(exc).partition(": ")[2]) from None
+        return value
 
     @field_validator("recovery_backoff_s", mode="before")
     @classmethod

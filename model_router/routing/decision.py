@@ -21,6 +21,7 @@ class RoutingDecision(Classification):
     fallbacks: list[dict[str, str]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    cache: str = ""  # the response cache: hit | hit: semantic <similarity> | miss | skipped: <why>
     load_ms: float = 0.0
     classifier_ms: float = 0.0
     select_ms: float = 0.0

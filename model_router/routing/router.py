@@ -1,4 +1,5 @@
-"""The routing pipeline, one way: classify -> decide -> for each candidate, attempt -> respond.
+"""The routing pipeline, one way: look up the cache -> classify -> decide -> for each candidate,
+attempt -> respond -> keep the answer.
 
 Triton-free: the classifier call and the target call are injected, so the router model's
 adapter wires them to BLS and the unit tests to plain functions.
@@ -20,6 +21,7 @@ from ..request import RouteOptions, RouteRequest
 from ..tools.parser import tool_calls
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
+from .cached import RouterCache, recorded
 from .decision import Done, Event, Piece, RoutingDecision
 from ..vocabulary import USE_CASE_TRAITS
 from .pipeline import Pipeline
@@ -81,32 +83,44 @@ class Router:
                  invoke: Invoke, loader: ModelLoader, health: HealthTracker, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.perf_counter, recovering: Callable[[str], str] = lambda m: "",
                  on_target_error: Callable[[str, str], None] = lambda model, error: None,
-                 admin_key: str | None = None) -> None:
+                 admin_key: str | None = None, cache: RouterCache | None = None) -> None:
         """`recovering(model)` says why a model is out while its stub is reloaded; `on_target_error`
-        hears of every failed call (the health watcher); `admin_key` lets requests force a switch."""
+        hears of every failed call (the health watcher); `admin_key` lets requests force a switch;
+        `cache` answers repeated questions (none: every request is routed)."""
         self.registry, self.profile = registry, profile
         self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
         self.metrics = metrics or Metrics()
         self.clock, self.on_target_error, self.admin_key = clock, on_target_error, admin_key
         self.live = LiveState(is_loaded=loader.is_loaded, blocker=loader.blocker, cooling_s=health.cooling,
                               recent_failures=health.recent_failures, recovering=recovering)
+        self.cache = cache or RouterCache(None, profile, "")
 
     def route(self, request: RouteRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
         """Yield Piece events while streaming, then one Done. Raises Cancelled as soon as `cancelled()`
         turns true: between pieces, while a model loads, before each step; the target's call is
         cancelled with it and every lease is given back."""
         started = self.clock()
+        cached = self.cache.lookup(request)
+        if cached.answer is not None:  # a repeated question: nothing is classified, loaded or generated
+            stream = request.options.stream and not request.options.wants_tools
+            yield from self.cache.replay(cached, stream, round((self.clock() - started) * 1000, 2))
+            return
         plan = self._decide(request)
+        plan.decision.cache = cached.why
         plan.cancelled = cancelled
         steps = Pipeline(self.registry, self.profile, self._call_step, request.options.timeout_s, self.clock, cancelled)
         plan.decision.steps = steps.records
         try:
             for cand in plan.attempts:
+                pieces: list[str] = []
                 try:
-                    answer = yield from self._attempt(self.registry.model(cand.model), request, plan, steps)
+                    answer = yield from recorded(self._attempt(self.registry.model(cand.model), request, plan,
+                                                               steps), pieces)
                 except _Failed:
                     continue
-                yield self._respond(plan.decision, cand, answer, started, request.options)
+                done = self._respond(plan.decision, cand, answer, started, request.options)
+                self.cache.keep(cached, done, pieces, self._unhealthy)
+                yield done
                 return
         except Cancelled:
             self.metrics.cancelled(plan.decision.use_case)
@@ -140,6 +154,10 @@ class Router:
         if not opts.allow_fallback and opts.model and attempts[0].model != opts.model:
             raise ServingError(f"no model could serve use case {use_case!r} without fallback", ranking.skipped)
         return _Plan(decision, attempts, list(ranking.skipped), forced=forced)
+
+    def _unhealthy(self, model: str) -> bool:
+        """Recovering or cooling down: an answer that passed it over is a stand-in's."""
+        return bool(self.live.recovering(model)) or self.live.cooling_s(model) > 0
 
     def _is_admin(self, key: str | None) -> bool:
         if key is None:

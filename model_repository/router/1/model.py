@@ -2,7 +2,8 @@
 
 Each request runs on a worker thread, so that a slow load or a long generation never holds up
 the others; execute() only admits and schedules (model_router.serving.admission bounds how many
-run and wait, and for how long). A health check is answered in execute() itself, ahead of the
+run and wait, and for how long). A health check (and the admin's cache stats or clear) is answered
+in execute() itself, ahead of the
 queue, so that probes pass while the router is full.
 """
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from model_router.cache import ResponseCache
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.errors import Cancelled
+from model_router.request import parse_options
+from model_router.routing.cached import RouterCache, revision_of
 from model_router.routing.decision import Piece
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
@@ -23,7 +28,7 @@ from model_router.serving.heartbeat import Heartbeats
 from model_router.serving.loader import Limits, LoaderEvents, ModelLoader
 from model_router.serving.memory import detect_gpu
 from model_router.serving.recovery import Recovery, RecoveryEvents
-from model_router.serving.status import deep_health
+from model_router.serving.status import cache_admin, deep_health
 from model_router.serving.stubs import host_mb, stub_pids
 from model_router.settings import RouterSettings
 from model_router.triton.adapter import FINAL, error_response, getter, response
@@ -44,7 +49,9 @@ class TritonPythonModel:
         self.loader = self._loader()
         self.health = HealthTracker(s.failure_threshold, s.cooldown_s)
         self.recovery = self._recovery()
-        self.router = self._router()
+        # An unreachable Redis is a warning and no cache until it answers (tmr health --deep says so).
+        self.cache = ResponseCache(s.cache_url, int(s.cache_max_mb * 2**20), s.cache_ttl_s, metrics=self.metrics)
+        self.router = self._router(Path(args["model_repository"]).parent)
         self.pool = ThreadPoolExecutor(s.workers, thread_name_prefix="route")
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
         self.loader.start_reaper(extra=self.recovery.check)
@@ -72,11 +79,12 @@ class TritonPythonModel:
         return Recovery(self.loader, stub_pids, self.control.config, backoff_s=self.settings.recovery_backoff_s,
                         events=RecoveryEvents(recovered=self.metrics.recovered), triton_states=self.control.states)
 
-    def _router(self) -> Router:
-        bls = Bls(pb_utils)
-        return Router(self.registry, self.profile.name, bls.classify, bls.invoke, self.loader, self.health,
+    def _router(self, repository: Path) -> Router:
+        bls, name = Bls(pb_utils), self.profile.name
+        cache = RouterCache(self.cache, name, revision_of(self.registry, name, repository), self.settings.cache_mode)
+        return Router(self.registry, name, bls.classify, bls.invoke, self.loader, self.health,
                       self.metrics, recovering=self.recovery.recovering, on_target_error=self.recovery.suspect,
-                      admin_key=self.settings.admin_key)
+                      admin_key=self.settings.admin_key, cache=cache)
 
     def _measure(self, model: str) -> tuple[float, float]:
         """What a model's stub processes hold: host PSS, and on GPUs NVML's per-process memory."""
@@ -86,7 +94,8 @@ class TritonPythonModel:
     def execute(self, requests):
         for request in requests:
             peek = _options(request)
-            if peek.get("health") is True:  # ahead of admission: a probe must not wait behind user traffic
+            # Ahead of admission: a probe (or the admin) must not wait behind user traffic.
+            if peek.get("health") is True or "cache_admin" in peek:
                 self._health(request)
                 continue
             try:
@@ -107,8 +116,13 @@ class TritonPythonModel:
     def _health(self, request) -> None:
         sender = request.get_response_sender()
         try:
-            report = deep_health(self.loader, self.recovery, self.health)
-            answer = RouterAnswer("ready" if report["ready"] else "not ready", decision=report)
+            opts = parse_options(pb_utils.get_input_tensor_by_name(request, "options").as_numpy().reshape(-1)[0])
+            if opts.cache_admin:
+                report = cache_admin(self.cache, opts.cache_admin, opts.admin_key, self.settings.admin_key)
+                answer = RouterAnswer(opts.cache_admin, decision=report)
+            else:
+                report = deep_health(self.loader, self.recovery, self.health, self.cache)
+                answer = RouterAnswer("ready" if report["ready"] else "not ready", decision=report)
             sender.send(response(answer.encode()), flags=FINAL)
         except Exception as exc:
             sender.send(error_response(exc, "router"), flags=FINAL)
@@ -167,8 +181,8 @@ class TritonPythonModel:
 
 
 def _options(request) -> dict:
-    """The options, read cheaply for what execute() needs (health, heartbeat_s); the whole request is
-    validated on a worker, which names any fault."""
+    """The options, read cheaply for what execute() needs (health, cache_admin, heartbeat_s); the whole
+    request is validated on a worker, which names any fault."""
     tensor = pb_utils.get_input_tensor_by_name(request, "options")
     if tensor is None:
         return {}

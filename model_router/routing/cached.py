@@ -1,0 +1,137 @@
+"""The router's side of the response cache: a RouteRequest as the cache's key fields, a Done as a
+CachedAnswer and back, and which answers are never kept.
+
+A request is looked up before it is classified; its answer is kept after it was made, unless it
+failed, was cancelled, came after a fallback, was degraded, or passed over a model that is recovering
+or cooling down (the answer of a stand-in must not outlive the outage).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Generator, Iterator, TypeVar
+
+from ..cache import CachedAnswer, ResponseCache, cacheable, key_of, query_of, scope_of
+from ..contract.router import Usage
+from ..registry import Registry
+from ..request import RouteRequest
+from .decision import Done, Event, Piece, RoutingDecision
+
+_DECISION_FIELDS = {f.name for f in fields(RoutingDecision)}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache said of one request; `key` is "" when the request is not cached at all."""
+
+    why: str  # the decision's `cache`: hit | hit: semantic 0.972 | miss | skipped: <why>
+    key: str = ""
+    answer: CachedAnswer | None = None
+    scope: str | None = None  # semantic requests: where (and with which text) the answer is indexed
+    query: str | None = None
+
+
+def _json(value: Any) -> Any:
+    return value.model_dump(mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
+
+
+def key_fields(request: RouteRequest, profile: str, revision: str) -> dict[str, Any]:
+    """Everything that changes the answer, as model_router.cache.keys takes it."""
+    opts = request.options
+    # An assistant's tool calls and the ids a tool turn answers change the answer, not only the text.
+    calls = [[i, [_json(c) for c in m.tool_calls or ()], m.tool_call_id] for i, m in enumerate(request.messages)
+             if m.tool_calls or m.tool_call_id]
+    return {
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages] or None,
+        "text": request.text,
+        "attachments": request.attachments,
+        "options": opts,
+        "sampling": opts.sampling_parameters,
+        "tools": {"tools": [_json(t) for t in opts.tools], "tool_choice": _json(opts.tool_choice),
+                  "parallel_tool_calls": opts.parallel_tool_calls, "turn_calls": calls},
+        "constraints": _json(opts.response_format),
+        "profile": profile,
+        "revision": revision,
+    }
+
+
+def revision_of(registry: Registry, profile: str, repository: Path | None = None) -> str:
+    """A fingerprint of what may answer: the profile's chains and registry entries and, when the model
+    repository is at hand, its models' configs. A changed model misses every answer of the old one."""
+    digest = hashlib.sha256(registry.profile(profile).model_dump_json().encode())
+    for spec in sorted(registry.managed(profile), key=lambda m: m.name):
+        digest.update(spec.model_dump_json().encode())
+        for name in ("config.pbtxt", "1/model.json"):
+            path = repository / spec.name / name if repository else None
+            if path is not None and path.is_file():
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class RouterCache:
+    """Looks requests up and keeps their answers; without a ResponseCache every request is skipped."""
+
+    def __init__(self, cache: ResponseCache | None, profile: str, revision: str, mode: str = "exact") -> None:
+        self.cache, self.profile, self.revision, self.mode = cache, profile, revision, mode
+
+    def lookup(self, request: RouteRequest) -> Lookup:
+        mode = request.options.cache or self.mode
+        if self.cache is None or not self.cache.enabled:
+            return Lookup("skipped: cache off on this server")
+        if mode == "off":
+            return Lookup("skipped: off" + ("" if request.options.cache else " on this server"))
+        ok, why = cacheable(request.options.sampling_parameters)
+        if not ok:
+            return Lookup(f"skipped: {why}")
+        asked = key_fields(request, self.profile, self.revision)
+        scope, query = (scope_of(asked), query_of(asked)) if mode == "semantic" else (None, None)
+        key = key_of(asked)
+        answer, why = self.cache.get(key, scope, query, mode)
+        return Lookup(why, key, answer, scope, query)
+
+    def keep(self, lookup: Lookup, done: Done, pieces: list[str], unhealthy: Callable[[str], bool]) -> None:
+        """Keep a finished answer, unless it is one that must never be served again (module docstring)."""
+        decision = done.decision
+        if self.cache is None or not lookup.key or lookup.answer is not None:
+            return
+        if decision.fallbacks or decision.degraded or done.finish_reason == "abort":
+            return
+        if any(unhealthy(s["model"]) for s in decision.skipped):
+            return
+        usage = {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens} \
+            if done.usage else {}
+        answer = CachedAnswer(done.text, list(pieces), done.audio, done.visemes, done.tool_calls,
+                              done.finish_reason or "", usage, asdict(decision))
+        self.cache.put(lookup.key, answer, lookup.scope, lookup.query)
+
+    @staticmethod
+    def replay(lookup: Lookup, stream: bool, total_ms: float) -> Iterator[Event]:
+        """The cached answer as the router sends one: its pieces when streaming, then the Done, with
+        the decision that produced it (nothing was classified, loaded or generated this time)."""
+        answer = lookup.answer
+        if stream:
+            for text in answer.pieces or ([answer.text] if answer.text else []):
+                yield Piece(text)
+        decision = RoutingDecision(**{k: v for k, v in answer.decision.items() if k in _DECISION_FIELDS})
+        decision.cache, decision.total_ms = lookup.why, total_ms
+        decision.load_ms = decision.classifier_ms = decision.select_ms = 0.0
+        usage = Usage(answer.usage["prompt_tokens"], answer.usage["completion_tokens"]) if answer.usage else None
+        yield Done(decision, answer.text, answer.audio, answer.visemes, answer.finish_reason or None, usage,
+                   answer.tool_calls)
+
+
+def recorded(events: Generator[Piece, None, T], pieces: list[str]) -> Generator[Piece, None, T]:
+    """`events` passed through, each piece's text noted in `pieces`; closed with the caller (a cancelled
+    stream gives its model's lease back at once)."""
+    try:
+        while True:
+            try:
+                piece = next(events)
+            except StopIteration as stop:
+                return stop.value
+            pieces.append(piece.text)
+            yield piece
+    finally:
+        events.close()

@@ -1,0 +1,140 @@
+"""The router with the response cache (in-process): what is answered from it, and what is never kept.
+Observed from the outside: the classifier's and the models' calls, and the events a client receives."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model_router.cache import ResponseCache, key_of
+from model_router.errors import Cancelled, TargetError, never
+from model_router.registry import load_registry
+from model_router.request import make_request
+from model_router.routing.cached import RouterCache, key_fields, revision_of
+from model_router.routing.decision import Done, Piece
+from model_router.routing.router import Router
+from model_router.serving.health import HealthTracker
+from model_router.serving.loader import ModelLoader
+
+from .test_loader import RecordingControl
+from .test_router import FALLBACK, PRIMARY, classification
+
+
+class Harness:
+    def __init__(self, mode: str = "exact", broken: set[str] = frozenset()) -> None:
+        self.registry = load_registry()
+        managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in self.registry.models.values()
+                   if "cpu" in m.profiles}
+        self.loader = ModelLoader(RecordingControl(), managed, 6000)
+        self.classified: list[str] = []
+        self.generated: list[str] = []
+        self.broken = set(broken)
+        self.store = ResponseCache("memory", semantic_threshold=None)
+        self.router = Router(self.registry, "cpu", self.classify, self.invoke, self.loader,
+                             HealthTracker(threshold=1, cooldown_s=60),
+                             cache=RouterCache(self.store, "cpu", revision_of(self.registry, "cpu"), mode))
+
+    def classify(self, text, kinds):
+        self.classified.append(text)
+        return classification()
+
+    def invoke(self, spec, inputs, stream, timeout_s, outputs, cancelled=never, gone=None):
+        self.generated.append(spec.name)
+        if spec.name in self.broken:
+            raise TargetError(f"{spec.name}: boom")
+        for piece in ("Par", "is"):
+            yield {"text_output": np.array([piece.encode()], dtype=np.object_),
+                   "num_input_tokens": np.array([5], dtype=np.uint32),
+                   "num_output_tokens": np.array([1], dtype=np.uint32)}
+
+    def ask(self, options: dict | None = None, text: str = "capital of France?") -> list:
+        sampling = {"max_tokens": 4, **(options or {}).pop("sampling", {})} if options else {"max_tokens": 4}
+        raw = json.dumps({"sampling_parameters": sampling, **(options or {})})
+        return list(self.router.route(make_request(text, {}, raw)))
+
+
+def test_a_repeated_question_is_answered_without_classifying_or_generating() -> None:
+    h = Harness()
+    first = h.ask()[-1]
+    assert first.decision.cache == "miss" and h.classified and h.generated == [PRIMARY]
+    again = h.ask(text="  CAPITAL of france ")[-1]
+    assert isinstance(again, Done) and again.decision.cache == "hit"
+    assert (again.text, again.finish_reason, again.usage) == (first.text, first.finish_reason, first.usage)
+    assert again.decision.model == PRIMARY and again.decision.classifier_ms == 0
+    assert len(h.classified) == 1 and h.generated == [PRIMARY]
+
+
+def test_a_streamed_repeat_streams_the_cached_pieces() -> None:
+    h = Harness()
+    h.ask({"stream": True})
+    events = h.ask({"stream": True})
+    assert [e.text for e in events if isinstance(e, Piece)] == ["Par", "is"] and events[-1].decision.cache == "hit"
+    assert h.generated == [PRIMARY]
+    whole = h.ask()[-1]  # the same answer, asked without streaming
+    assert whole.text == "Paris" and whole.decision.cache == "hit"
+
+
+@pytest.mark.parametrize("options, why", [
+    ({"sampling": {"temperature": 0.8}}, "skipped: sampled without a seed"),
+    ({"cache": "off"}, "skipped: off"),
+])
+def test_requests_that_are_never_cached(options: dict, why: str) -> None:
+    h = Harness()
+    for _ in range(2):
+        assert h.ask(dict(options))[-1].decision.cache.startswith(why)
+    assert h.generated == [PRIMARY, PRIMARY] and h.store.stats()["bytes"] == 0
+
+
+def test_a_seeded_sampled_request_is_cached() -> None:
+    h = Harness()
+    for _ in range(2):
+        last = h.ask({"sampling": {"temperature": 0.8, "seed": 3}})[-1]
+    assert last.decision.cache == "hit" and h.generated == [PRIMARY]
+
+
+def test_the_server_mode_applies_unless_the_request_says() -> None:
+    h = Harness(mode="off")
+    assert h.ask()[-1].decision.cache == "skipped: off on this server"
+    h.ask({"cache": "exact"})
+    assert h.ask({"cache": "exact"})[-1].decision.cache == "hit"
+
+
+def test_an_answer_after_a_fallback_is_not_kept() -> None:
+    h = Harness(broken={PRIMARY})
+    first = h.ask()[-1]
+    assert first.decision.model == FALLBACK and first.decision.fallbacks
+    h.broken.clear()
+    second = h.ask()[-1]  # the primary cools down: the stand-in answers again, and is not kept either
+    assert second.decision.cache == "miss" and second.decision.model == FALLBACK
+    assert h.generated == [PRIMARY, FALLBACK, FALLBACK]
+
+
+def test_a_cancelled_answer_is_not_kept() -> None:
+    h = Harness()
+    stream = h.router.route(make_request("capital of France?", {}, json.dumps({"stream": True})),
+                            cancelled=lambda: bool(h.generated))
+    with pytest.raises(Cancelled):
+        list(stream)
+    assert h.ask()[-1].decision.cache == "miss"
+
+
+def test_keys_differ_when_an_answer_changing_field_differs() -> None:
+    registry = load_registry()
+
+    def key(options: dict, text: str = "hi", messages: str | None = None) -> str:
+        request = make_request(text, {}, json.dumps(options), messages=messages)
+        return key_of(key_fields(request, "cpu", revision_of(registry, "cpu")))
+
+    base = key({})
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    for options in ({"sampling_parameters": {"max_tokens": 5}}, {"use_case": "multimodal"}, {"language": "hi"},
+                    {"tools": [tool]}, {"response_format": {"type": "json_object"}}, {"prefer": "cost"}):
+        assert key(options) != base, options
+    assert key({"stream": True, "timeout_s": 5}) == base
+    call = {"id": "a", "function": {"name": "weather", "arguments": '{"city": "Pune"}'}}
+    calls = [{"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "content": "31 C", "tool_call_id": "a"}]
+    other = json.loads(json.dumps(calls))
+    other[0]["tool_calls"][0]["function"]["arguments"] = '{"city": "Goa"}'
+    assert key({"tools": [tool]}, "", json.dumps(calls)) != key({"tools": [tool]}, "", json.dumps(other))
