@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import queue
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -15,12 +16,15 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from model_router.contract import classifier as classifier_contract
 from model_router.contract import router as router_contract
-from model_router.contract.errors import WireError
+from model_router.contract.errors import ErrorKind, WireError
 from model_router.contract.generation import GenerateOutput, GenerateRequest
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.contract.tensors import Tensors
 
 __all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
+HEARTBEAT_S = 1.0    # asked of the router on gRPC routes: a dead router stub goes silent
+DEAD_AFTER_S = 6.0
+READY_WAIT_S = 20.0  # a retry waits this long for the router to be ready again
 
 
 def _array(value: Any) -> np.ndarray:
@@ -46,6 +50,11 @@ class RouterFailed(InferenceServerException):
     def __init__(self, wire: WireError) -> None:
         super().__init__(wire.message, status=wire.kind.value)
         self.wire = wire
+
+    @property
+    def retryable(self) -> bool:
+        """The work died with the router's stub (or the router was not ready): Triton's error, not the router's."""
+        return not self.wire.ours and self.wire.kind not in (ErrorKind.BAD_INPUT, ErrorKind.CANCELLED)
 
 
 class Routed(RouterAnswer):
@@ -169,8 +178,10 @@ class RouterClient:
                 pass
             raise RouterFailed(WireError.parse(str(body))) from None
 
-    def stream_responses(self, model: str, inputs: dict[str, Any], outputs: list[str]) -> Iterator[dict[str, np.ndarray]]:
-        """gRPC bidirectional stream for one decoupled request; yields each response's outputs."""
+    def stream_responses(self, model: str, inputs: dict[str, Any], outputs: list[str],
+                         silence_s: float | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """gRPC bidirectional stream for one decoupled request; yields each response's outputs. With
+        `silence_s` (the model sends heartbeats), a stream silent that long fails as retryable."""
         if self.protocol != "grpc":
             raise ValueError("protocol: streaming responses need 'grpc'")
         results: queue.Queue = queue.Queue()
@@ -181,7 +192,11 @@ class RouterClient:
             client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
                                       outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
             while True:
-                result, error = results.get(timeout=self.timeout)
+                try:
+                    result, error = results.get(timeout=silence_s or self.timeout)
+                except queue.Empty:
+                    raise RouterFailed(WireError(ErrorKind.UNAVAILABLE, f"{model} stopped answering (no response nor "
+                                                 f"heartbeat for {silence_s or self.timeout:.0f} s)", ours=False)) from None
                 if error is not None:
                     finished = True
                     raise RouterFailed(WireError.parse(error.message() or str(error), error.status()))
@@ -209,16 +224,46 @@ class RouterClient:
         `messages` is the conversation so far ([{role, content}]); `text`, when not empty, its newest turn.
         """
         attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
-        request = RouterRequest(text, options or {}, attachments, messages)
         if self.protocol == "http" and attachments:
             raise ValueError("attachments: send them over gRPC (protocol='grpc')")
         if self.protocol == "http":
+            request = RouterRequest(text, options or {}, attachments, messages)
             answers = (RouterAnswer.decode(_event_tensors(e), "routing" in e)
                        for e in self._http_events(router_contract.MODEL, request.as_json(), request.stream))
-        else:
-            answers = (RouterAnswer.decode(out, "routing" in out)
-                       for out in self.stream_responses(router_contract.MODEL, request.encode(),
-                                                        list(router_contract.OUTPUTS)))
+            return self._gather(answers, on_piece)
+        request = RouterRequest(text, {**(options or {}), "heartbeat_s": HEARTBEAT_S}, attachments, messages)
+        delivered: list[str] = []
+
+        def show(piece: str) -> None:
+            delivered.append(piece)
+            if on_piece:
+                on_piece(piece)
+
+        try:
+            return self._gather(self._grpc_answers(request), show)
+        except RouterFailed as exc:  # work that died before its first piece is tried once more
+            if delivered or not exc.retryable:
+                raise
+            self._wait_ready(router_contract.MODEL)
+            return self._gather(self._grpc_answers(request), show)
+
+    def _grpc_answers(self, request: RouterRequest) -> Iterator[RouterAnswer]:
+        for out in self.stream_responses(router_contract.MODEL, request.encode(), list(router_contract.OUTPUTS),
+                                         silence_s=DEAD_AFTER_S):
+            yield RouterAnswer.decode(out, "routing" in out)
+
+    def _wait_ready(self, model: str) -> None:
+        deadline = time.monotonic() + READY_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                if self.is_ready(model):
+                    return
+            except InferenceServerException:
+                pass
+            time.sleep(0.25)
+
+    @staticmethod
+    def _gather(answers: Iterator[RouterAnswer], on_piece: Any) -> Routed:
         pieces: list[str] = []
         final = RouterAnswer()
         for answer in answers:
@@ -229,12 +274,20 @@ class RouterClient:
             if answer.final:
                 final = answer
         return Routed("".join(pieces), True, final.decision, final.audio, final.visemes, final.finish_reason,
-                      final.usage)
+                      final.usage, final.tool_calls)
 
     def deep_health(self) -> dict[str, Any]:
         """The router's deep health report: ready, memory, and per managed model its status, health,
         recovery, cool-down, and declared and measured memory (options.health)."""
         return self.route("", {"health": True}).decision
+
+    def cache(self, action: str = "stats", admin_key: str | None = None) -> dict[str, Any]:
+        """The response cache's statistics (`stats`) or, `clear`, drop every cached answer; with the
+        server's admin key when it has one (options.cache_admin)."""
+        options: dict[str, Any] = {"cache_admin": action}
+        if admin_key:
+            options["admin_key"] = admin_key
+        return self.route("", options).decision
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = classifier_contract.MODEL) -> dict[str, Any]:
