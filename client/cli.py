@@ -5,6 +5,7 @@ Examples:
     tmr models
     tmr generate "What is the capital of France?"
     tmr load smollm2_135m_instruct
+    tmr --key KEY cache stats
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def cmd_health(args: argparse.Namespace) -> int:
         state = "healthy" if m["healthy"] else m["recovering"] or (f"cooling {m['cooling_s']:.0f}s" if m["cooling_s"]
                                                                     else m["status"])
         print(f"  {name:<28} {m['status']:<9} {state}")
+    cache = report.get("cache", {})
+    if cache:
+        state = "healthy" if cache["healthy"] else f"unavailable: {cache['last_error']}"
+        held = f", {cache['bytes'] / 2**20:.1f} MB held" if cache.get("bytes") is not None else ""
+        print(f"cache {cache.get('url') or cache['backend']}: {state}{held}")
     return 0 if live and ready and report["ready"] else 1
 
 
@@ -134,6 +140,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """The response cache's statistics, or clear it (with --key when the server has an admin key)."""
+    report = _client(args).cache(args.action, args.key)
+    if args.action == "clear":
+        print(f"cleared {report['cleared']} cached answer(s); cache {report['backend']}")
+    else:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Model states, then the router's own metrics from Triton's metrics port, readably."""
     c = _client(args)
@@ -150,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tmr", description="Triton Model Router client")
     ap.add_argument("--url", help="host:port (default localhost:8000 for http, localhost:8001 for grpc)")
     ap.add_argument("--protocol", choices=["http", "grpc"], default="grpc")
-    ap.add_argument("--key", help="key for Triton's restricted APIs (model control)")
+    ap.add_argument("--key", help="the server's admin key: Triton's restricted APIs (model control) and `cache`")
     ap.add_argument("--key-header", default="admin-key")
     sub = ap.add_subparsers(dest="command", required=True)
     h = sub.add_parser("health", help="is the server live and ready (--deep: and every model the router manages)")
@@ -184,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(f"--{kind}", metavar="FILE")
     c.set_defaults(func=cmd_classify)
     a.set_defaults(func=cmd_ask)
+    ca = sub.add_parser("cache", help="the response cache: stats, or clear it (--key: the server's admin key)")
+    ca.add_argument("action", choices=["stats", "clear"])
+    ca.set_defaults(func=cmd_cache)
     st = sub.add_parser("stats", help="model states and routing metrics")
     st.add_argument("--metrics-url", default="localhost:8002")
     st.set_defaults(func=cmd_stats)
