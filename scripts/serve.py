@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from launcher import FrontProcess, TritonServer, keep_router_alive
+from model_router.cache import CacheSettingError, ResponseCache, parse_cache_url
 from openai_front import API_KEY_ENV
 
 DEFAULT_LOAD = ["query_classifier", "router", "smollm2_135m_instruct"]
@@ -30,15 +31,24 @@ def main() -> int:
     ap.add_argument("--log-file", type=Path, default=None)
     ap.add_argument("--admin-key", default=os.environ.get("TMR_ADMIN_KEY"),
                     help="require this key (header admin-key) for model control (default: $TMR_ADMIN_KEY)")
+    ap.add_argument("--cache", default=os.environ.get("TMR_CACHE_URL", "memory"), metavar="URL",
+                    help="the response cache: memory (in-process, the default), off, or redis://HOST:PORT/DB "
+                         "shared by every replica (default: $TMR_CACHE_URL)")
     ap.add_argument("--openai-port", type=int, default=9000, help="port of the OpenAI-compatible API")
     ap.add_argument("--no-openai", action="store_true", help="serve Triton alone, without the OpenAI-compatible API")
     ap.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                     help=f"require 'Authorization: Bearer KEY' on the OpenAI API (default: ${API_KEY_ENV}; none: open)")
     args = ap.parse_args()
+    try:
+        parse_cache_url(args.cache, "--cache")
+    except CacheSettingError as exc:
+        ap.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # A Redis that does not answer is said now (model_router.cache warns); the router starts without it.
+    ResponseCache(args.cache, semantic_threshold=None, setting="--cache")
     server = TritonServer(model_repository=args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, load=args.load, log_file=args.log_file,
-                          admin_key=args.admin_key)
+                          admin_key=args.admin_key, env={"TMR_CACHE_URL": args.cache})
     stop = threading.Event()
     # The handler only flags: stopping inside it would deadlock on the Popen.wait it interrupted.
     signal.signal(signal.SIGINT, lambda signum, _frame: stop.set())
