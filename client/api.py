@@ -1,10 +1,8 @@
 """A small client over tritonclient: health, model control, generation (streaming over gRPC)."""
 from __future__ import annotations
 
-import json
 import queue
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -12,49 +10,20 @@ from typing import Any, Iterator
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+from tritonclient.utils import InferenceServerException
 
 from model_router.contract import classifier as classifier_contract
 from model_router.contract import router as router_contract
 from model_router.contract.errors import ErrorKind, WireError
 from model_router.contract.generation import GenerateOutput, GenerateRequest
 from model_router.contract.router import RouterAnswer, RouterRequest
-from model_router.contract.tensors import Tensors
+
+from .wire import RouterFailed, event_tensors, http_events, json_value, tensor, text_of
 
 __all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
 HEARTBEAT_S = 1.0    # asked of the router on gRPC routes: a dead router stub goes silent
 DEAD_AFTER_S = 6.0
 READY_WAIT_S = 20.0  # a retry waits this long for the router to be ready again
-
-
-def _array(value: Any) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return value
-    arr = np.array([value], dtype=np.object_ if isinstance(value, (str, bytes)) else None)
-    if arr.dtype == np.object_:
-        arr = np.array([v.encode("utf-8") if isinstance(v, str) else v for v in arr.reshape(-1)], dtype=np.object_)
-    return arr
-
-
-def _tensor(module: Any, name: str, value: Any):
-    arr = _array(value)
-    t = module.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
-    t.set_data_from_numpy(arr)
-    return t
-
-
-class RouterFailed(InferenceServerException):
-    """The router's error, decoded through the contract: `.wire.kind` (bad_input, overloaded, ...),
-    `.wire.field`, `.wire.retry_after_s`."""
-
-    def __init__(self, wire: WireError) -> None:
-        super().__init__(wire.message, status=wire.kind.value)
-        self.wire = wire
-
-    @property
-    def retryable(self) -> bool:
-        """The work died with the router's stub (or the router was not ready): Triton's error, not the router's."""
-        return not self.wire.ours and self.wire.kind not in (ErrorKind.BAD_INPUT, ErrorKind.CANCELLED)
 
 
 class Routed(RouterAnswer):
@@ -67,12 +36,6 @@ class Routed(RouterAnswer):
 
     def __getitem__(self, index: int) -> Any:
         return (self.text, self.decision)[index]
-
-
-def _event_tensors(event: dict[str, Any]) -> Tensors:
-    """An HTTP generate event's outputs as the contract's arrays."""
-    return {k: np.array(v if isinstance(v, list) else [v], dtype=np.object_ if not isinstance(v, (int, float))
-                        else None) for k, v in event.items() if k not in ("model_name", "model_version")}
 
 
 @dataclass
@@ -120,7 +83,7 @@ class RouterClient:
 
     # -- inference ------------------------------------------------------------------------------
     def _inputs(self, inputs: dict[str, Any]) -> list:
-        return [_tensor(self._mod, k, v) for k, v in inputs.items() if v is not None]
+        return [tensor(self._mod, k, v) for k, v in inputs.items() if v is not None]
 
     def infer(self, model: str, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """One request, one response (non-decoupled models, or decoupled models over HTTP)."""
@@ -143,40 +106,16 @@ class RouterClient:
         inputs: dict[str, Any] = {**GenerateRequest(prompt, sampling or {}, stream, exclude_input).encode(),
                                   **(extra or {})}
         if self.protocol == "http":
-            inputs = {k: _json_value(v) for k, v in inputs.items()}
+            inputs = {k: json_value(v) for k, v in inputs.items()}
             yield from self._http_generate(model, inputs, stream, output)
             return
         for r in self.stream_responses(model, inputs, [output]):
-            yield GenerateOutput.decode(r).text if output == "text_output" else "".join(_text(v) for v in r[output].reshape(-1))
+            yield GenerateOutput.decode(r).text if output == "text_output" else "".join(text_of(v) for v in r[output].reshape(-1))
 
     def _http_generate(self, model: str, inputs: dict[str, Any], stream: bool, output: str) -> Iterator[str]:
-        for event in self._http_events(model, inputs, stream):
+        for event in http_events(self.url, model, inputs, stream, self.headers, self.timeout):
             if output in event:
-                yield _text(event[output])
-
-    def _http_events(self, model: str, inputs: dict[str, Any], stream: bool) -> Iterator[dict[str, Any]]:
-        """Triton's generate extension: the one HTTP route that serves decoupled models."""
-        route = "generate_stream" if stream else "generate"
-        req = urllib.request.Request(f"http://{self.url}/v2/models/{model}/{route}", data=json.dumps(inputs).encode(),
-                                     headers={"Content-Type": "application/json", **(self.headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                if not stream:
-                    yield json.loads(resp.read())
-                    return
-                for line in resp:
-                    if line.startswith(b"data: "):
-                        event = json.loads(line[6:])
-                        if "error" in event:
-                            raise RouterFailed(WireError.parse(event["error"]))
-                        yield event
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace").strip().removeprefix("data: ")
-            try:
-                body = json.loads(body).get("error", body)
-            except ValueError:
-                pass
-            raise RouterFailed(WireError.parse(str(body))) from None
+                yield text_of(event[output])
 
     def stream_responses(self, model: str, inputs: dict[str, Any], outputs: list[str],
                          silence_s: float | None = None) -> Iterator[dict[str, np.ndarray]]:
@@ -228,8 +167,9 @@ class RouterClient:
             raise ValueError("attachments: send them over gRPC (protocol='grpc')")
         if self.protocol == "http":
             request = RouterRequest(text, options or {}, attachments, messages)
-            answers = (RouterAnswer.decode(_event_tensors(e), "routing" in e)
-                       for e in self._http_events(router_contract.MODEL, request.as_json(), request.stream))
+            answers = (RouterAnswer.decode(event_tensors(e), "routing" in e)
+                       for e in http_events(self.url, router_contract.MODEL, request.as_json(), request.stream,
+                                              self.headers, self.timeout))
             return self._gather(answers, on_piece)
         request = RouterRequest(text, {**(options or {}), "heartbeat_s": HEARTBEAT_S}, attachments, messages)
         delivered: list[str] = []
@@ -300,13 +240,3 @@ class RouterClient:
     def metrics(self, metrics_url: str) -> str:
         with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as resp:
             return resp.read().decode()
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _json_value(arr: np.ndarray) -> Any:
-    """One element of a contract array as Triton's HTTP generate route takes it (JSON)."""
-    value = arr.reshape(-1)[0]
-    return value.decode("utf-8") if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value

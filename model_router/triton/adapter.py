@@ -13,7 +13,6 @@ import triton_python_backend_utils as pb_utils
 
 from ..contract.errors import ErrorKind, WireError
 from ..contract.tensors import Tensors
-from ..request import decode_text
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -30,33 +29,6 @@ def param(config: dict[str, Any], key: str, default: str = "") -> str:
 def setting(config: dict[str, Any], key: str, default: str) -> str:
     """Environment TMR_<KEY> wins over the config parameter, which wins over the default."""
     return os.environ.get(f"TMR_{key.upper()}", param(config, key, default))
-
-
-def first(request: Any, name: str, default: Any = None) -> Any:
-    """The one element of input `name` (`default` when the input is absent)."""
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        return default
-    values = tensor.as_numpy().reshape(-1)
-    if values.size != 1:
-        raise InputError(name, f"expected exactly one element, got {values.size}")
-    return values[0]
-
-
-def first_text(request: Any, name: str, max_chars: int, default: bytes = b"") -> str:
-    """Input `name` as text: UTF-8, within `max_chars`."""
-    return decode_text(first(request, name, default), max_chars, name)
-
-
-def strings(name: str, values: list[str | bytes]) -> Any:
-    """A BYTES output tensor (str encoded as UTF-8)."""
-    return pb_utils.Tensor(name, np.array([v.encode("utf-8") if isinstance(v, str) else v for v in values],
-                                          dtype=np.object_))
-
-
-def respond(outputs: dict[str, str | bytes]) -> Any:
-    """One response with a one-element BYTES tensor per output."""
-    return pb_utils.InferenceResponse(output_tensors=[strings(k, [v]) for k, v in outputs.items()])
 
 
 def error_response(exc: BaseException, model: str) -> Any:

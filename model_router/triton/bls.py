@@ -20,7 +20,7 @@ import numpy as np
 from ..classifier import Classification
 from ..contract import classifier as classifier_contract
 from ..contract.errors import ErrorKind, WireError
-from ..errors import Cancelled, InputError, ServingError, TargetError, never
+from ..errors import Cancelled, ServingError, TargetError, never
 from ..registry import ModelSpec
 from ..routing.targets import target_of
 

@@ -18,18 +18,18 @@ Where the ops are applied, and why:
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from typing import Any, Callable
 
-import numpy as np
+
+from ..contract.metrics import MODEL as METRICS_MODEL
+from ..contract.metrics import MetricOps
 
 LOAD_BUCKETS = [0.5, 1, 2, 4, 8, 16, 32, 64, 128]
 BATCH_BUCKETS = [1, 2, 4, 8, 16, 32]
 CLASSIFIER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
-METRICS_MODEL = "tmr_metrics"
 
 # name: (kind, help, histogram buckets)
 Families = dict[str, tuple[str, str, list[float] | None]]
@@ -111,9 +111,9 @@ class MetricsModelSink:
         if not self._pending or time.monotonic() < self._retry_at:
             return not self._pending
         pb = self.pb
-        body = np.array([json.dumps(self._pending).encode()], dtype=np.object_)
-        response = pb.InferenceRequest(model_name=METRICS_MODEL, inputs=[pb.Tensor("ops", body)],
-                                       requested_output_names=["applied"]).exec()
+        req = MetricOps(tuple(self._pending))
+        response = pb.InferenceRequest(model_name=METRICS_MODEL, requested_output_names=list(req.outputs),
+                                       inputs=[pb.Tensor(k, v) for k, v in req.encode().items()]).exec()
         if not response.has_error():
             self._pending = []
             return True

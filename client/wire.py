@@ -1,0 +1,86 @@
+"""How the client speaks to Triton: arrays as its tensors, the HTTP generate route's events, and the
+router's errors decoded through the contract."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Iterator
+
+import numpy as np
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from model_router.contract.errors import ErrorKind, WireError
+from model_router.contract.tensors import Tensors
+
+
+def array(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    arr = np.array([value], dtype=np.object_ if isinstance(value, (str, bytes)) else None)
+    if arr.dtype == np.object_:
+        arr = np.array([v.encode("utf-8") if isinstance(v, str) else v for v in arr.reshape(-1)], dtype=np.object_)
+    return arr
+
+
+def tensor(module: Any, name: str, value: Any):
+    arr = array(value)
+    t = module.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
+    t.set_data_from_numpy(arr)
+    return t
+
+
+class RouterFailed(InferenceServerException):
+    """The router's error, decoded through the contract: `.wire.kind` (bad_input, overloaded, ...),
+    `.wire.field`, `.wire.retry_after_s`."""
+
+    def __init__(self, wire: WireError) -> None:
+        super().__init__(wire.message, status=wire.kind.value)
+        self.wire = wire
+
+    @property
+    def retryable(self) -> bool:
+        """The work died with the router's stub (or the router was not ready): Triton's error, not the router's."""
+        return not self.wire.ours and self.wire.kind not in (ErrorKind.BAD_INPUT, ErrorKind.CANCELLED)
+
+
+def event_tensors(event: dict[str, Any]) -> Tensors:
+    """An HTTP generate event's outputs as the contract's arrays."""
+    return {k: np.array(v if isinstance(v, list) else [v], dtype=np.object_ if not isinstance(v, (int, float))
+                        else None) for k, v in event.items() if k not in ("model_name", "model_version")}
+
+
+def http_events(url: str, model: str, inputs: dict[str, Any], stream: bool, headers: dict[str, str] | None,
+            timeout: float) -> Iterator[dict[str, Any]]:
+    """Triton's generate extension: the one HTTP route that serves decoupled models."""
+    route = "generate_stream" if stream else "generate"
+    req = urllib.request.Request(f"http://{url}/v2/models/{model}/{route}", data=json.dumps(inputs).encode(),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            if not stream:
+                yield json.loads(resp.read())
+                return
+            for line in resp:
+                if line.startswith(b"data: "):
+                    event = json.loads(line[6:])
+                    if "error" in event:
+                        raise RouterFailed(WireError.parse(event["error"]))
+                    yield event
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace").strip().removeprefix("data: ")
+        try:
+            body = json.loads(body).get("error", body)
+        except ValueError:
+            pass
+        raise RouterFailed(WireError.parse(str(body))) from None
+
+
+def text_of(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def json_value(arr: np.ndarray) -> Any:
+    """One element of a contract array as Triton's HTTP generate route takes it (JSON)."""
+    value = arr.reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value
