@@ -19,7 +19,7 @@ import pytest
 from client import RouterClient
 from client.samples import text_image
 from launcher import DEFAULT_MODELS_DIR, TritonServer, free_port
-from openai_front.process import FrontProcess
+from launcher import FrontProcess
 
 from .conftest import LLM, metric, start_server, stop_server
 from .observe import UNLOAD_WITHIN_S, index_states, wait_for
