@@ -494,3 +494,52 @@ def test_validate_script_runs_from_the_command_line() -> None:
     out = subprocess.run([sys.executable, str(KUBE / "validate.py")],
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and "overlays/gpu: 8 objects, valid" in out.stdout, out.stdout + out.stderr
+
+
+# -- the response cache's Redis (components/redis) -------------------------------------------------
+def with_component(tmp_path: Path, overlay: str, component: str) -> list[dict]:
+    """The overlay rendered after README's `kustomize edit add component ../../components/<component>`."""
+    shutil.copytree(KUBE, tmp_path / "kubernetes")
+    folder = tmp_path / "kubernetes" / "overlays" / overlay
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    kustomization["components"] = [f"../../components/{component}"]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return render(folder)
+
+
+def memory_bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMG]i|[kmg]b)", quantity).groups()
+    return int(number) * 1024 ** {"k": 1, "m": 2, "g": 3}[unit[0].lower()]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_optional_redis_is_one_component_away_and_the_router_finds_it(tmp_path: Path, overlay: str) -> None:
+    from model_router.cache import parse_cache_url
+
+    docs = with_component(tmp_path, overlay, "redis")
+    assert [p for d in docs for p in validate.problems(d)] == []
+    for d in docs:  # in our namespace, labelled as ours, like the rest
+        assert d["metadata"].get("namespace") == ("tmr" if d["kind"] != "Namespace" else None), d["metadata"]["name"]
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "triton-model-router"
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "tmr-redis"]
+    objs = {d["kind"]: d for d in docs if d["kind"] not in ("Service", "Deployment")}
+    env = {e["name"]: e.get("value") for e in container(objs)["env"]}
+    url = parse_cache_url(env["TMR_CACHE_URL"])
+    assert url.backend == "redis"
+    host, port = re.fullmatch(r"redis://([^:/]+):(\d+)/\d+", url.url).groups()
+    assert host == service["metadata"]["name"] and int(port) == service["spec"]["ports"][0]["port"]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (redis,) = pod["spec"]["containers"]
+    assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in redis["ports"]}
+    args = dict(zip(redis["args"][::2], redis["args"][1::2]))
+    assert args["--maxmemory-policy"] == "allkeys-lru" and args["--save"] == ""  # a cache: evicts, never persists
+    assert memory_bytes(args["--maxmemory"]) < memory_bytes(redis["resources"]["limits"]["memory"])
+    assert "TMR_CACHE_URL" not in {e["name"] for e in container(objs, "openai-front").get("env", [])}
+
+
+def test_without_the_component_each_replica_keeps_its_own_cache(rendered) -> None:
+    _, objs = rendered
+    assert "TMR_CACHE_URL" not in {e["name"] for e in container(objs)["env"]}  # the router's default: memory
+    assert "Deployment" not in objs
