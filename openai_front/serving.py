@@ -26,6 +26,8 @@ async def answer(request: Request, call: RouterCall) -> RouterAnswer:
 
 async def chat(request: Request, req: ChatCompletionRequest) -> Response:
     call = chat_call(req)
+    if "no-cache" in request.headers.get("cache-control", "").lower():  # a fresh answer, not the cache's
+        call.request.options["cache"] = "off"
     events = _router(request).events(call)
     if req.stream:
         # The router refuses a request before its first piece: wait for that piece, so that a refusal
