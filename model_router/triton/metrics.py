@@ -129,10 +129,11 @@ class MetricsModelSink:
 
 class _Recorder:
     """Turns events into ops and hands them in batches, in order, to `deliver` on a thread of its own:
-    a request never waits for a metric."""
+    a request never waits for a metric. Ops gather for up to `gather_s` after the first, so that a busy
+    router makes a few deliveries a second rather than one per request (each one a BLS call)."""
 
-    def __init__(self, deliver: Callable[[list[Op]], Any]) -> None:
-        self._deliver = deliver
+    def __init__(self, deliver: Callable[[list[Op]], Any], gather_s: float = 0.0) -> None:
+        self._deliver, self._gather_s = deliver, gather_s
         self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
         self._thread.start()
@@ -145,6 +146,8 @@ class _Recorder:
             except queue.Empty:
                 op = ()
             batch: list[Op] = [op] if op else []
+            if op and self._gather_s:
+                time.sleep(self._gather_s)  # let the ops of requests running now join this delivery
             while op is not None:
                 try:
                     op = self._ops.get_nowait()
@@ -176,9 +179,11 @@ class _Recorder:
 class RouterMetrics(_Recorder):
     """The router's events, delivered by a MetricsModelSink."""
 
+    GATHER_S = 0.25
+
     def __init__(self, sink: MetricsModelSink) -> None:
         self.sink = sink  # closed first by the router's finalize: what is queued is delivered, nothing loaded
-        super().__init__(sink)
+        super().__init__(sink, self.GATHER_S)
 
     def decision(self, use_case: str, model: str) -> None:
         self._add("tmr_routing_decisions_total", use_case=use_case, model=model)

@@ -8,6 +8,7 @@ queue, so that probes pass while the router is full.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
