@@ -83,7 +83,10 @@ class TritonPythonModel:
     def _router(self, repository: Path) -> Router:
         bls, name = Bls(pb_utils), self.profile.name
         cache = RouterCache(self.cache, name, revision_of(self.registry, name, repository), self.settings.cache_mode)
-        return Router(self.registry, name, bls.classify, bls.invoke, self.loader, self.health,
+        # A query seen lately is not classified again: the classifier is a pure function of the text and
+        # attachment kinds, and its BLS hop is most of the router's own cost on a short answer.
+        classify = functools.lru_cache(maxsize=4096)(bls.classify)
+        return Router(self.registry, name, classify, bls.invoke, self.loader, self.health,
                       self.metrics, recovering=self.recovery.recovering, on_target_error=self.recovery.suspect,
                       admin_key=self.settings.admin_key, cache=cache)
 
