@@ -14,8 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
-from launcher import TritonServer
-from openai_front.process import FrontProcess
+from launcher import FrontProcess, TritonServer
 
 from .conftest import LLM, metric
 from .test_openai import KEY, error_of, start_front, stop_front
