@@ -15,6 +15,10 @@ from .process import free_port, group_members, spawn, stop_group, tail, wait_unt
 
 log = logging.getLogger(__name__)
 
+# What Triton 24.10 logs before it exits with 1 when a stop outlasts --exit-timeout-secs. On SIGTERM it
+# first waits for open HTTP connections, then for every model to unload, both within that one timeout.
+EXIT_TIMEOUT_EXPIRED = "Exit timeout expired"
+
 
 @dataclass
 class TritonServer:
@@ -143,6 +147,10 @@ class TritonServer:
         # A killed server cannot remove its stubs' shared-memory regions: remove them here.
         for region in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
             region.unlink(missing_ok=True)
+        if rc == 1 and EXIT_TIMEOUT_EXPIRED in self.tail(5):
+            log.warning("tritonserver exited with 1: its exit timeout ran out before every model had unloaded "
+                        "(an HTTP client still connected, or stubs slow to tear down on a busy machine); any "
+                        "stub it left was killed. See %s", self.log_file)
         return rc
 
     def group_pids(self) -> list[int]:
