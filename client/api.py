@@ -193,14 +193,16 @@ class RouterClient:
             yield RouterAnswer.decode(out, "routing" in out)
 
     def _wait_ready(self, model: str) -> None:
+        """Until the router answers a health check (ahead of its queue): Triton 24.10 still calls a
+        router whose stub died READY."""
+        probe = RouterRequest("", {"health": True})
         deadline = time.monotonic() + READY_WAIT_S
         while time.monotonic() < deadline:
             try:
-                if self.is_ready(model):
+                for _ in self.stream_responses(model, probe.encode(), ["routing"], silence_s=2.0):
                     return
             except InferenceServerException:
-                pass
-            time.sleep(0.25)
+                time.sleep(0.25)
 
     @staticmethod
     def _gather(answers: Iterator[RouterAnswer], on_piece: Any) -> Routed:

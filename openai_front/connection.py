@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from model_router.contract import router as contract
 from model_router.contract.errors import WireError
-from model_router.contract.router import RouterAnswer
+from model_router.contract.router import RouterAnswer, RouterRequest
 
 from .errors import ApiError, from_wire, router_gone, unreachable
 from .translate import RouterCall
@@ -91,11 +91,23 @@ class RouterConnection:
                 yield answer
 
     async def _wait_ready(self) -> None:
+        """Until the router answers a health check (answered ahead of its queue): Triton 24.10 still
+        calls a router whose stub died READY, so readiness alone would send the retry to the dead one."""
         deadline = time.monotonic() + READY_WAIT_S
-        while time.monotonic() < deadline and not await self.ready():
+        while time.monotonic() < deadline and not await self.alive():
             await asyncio.sleep(0.25)
 
-    async def _attempt(self, call: RouterCall) -> AsyncIterator[RouterAnswer]:
+    async def alive(self, within_s: float = 2.0) -> bool:
+        probe = RouterCall(RouterRequest("", {"health": True}))
+        try:
+            async for answer in self._attempt(probe, within_s):
+                if answer.final:
+                    return True
+        except ApiError:
+            return False
+        return False
+
+    async def _attempt(self, call: RouterCall, silence_s: float | None = None) -> AsyncIterator[RouterAnswer]:
         done = asyncio.Event()
 
         async def requests() -> AsyncIterator[dict[str, Any]]:
@@ -109,11 +121,11 @@ class RouterConnection:
         try:
             while True:
                 try:
-                    result, error = await asyncio.wait_for(anext(stream), DEAD_AFTER_S)
+                    result, error = await asyncio.wait_for(anext(stream), silence_s or DEAD_AFTER_S)
                 except StopAsyncIteration:
                     break
                 except asyncio.TimeoutError:
-                    raise router_gone(f"no response nor heartbeat for {DEAD_AFTER_S:.0f} s") from None
+                    raise router_gone(f"no response nor heartbeat for {silence_s or DEAD_AFTER_S:.0f} s") from None
                 if error is not None:
                     finished = True
                     await _close(stream, done)

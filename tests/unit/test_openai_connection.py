@@ -135,11 +135,19 @@ def test_a_client_that_leaves_mid_answer_cancels_it() -> None:
 
 def test_work_that_died_before_its_first_piece_is_retried_once(monkeypatch) -> None:
     monkeypatch.setattr("openai_front.connection.DEAD_AFTER_S", 0.2)
+    alive: list[bool] = []
+
+    async def answers_health(self) -> bool:  # the reloaded router answers its health check
+        alive.append(True)
+        return True
+
+    monkeypatch.setattr(RouterConnection, "alive", answers_health)
     conn, client = _connection([(_Result("Paris", True, {"model": "m"}), None)])
     client.dead = 1
     events = asyncio.run(_all(conn))
     assert events == [RouterAnswer("Paris", True, {"model": "m"})]
     assert len(client.streams) == 2 and client.streams[0].cancelled  # the silent call was given up
+    assert alive == [True]  # the retry waited for a router that answers
 
 
 def test_a_stream_that_dies_after_a_piece_ends_with_an_error_not_a_retry(monkeypatch) -> None:
