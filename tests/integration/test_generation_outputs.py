@@ -97,7 +97,8 @@ def test_an_answer_that_ends_by_itself_says_stop(server) -> None:
     assert cut["text_output"] == whole["text_output"], (cut, whole)
     # The same request streamed counts the same tokens, response by response.
     streamed = responses(server.grpc_url, SHORT, sampling, stream=True)
-    assert sum(int(r["num_output_tokens"]) for r in streamed) == made and text(streamed) == whole["text_output"].decode()
+    assert sum(int(r["num_output_tokens"]) for r in streamed) == made
+    assert text(streamed) == whole["text_output"].decode()
     assert streamed[-1]["finish_reason"] == b"stop"
 
 

@@ -36,7 +36,7 @@ class TextGenerator:
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
         vocab_size = self.model.get_output_embeddings().weight.shape[0]  # the logits' width
-        self.grammars = Grammars(lambda: hf_tokenizer(self.tokenizer, vocab_size, eos - {None}), vocab_size)
+        self.grammars = Grammars(lambda: hf_tokenizer(self.tokenizer, vocab_size, eos - {None}), vocab_size, warm=True)
         self.batcher = ContinuousBatcher(self.model, self._decode, eos - {None}, device, max_batch_size,
                                          max_batch_tokens, gather_s, events)
 
