@@ -23,12 +23,14 @@ from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
 from .decision import Done, Event, Piece, RoutingDecision
-from ..vocabulary import USE_CASE_TRAITS
+from ..vocabulary import USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
 from .targets import Output, Prepared, target_of
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
+CLASSIFIER = "query_classifier"
+CONFIDENCE_HEADS = ("use_case", "language", "complexity", "modality")
 
 
 class Invoke(Protocol):
@@ -131,12 +133,12 @@ class Router:
     def _decide(self, request: RouteRequest) -> _Plan:
         opts = request.options
         t0 = self.clock()
-        c = self.classify(request.text, request.kinds)
+        c, unavailable = self._classify(request)
         classifier_s = self.clock() - t0
         self.metrics.classifier_latency(classifier_s)
         use_case, reason = effective_use_case(c, opts.use_case, request.kinds, opts.wants_tools or opts.constrained)
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
-                                   reason=reason, classifier_ms=round(classifier_s * 1000, 2))
+                                   reason=unavailable + reason, classifier_ms=round(classifier_s * 1000, 2))
         forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
         query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
                       force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained)
@@ -158,6 +160,20 @@ class Router:
     def _unhealthy(self, model: str) -> bool:
         """Recovering or cooling down: an answer that passed it over is a stand-in's."""
         return bool(self.live.recovering(model)) or self.live.cooling_s(model) > 0
+
+    def _classify(self, request: RouteRequest) -> tuple[Classification, str]:
+        """The classification, or, while the classifier cannot answer (its stub died and is being
+        reloaded), one read from the attachments alone, said in the reason: a request is still served."""
+        try:
+            return self.classify(request.text, request.kinds), ""
+        except InputError:
+            raise
+        except ServingError as exc:
+            self.on_target_error(CLASSIFIER, str(exc))
+            modality = modality_of(request.kinds)
+            use_case = {"video": "video", "image": "multimodal", "audio": "stt"}.get(modality, "agent")
+            return (Classification(use_case, "en", "medium", modality, dict.fromkeys(CONFIDENCE_HEADS, 0.0)),
+                    f"classifier unavailable ({exc}): read from the attachments; ")
 
     def _is_admin(self, key: str | None) -> bool:
         if key is None:

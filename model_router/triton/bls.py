@@ -91,10 +91,15 @@ class Bls:
     def __init__(self, pb: Any, classifier: str = "query_classifier") -> None:
         self.pb, self.classifier = pb, classifier
 
-    def classify(self, text: str, kinds: tuple[str, ...]) -> Classification:
+    def classify(self, text: str, kinds: tuple[str, ...], timeout_s: float = 5.0) -> Classification:
+        """The classifier's answer within `timeout_s` (a classifier whose stub died never answers)."""
         pb, req = self.pb, classifier_contract.ClassifyRequest(text, kinds)
-        resp = pb.InferenceRequest(model_name=self.classifier, requested_output_names=list(req.outputs),
-                                   inputs=[pb.Tensor(k, v) for k, v in req.encode().items()]).exec()
+        call = pb.InferenceRequest(model_name=self.classifier, requested_output_names=list(req.outputs),
+                                   inputs=[pb.Tensor(k, v) for k, v in req.encode().items()])
+        try:
+            resp = next(with_deadline(lambda: [call.exec()], timeout_s))
+        except StreamTimeout:
+            raise ServingError(f"{self.classifier}: no answer within {timeout_s:.0f} s") from None
         if resp.has_error():
             wire = _wire(pb, resp.error())
             if wire.kind is ErrorKind.BAD_INPUT:

@@ -175,3 +175,16 @@ def test_a_request_cancelled_before_its_steps_runs_none_of_them() -> None:
     with pytest.raises(Cancelled, match="before step read_image"):
         list(router.route(make_request("What does it say?", {"image": b"png"}, None), cancelled=lambda: True))
     assert calls == []
+
+
+def test_a_classifier_that_cannot_answer_leaves_the_request_to_the_general_assistant() -> None:
+    router, calls, _ = build()
+    heard: list[tuple[str, str]] = []
+
+    def dead(text: str, kinds: tuple[str, ...]) -> Classification:
+        raise ServingError("query_classifier: no answer within 5 s")
+
+    router.classify, router.on_target_error = dead, lambda model, error: heard.append((model, error))
+    decision, text, _ = unpack(list(router.route(req()))[-1])
+    assert text == "Paris" and decision.model == PRIMARY and decision.use_case == "agent"
+    assert decision.reason.startswith("classifier unavailable") and heard[0][0] == "query_classifier"
