@@ -1,5 +1,6 @@
 """The response cache on a real redis-server (Debian's, started here on a free port), seen from a plain
-Redis client beside it; and, once the router takes options.cache, through the router itself."""
+Redis client beside it; then through routers on that Redis (real tritonservers), seen from their
+clients, Redis itself, Triton's repository index and the LLM backend's own token counter."""
 from __future__ import annotations
 
 import os
@@ -19,10 +20,11 @@ from client.api import InferenceServerException
 from model_router.cache import CachedAnswer, ResponseCache, key_of, scope_of
 from model_router.cache import cache as cache_module
 from model_router.cache.keys import KEY_PREFIX
-from model_router.request import RouteOptions
+from launcher import TritonServer
 
 from ..unit.test_cache_keys import BASE, DIFFERENT, variant
-from .observe import is_alive, wait_for
+from .conftest import LLM, metric, start_server, stop_server
+from .observe import is_alive, model_states, wait_for
 
 pytestmark = pytest.mark.integration
 ANSWER = CachedAnswer(text="Paris.", pieces=["Par", "is."], audio=b"RIFF\x00\x01fake wav", visemes=[{"t": 0, "v": "p"}],
@@ -160,35 +162,143 @@ def test_semantic_hits_are_shared_across_instances(redis_server: RedisServer) ->
         assert (answer == ANSWER) is hit, why
 
 
-# Through the router: a repeated greedy request is a hit with the same answer; a sampled one never is.
-GREEDY = {"sampling_parameters": {"max_tokens": 8, "temperature": 0}, "cache": "exact"}
+# -- through the router: two tritonservers on one Redis --------------------------------------------
+ADMIN_KEY = "cache-test-key"
+GREEDY = {"sampling_parameters": {"max_tokens": 8, "temperature": 0}}
 
 
-@pytest.fixture
-def router_with_cache(request: pytest.FixtureRequest):
-    """The shared server's router, asked for only once the router takes options.cache: a static `router`
-    argument would start tritonserver for this module even while these tests skip."""
-    if "cache" not in RouteOptions.model_fields:
-        pytest.skip("the router does not take options.cache yet")
-    return request.getfixturevalue("router")
+@pytest.fixture(scope="module")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """The module's Redis, in a list: the test that kills it puts its replacement (same port) there."""
+    servers = [RedisServer(tmp_path_factory.mktemp("redis"))]
+    yield servers
+    servers[-1].stop()
 
 
-def test_repeated_greedy_request_is_a_hit_with_the_same_answer(router_with_cache) -> None:
-    client = RouterClient(router_with_cache.http_url)
+def _router_on(redis_server: RedisServer, load: list[str]) -> TritonServer:
+    return start_server(["query_classifier", "router", *load], admin_key=ADMIN_KEY,
+                        env={"TMR_CACHE_URL": redis_server.url})
+
+
+@pytest.fixture(scope="module")
+def first(shared_redis: list[RedisServer]) -> Iterator[TritonServer]:
+    server = _router_on(shared_redis[0], [LLM])
+    yield server
+    stop_server(server)
+
+
+def tokens(server: TritonServer) -> float:
+    """Tokens the LLM's backend generated (its own counter, on Triton's metrics port)."""
+    return metric(server, "tmr_generation_tokens_total", absent=0.0, model=LLM)
+
+
+def ask(server: TritonServer, text: str, options: dict | None = None, protocol: str = "http",
+        pieces: list[str] | None = None):
+    client = RouterClient(server.http_url if protocol == "http" else server.grpc_url, protocol)
+    try:
+        return client.route(text, {**GREEDY, **(options or {})}, on_piece=pieces.append if pieces is not None else None)
+    finally:
+        client._client.close()
+
+
+def test_a_repeated_greedy_request_is_a_hit_with_the_same_answer(first: TritonServer,
+                                                                 shared_redis: list[RedisServer]) -> None:
     question = f"Name one colour of the rainbow ({os.getpid()})."
-    first = client.route(question, GREEDY)
-    assert first.decision["cache"] in ("miss", "hit")
-    second = client.route(question.upper(), GREEDY)
-    assert second.decision["cache"] == "hit" and second.text == first.text
+    answer = ask(first, question)
+    assert answer.decision["cache"] == "miss" and answer.text
+    held, spent = ours(shared_redis[-1]), tokens(first)
+    assert held and spent > 0
+    again = ask(first, "  " + question.upper().replace(" ", "  "))  # the same question, typed otherwise
+    assert again.decision["cache"] == "hit" and again.text == answer.text
+    assert again.decision["model"] == answer.decision["model"] and again.usage == answer.usage
+    assert tokens(first) == spent and ours(shared_redis[-1]) == held  # nothing generated, nothing added
 
 
-def test_sampled_request_is_never_cached(router_with_cache) -> None:
-    client = RouterClient(router_with_cache.http_url)
-    sampled = {"sampling_parameters": {"max_tokens": 8, "temperature": 0.9}, "cache": "exact"}
+def test_a_streamed_request_served_from_the_cache_streams_the_cached_pieces(first: TritonServer) -> None:
+    question, streamed, replayed = f"Write one sentence about the sea ({os.getpid()}).", [], []
+    text = {"stream": True, "use_case": "agent"}  # a text answer (a "say ..." may be read aloud instead)
+    answer = ask(first, question, text, "grpc", streamed)
+    assert answer.decision["cache"] == "miss" and len(streamed) > 1
+    spent = tokens(first)
+    again = ask(first, question, text, "grpc", replayed)
+    assert again.decision["cache"] == "hit" and replayed == streamed and tokens(first) == spent
+    whole = ask(first, question, {"use_case": "agent"})  # asked whole, the same cached answer
+    assert whole.decision["cache"] == "hit" and whole.text == "".join(streamed)
+
+
+def test_a_sampled_request_without_a_seed_is_never_cached(first: TritonServer,
+                                                          shared_redis: list[RedisServer]) -> None:
+    held = ours(shared_redis[-1])
+    sampled = {"sampling_parameters": {"max_tokens": 8, "temperature": 0.9}}
     for _ in range(2):
-        assert client.route(f"Say a random word ({os.getpid()}).", sampled).decision["cache"].startswith("skipped")
+        spent = tokens(first)
+        answer = ask(first, f"Say a random word ({os.getpid()}).", sampled)
+        assert answer.decision["cache"].startswith("skipped: sampled without a seed")
+        assert tokens(first) > spent
+    assert ours(shared_redis[-1]) == held
+    seeded = {"sampling_parameters": {"max_tokens": 8, "temperature": 0.9, "seed": 5}}
+    assert [ask(first, f"Say a random word ({os.getpid()}).", seeded).decision["cache"] for _ in range(2)] == \
+        ["miss", "hit"]
 
 
-def test_cache_mode_outside_the_three_is_refused_by_name(router_with_cache) -> None:
+@pytest.mark.parametrize("change", [{"sampling_parameters": {"max_tokens": 9, "temperature": 0}},
+                                    {"language": "hi"}, {"use_case": "agent"}, {"prefer": "cost"},
+                                    {"response_format": {"type": "json_object"}}])
+def test_an_answer_changing_field_is_another_key(first: TritonServer, shared_redis: list[RedisServer],
+                                                 change: dict) -> None:
+    question = f"What is two plus two ({os.getpid()})?"
+    ask(first, question)
+    held = ours(shared_redis[-1])
+    changed = ask(first, question, change)
+    assert changed.decision["cache"] == "miss" and len(ours(shared_redis[-1])) == len(held) + 1
+    assert ask(first, question).decision["cache"] == "hit"
+
+
+def test_cache_off_and_a_mode_outside_the_three(first: TritonServer) -> None:
+    question = f"Name a planet ({os.getpid()})."
+    ask(first, question)
+    assert ask(first, question, {"cache": "off"}).decision["cache"] == "skipped: off"
     with pytest.raises(InferenceServerException, match="options.cache"):
-        RouterClient(router_with_cache.http_url).route("hi", {"cache": "sometimes"})
+        ask(first, question, {"cache": "sometimes"})
+
+
+def test_two_routers_on_one_redis_share_hits(first: TritonServer, shared_redis: list[RedisServer]) -> None:
+    second = _router_on(shared_redis[-1], [])  # no LLM: a hit must not need one
+    try:
+        question = f"What is the capital of Japan ({os.getpid()})?"
+        answer = ask(first, question)
+        again = ask(second, question)
+        assert again.decision["cache"] == "hit" and again.text == answer.text
+        states = model_states(RouterClient(second.http_url, headers=second.admin_headers))
+        assert states.get(LLM) != "READY"  # answered without loading a model, seen from Triton's index
+    finally:
+        stop_server(second)
+
+
+def test_cache_stats_and_clear_behind_the_admin_key(first: TritonServer, shared_redis: list[RedisServer]) -> None:
+    client = RouterClient(first.http_url)
+    report = client.deep_health()["cache"]
+    assert report["backend"] == "redis" and report["healthy"] is True and report["bytes"] > 0
+    with pytest.raises(InferenceServerException, match="options.admin_key"):
+        client.cache("clear")
+    assert ours(shared_redis[-1])
+    assert client.cache("stats", ADMIN_KEY)["hits"] >= 1
+    assert client.cache("clear", ADMIN_KEY)["cleared"] > 0 and ours(shared_redis[-1]) == []
+    client._client.close()
+
+
+def test_redis_killed_mid_run_requests_keep_being_answered(first: TritonServer, shared_redis: list[RedisServer],
+                                                          tmp_path: Path) -> None:
+    question = f"Name a fruit ({os.getpid()})."
+    ask(first, question)
+    errors = metric(first, "tmr_cache_errors_total", absent=0.0)
+    shared_redis[-1].stop(signal.SIGKILL)
+    answer = ask(first, question)  # was held; Redis is gone: answered by the model instead
+    assert answer.text and answer.decision["cache"].startswith("skipped: cache unavailable")
+    assert metric(first, "tmr_cache_errors_total") > errors
+    report = RouterClient(first.http_url).deep_health()["cache"]
+    assert report["healthy"] is False and report["last_error"]
+    # Redis back on its port (empty): the router takes it up again by itself.
+    shared_redis.append(RedisServer(tmp_path, shared_redis[-1].port))
+    assert wait_for(lambda: ask(first, question).decision["cache"] in ("miss", "hit"), 30, poll_s=1)
+    assert ask(first, question).decision["cache"] == "hit"
