@@ -21,8 +21,8 @@ from model_router.contract.router import RouterAnswer, RouterRequest
 from .wire import RouterFailed, event_tensors, http_events, json_value, tensor, text_of
 
 __all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
-HEARTBEAT_S = 1.0    # asked of the router on gRPC routes: a dead router stub goes silent
-DEAD_AFTER_S = 6.0
+HEARTBEAT_S = 0.5    # asked of the router on gRPC routes: a dead router stub goes silent
+DEAD_AFTER_S = 4.0
 READY_WAIT_S = 20.0  # a retry waits this long for the router to be ready again
 
 

@@ -26,8 +26,8 @@ from .translate import RouterCall
 
 log = logging.getLogger(__name__)
 CLOSE_S = 5.0
-HEARTBEAT_S = 1.0   # asked of the router on every call
-DEAD_AFTER_S = 6.0  # silence that means its stub died (beats come every second, even while it waits)
+HEARTBEAT_S = 0.5   # asked of the router on every call
+DEAD_AFTER_S = 4.0  # silence that means its stub died (beats come twice a second, even while it waits)
 READY_WAIT_S = 20.0  # how long a retry waits for the router to be ready again (its watchdog reloads it in ~2 s)
 
 
