@@ -9,8 +9,7 @@ Guarantees, under any number of concurrent callers:
   free, and a model whose unload never finishes (its stub died) stays counted;
 - the view is Triton's before any decision: models loaded or loading by anyone are counted, and memory
   found over the budget is freed by evicting idle unpinned models.
-The control calls run on the caller's thread, outside the lock: a load never stalls traffic to models
-that are already loaded.
+Control calls run on the caller's thread, outside the lock: a load never stalls traffic to loaded models.
 """
 from __future__ import annotations
 
@@ -26,11 +25,9 @@ from .planner import Budget, Limits, ModelState, ModelStatus, Plan, Planner, in_
 from .rounds import Rounds
 
 __all__ = ["Lease", "Limits", "LoadError", "LoaderEvents", "ModelControl", "ModelLoader", "ModelStatus"]
-
 log = logging.getLogger(__name__)
 
-UNLOADED, LOADING, LOADED, UNLOADING, STUCK = (ModelStatus.UNLOADED, ModelStatus.LOADING, ModelStatus.LOADED,
-                                               ModelStatus.UNLOADING, ModelStatus.STUCK)
+UNLOADED, LOADING, LOADED, UNLOADING, STUCK = ModelStatus  # noqa: the enum's members, in order
 
 
 class ModelLoader:
@@ -41,10 +38,12 @@ class ModelLoader:
                  memory_budget_mb: float, gpu_memory_budget_mb: float = 0.0, gpu: GpuMemory | None = None,
                  idle_unload_s: float = 0.0, unload_timeout_s: float = 120.0, limits: Limits = Limits(),
                  measure: Callable[[str], tuple[float, float]] | None = None,
-                 events: LoaderEvents | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        """`models` maps each manageable model to (memory_mb, gpu_memory_mb, pinned); `measure(name)`
-        returns what a loaded model's processes hold (host MB, GPU MB)."""
+                 events: LoaderEvents | None = None, clock: Callable[[], float] = time.monotonic,
+                 overrides: Callable[[str], tuple[str, dict[str, bytes]] | None] | None = None) -> None:
+        """`models`: each manageable model's (memory_mb, gpu_memory_mb, pinned); `measure(name)`: what its
+        processes hold (host MB, GPU MB); `overrides(name)`: its (config, files), if any (vLLM's GPU share)."""
         self.control, self.gpu, self.clock, self.measure = control, gpu, clock, measure
+        self.overrides = overrides
         self.planner = Planner(Budget(memory_budget_mb, gpu_memory_budget_mb), limits, idle_unload_s)
         self.unload_timeout_s = unload_timeout_s
         self.events = events or LoaderEvents()
@@ -173,7 +172,9 @@ class ModelLoader:
                 self._unload(v, "evicted")
             self._ensure_gpu_free(st)
             t0 = self.clock()
-            self.control.load(st.name, config) if config else self.control.load(st.name)
+            override = self.overrides(st.name) if self.overrides else None  # a recovery's config wins
+            self.control.load(st.name, config or override[0], override[1]) if override else \
+                self.control.load(st.name, config) if config else self.control.load(st.name)
             load_s = self.clock() - t0
         except Exception as exc:
             with self._cond:

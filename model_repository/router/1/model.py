@@ -34,7 +34,7 @@ from model_router.serving.stubs import host_mb, stub_pids
 from model_router.settings import RouterSettings
 from model_router.triton.adapter import FINAL, error_response, getter, response
 from model_router.triton.bls import Bls
-from model_router.triton.control import TritonModelControl
+from model_router.triton.control import TritonModelControl, vllm_override
 from model_router.triton.metrics import MetricsModelSink, RouterMetrics
 
 FINALIZE_WAIT_S = 10.0
@@ -44,6 +44,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.settings = s = RouterSettings.read(json.loads(args["model_config"]))
         self.registry, self.profile = s.load_registry()
+        self.repository = Path(args["model_repository"]).parent
         self.gpu = detect_gpu() if self.profile.name == "gpu" else None
         self.control = TritonModelControl(s.control_url, {"admin-key": s.admin_key} if s.admin_key else None)
         self.metrics = RouterMetrics(MetricsModelSink(pb_utils, self.control.load))
@@ -52,7 +53,7 @@ class TritonPythonModel:
         self.recovery = self._recovery()
         # An unreachable Redis is a warning and no cache until it answers (tmr health --deep says so).
         self.cache = ResponseCache(s.cache_url, int(s.cache_max_mb * 2**20), s.cache_ttl_s, metrics=self.metrics)
-        self.router = self._router(Path(args["model_repository"]).parent)
+        self.router = self._router(self.repository)
         self.pool = ThreadPoolExecutor(s.workers, thread_name_prefix="route")
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
         self.loader.start_reaper(extra=self.recovery.check)
@@ -72,9 +73,17 @@ class TritonPythonModel:
             s.gpu_memory_budget_mb if s.gpu_memory_budget_mb is not None else self.profile.gpu_memory_budget_mb,
             gpu=self.gpu, idle_unload_s=s.idle_unload_s if s.idle_unload_s is not None else self.profile.idle_unload_s,
             limits=Limits(min_residency_s=s.min_residency_s, max_loads=s.max_loads, load_window_s=s.load_window_s),
-            measure=self._measure,
+            measure=self._measure, overrides=self._gpu_share if self.gpu else None,
             events=LoaderEvents(loaded=self.metrics.loaded, load_failed=self.metrics.load_failed,
                                 evicted=self.metrics.evicted, measured=self.metrics.measured))
+
+    def _gpu_share(self, model: str) -> tuple[str, dict[str, bytes]] | None:
+        """A vLLM model (its engine arguments in 1/model.json) loads with gpu_memory_utilization sized from
+        its registry GPU memory and this card's real total, so that one repository fits 40-141 GB cards."""
+        folder = self.repository / model
+        if not (folder / "1" / "model.json").is_file():
+            return None
+        return vllm_override(folder, self.gpu.total_mb(), self.registry.model(model).gpu_memory_mb)
 
     def _recovery(self) -> Recovery:
         return Recovery(self.loader, stub_pids, self.control.config, backoff_s=self.settings.recovery_backoff_s,
