@@ -18,6 +18,10 @@ ATTACHMENT_KINDS: tuple[str, ...] = get_args(Attachment)
 PROFILES: tuple[str, ...] = get_args(ProfileName)
 
 
+# The use case a request's primary input suggests when nothing else can say (the classifier is down).
+USE_CASE_OF_MODALITY: dict[str, str] = {"video": "video", "image": "multimodal", "audio": "stt", "text": "agent"}
+
+
 def modality_of(attachments: tuple[str, ...]) -> str:
     """The primary input: the richest attachment, else text."""
     return next((kind for kind in ("video", "image", "audio") if kind in attachments), "text")

@@ -23,7 +23,7 @@ from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
 from .decision import Done, Event, Piece, RoutingDecision
-from ..vocabulary import USE_CASE_TRAITS, modality_of
+from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
 from .targets import Output, Prepared, target_of
@@ -171,8 +171,8 @@ class Router:
         except ServingError as exc:
             self.on_target_error(CLASSIFIER, str(exc))
             modality = modality_of(request.kinds)
-            use_case = {"video": "video", "image": "multimodal", "audio": "stt"}.get(modality, "agent")
-            return (Classification(use_case, "en", "medium", modality, dict.fromkeys(CONFIDENCE_HEADS, 0.0)),
+            return (Classification(USE_CASE_OF_MODALITY[modality], "en", "medium", modality,
+                                   dict.fromkeys(CONFIDENCE_HEADS, 0.0)),
                     f"classifier unavailable ({exc}): read from the attachments; ")
 
     def _is_admin(self, key: str | None) -> bool:
