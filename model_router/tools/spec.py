@@ -1,8 +1,8 @@
 """The tools, tool_choice and response_format of a request (OpenAI's shapes), validated.
 
 A schema is checked twice before anything reaches an engine: as JSON Schema (jsonschema's
-check_schema) and by the grammar engine that will enforce it (xgrammar compiles it without a
-tokenizer), so that an engine never meets a schema it cannot compile.
+check_schema) and by the grammar engine that will enforce it (llguidance, as our backend uses it,
+validates it without a tokenizer), so that an engine never meets a schema it cannot compile.
 """
 from __future__ import annotations
 
@@ -114,10 +114,12 @@ def check_schema(schema: str, field: str) -> None:
         where = "/".join(str(p) for p in exc.path)
         raise InputError(field, f"not a valid JSON schema{f' at {where}' if where else ''}: {exc.message}") from None
     try:
-        import xgrammar
+        from llguidance import LLMatcher
     except ImportError:  # no grammar engine in this process: the engine's own check stands
         return
     try:
-        xgrammar.Grammar.from_json_schema(schema)
-    except Exception as exc:  # xgrammar raises RuntimeError/ValueError with its reason
-        raise InputError(field, f"the grammar engine cannot compile this schema: {str(exc)[:300]}") from None
+        problem = LLMatcher.validate_grammar(LLMatcher.grammar_from_json_schema(schema))
+    except (ValueError, RuntimeError) as exc:
+        problem = str(exc)
+    if problem:
+        raise InputError(field, f"the grammar engine cannot compile this schema: {' '.join(problem.split())[:300]}")

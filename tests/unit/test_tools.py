@@ -35,6 +35,8 @@ def request(**options):
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nope"}}}},
      "options.response_format.json_schema.schema"),
     ({"response_format": {"type": "json_schema"}}, "options.response_format.json_schema"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "string", "pattern": "(a"}}}},
+     "options.response_format.json_schema.schema"),  # valid JSON Schema, but no grammar engine compiles it
     ({"response_format": {"type": "yaml"}}, "options.response_format.type"),
     ({"tools": [dict(WEATHER, function=dict(WEATHER["function"], name=f"f{i}")) for i in range(65)]}, "options.tools"),
 ])
