@@ -31,7 +31,7 @@ def stop_server(server: TritonServer, killed: bool = False, timeout: float = 30.
     assert server_processes(server) == {}, "processes of the server outlived it"
     assert shm_regions(server) == [], "shared-memory regions of the server outlived it"
     if killed:
-        assert rc == -signal.SIGKILL, f"tritonserver exited with {rc}, not killed by the launcher; see {server.log_file}"
+        assert rc == -signal.SIGKILL, f"tritonserver exited with {rc}, not killed; see {server.log_file}"
         return
     # A negative return code is a signal: tritonserver crashed (SIGSEGV, SIGABRT) or had to be killed.
     assert rc is not None and rc >= 0, f"tritonserver died of signal {-(rc or 0)}; see {server.log_file}"

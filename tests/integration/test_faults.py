@@ -23,7 +23,8 @@ from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
-SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
+# The response cache off: each answer is the model's own, now (a replayed answer proves nothing about loads or health).
+SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}, "cache": "off"}
 COOLDOWN_S = 2.0
 # Long enough that the answer is still streaming when the stub is killed after its first piece.
 STORY = ("Write a very long story about a dragon.", {"max_tokens": 96, "temperature": 0})
@@ -54,7 +55,7 @@ RELOAD_AFTER_S = 20
 def stream_story(server: TritonServer, timeout_s: float, pieces: list[str], first: threading.Event) -> dict:
     """The long story through the router, by name and without fallback; {"text"/"error": ...}."""
     options = {"stream": True, "model": LLM, "allow_fallback": False, "timeout_s": timeout_s,
-               "sampling_parameters": STORY[1]}
+               "sampling_parameters": STORY[1], "cache": "off"}
     try:
         text, decision = RouterClient(server.grpc_url, "grpc", timeout=timeout_s + 60).route(
             STORY[0], options, on_piece=lambda p: (pieces.append(p), first.set()))

@@ -28,7 +28,8 @@ from .router_setup import LLM, LLM_BF16, ONE_LLM_BUDGET_MB, make_repository, sta
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
-SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}}
+# The response cache off: each answer is the model's own, now (a replayed answer proves nothing about loads or health).
+SHORT = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}, "cache": "off"}
 BACKOFF_S = 15.0
 HEAL_WITHIN_S = 120.0  # a bound on the wait, far above a load (~5-15 s here); speed is bench_heal's
 PINNED = ("query_classifier", "router", "tmr_metrics")
@@ -74,7 +75,8 @@ def comes_back(server: TritonServer, dead: list[int], within_s: float) -> int:
     """Waits until the LLM has a new live stub (one not in `dead`) and answers by name; its pid."""
     assert wait_for(lambda: live_stub(server, LLM) not in (None, *dead), within_s, poll_s=0.5), \
         f"no new stub of {LLM} within {within_s} s of its death"
-    assert wait_for(lambda: answers_by_name(server), 60, poll_s=1.0), f"{LLM} has a stub again but does not answer"
+    # A stub is there from the start of the load; the load itself takes a minute on a busy 2-core machine.
+    assert wait_for(lambda: answers_by_name(server), within_s, poll_s=1.0), f"{LLM} has a new stub but does not answer"
     return stub_pid(server, LLM)
 
 
@@ -96,7 +98,8 @@ def test_a_stub_killed_mid_stream_ends_the_stream_clearly_and_heals(server: Trit
         try:
             RouterClient(server.grpc_url, "grpc", timeout=HEAL_WITHIN_S).route(
                 "Write a very long story about a dragon.",
-                {"stream": True, "model": LLM, "sampling_parameters": {"max_tokens": 400, "ignore_eos": True}},
+                {"stream": True, "model": LLM, "cache": "off",
+                 "sampling_parameters": {"max_tokens": 400, "ignore_eos": True}},
                 on_piece=lambda piece: first.set())
         except InferenceServerException as exc:
             out["error"] = str(exc)
@@ -107,7 +110,7 @@ def test_a_stub_killed_mid_stream_ends_the_stream_clearly_and_heals(server: Trit
     killed = kill_stub(server, LLM)
     t.join(HEAL_WITHIN_S)  # well before the call's deadline (options.timeout_s, 120 s): the watcher saw it die
     assert not t.is_alive()
-    assert out["error"].startswith(f"model '{LLM}' failed mid-stream") and "its stub died" in out["error"]
+    assert f"model '{LLM}' failed mid-stream" in out["error"] and "its stub died" in out["error"], out
     comes_back(server, [killed], HEAL_WITHIN_S)
 
 
@@ -197,7 +200,7 @@ def test_one_load_for_concurrent_first_requests_and_no_churn(tmp_path: Path) -> 
             assert {d["model"] for d in served} == {LLM}  # what is loaded served them all ...
             assert "minimum residency" in served[-2]["reason"]  # ... and the decision says why
             forced = ask(srv, model=LLM_BF16, admin_key="k")[1]  # an admin may switch at once
-            assert forced["model"] == LLM_BF16 and proxy.count(LLM_BF16) == 1, f"loads: {proxy.loads}"
+            assert forced["model"] == LLM_BF16 and proxy.count(LLM_BF16) == 1, (proxy.loads, forced["reason"])
             with pytest.raises(InferenceServerException, match="options.admin_key: does not match"):
                 ask(srv, model=LLM, admin_key="wrong")
         finally:
