@@ -118,6 +118,7 @@ def test_filling_the_budget_evicts_and_never_exceeds_it(grpc: RouterClient, serv
             assert states[model] == "READY" and states[{LLM: LLM_BF16, LLM_BF16: LLM}[model]] != "READY", states
     # Triton's index, sampled all along: each LLM was loaded in turn, never both, within the budget.
     assert {LLM, LLM_BF16} <= watch.seen_ready and watch.samples > 10
+    assert not watch.held_together({LLM, LLM_BF16}), "Triton held both LLMs at once"
     assert watch.peak_mb <= ONE_LLM_BUDGET_MB, f"{sorted(watch.peak_models)} declare {watch.peak_mb} MB"
 
 
