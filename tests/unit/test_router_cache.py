@@ -22,7 +22,7 @@ from .test_router import FALLBACK, PRIMARY, classification
 
 
 class Harness:
-    def __init__(self, mode: str = "exact", broken: set[str] = frozenset()) -> None:
+    def __init__(self, mode: str = "exact", broken: set[str] = frozenset(), embed=None) -> None:
         self.registry = load_registry()
         managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in self.registry.models.values()
                    if "cpu" in m.profiles}
@@ -30,7 +30,7 @@ class Harness:
         self.classified: list[str] = []
         self.generated: list[str] = []
         self.broken = set(broken)
-        self.store = ResponseCache("memory", semantic_threshold=None)
+        self.store = ResponseCache("memory", semantic_threshold=0.965 if embed else None, embed=embed)
         self.router = Router(self.registry, "cpu", self.classify, self.invoke, self.loader,
                              HealthTracker(threshold=1, cooldown_s=60),
                              cache=RouterCache(self.store, "cpu", revision_of(self.registry, "cpu"), mode))
@@ -138,3 +138,21 @@ def test_keys_differ_when_an_answer_changing_field_differs() -> None:
     other = json.loads(json.dumps(calls))
     other[0]["tool_calls"][0]["function"]["arguments"] = '{"city": "Goa"}'
     assert key({"tools": [tool]}, "", json.dumps(calls)) != key({"tools": [tool]}, "", json.dumps(other))
+
+
+def test_semantic_requests_share_a_paraphrases_answer_never_a_near_miss() -> None:
+    """The embedding stands in for e5 (every text at one point): the guards alone tell these apart."""
+    embedded: list[str] = []
+
+    def embed(text: str) -> np.ndarray:
+        embedded.append(text)
+        return np.ones(4, dtype=np.float32) / 2
+
+    h = Harness(embed=embed)
+    semantic = {"cache": "semantic"}
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "miss"
+    hit = h.ask(dict(semantic), "How can I reset my password?")[-1]
+    assert hit.decision.cache.startswith("hit: semantic") and hit.text == "Paris" and h.generated == [PRIMARY]
+    assert h.ask(dict(semantic), "How do I reset my username?")[-1].decision.cache == "miss"  # another entity
+    assert h.ask({}, "How can I reset my email?")[-1].decision.cache == "miss"  # exact: not even looked up
+    assert "How can I reset my email?" not in embedded  # an exact request never embeds
