@@ -5,7 +5,7 @@ that clearly need none (chat, writing, arithmetic, knowledge), in several langua
 first: how often the model calls a tool, the right one, with arguments that validate against its
 parameters (jsonschema); for the second: how often it calls one anyway.
 
-    python scripts/eval_tool_choice.py [--url host:http_port] [--json out.json]
+    python scripts/eval_tool_choice.py [--url host:http_port [--grpc host:grpc_port]] [--json out.json]
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def validates(call) -> bool:
 
 
 def evaluate(sdk: openai.OpenAI) -> dict:
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:  # more waits past the router's timeout on a busy 2-core machine
         needed = list(pool.map(lambda p: ask(sdk, p[0]), NEEDS_TOOL))
         unneeded = list(pool.map(lambda p: ask(sdk, p), NO_TOOL))
     called = [calls for calls in needed if calls]
@@ -107,10 +107,11 @@ def evaluate(sdk: openai.OpenAI) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running server's HTTP host:port (default: start one)")
+    ap.add_argument("--grpc", help="that server's gRPC host:port (default: its HTTP port + 1)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     with server(args.url, [LLM, "query_classifier", "router"]) as (_, grpc_url, _srv):
-        front = FrontProcess(grpc_url, port=free_port(), host="127.0.0.1", api_key=KEY,
+        front = FrontProcess(args.grpc or grpc_url, port=free_port(), host="127.0.0.1", api_key=KEY,
                              log_file=Path(tempfile.gettempdir()) / "eval_tool_choice_front.log").start()
         try:
             sdk = openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=600)
