@@ -85,11 +85,11 @@ def together(fn, args: list[tuple]) -> list:
         return list(pool.map(lambda a: fn(*a), args))
 
 
-def multi_row_steps(server) -> float:
+def multi_row_steps(server, absent: float | None = None) -> float:
     """Decode steps that served more than one request, from Triton's metrics port (the backend's histogram
     of rows per step: every step minus those in the le="1" bucket)."""
-    return (metric(server, "tmr_generation_batch_rows", "_count", model=LLM)
-            - metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1"))
+    return (metric(server, "tmr_generation_batch_rows", "_count", model=LLM, absent=absent)
+            - metric(server, "tmr_generation_batch_rows", "_bucket", model=LLM, le="1", absent=absent))
 
 
 def most_at_once(arrivals: list[list[float]]) -> int:
@@ -107,7 +107,7 @@ def switches(arrivals: list[list[float]]) -> int:
 
 def test_greedy_answers_are_the_same_alone_and_in_a_batch(server) -> None:
     one_by_one = alone(server.grpc_url, PROMPTS, GREEDY)
-    batched_steps = multi_row_steps(server)
+    batched_steps = multi_row_steps(server, absent=0.0)
     client = RouterClient(server.grpc_url, "grpc")
     at_once = together(lambda p: client.generate(LLM, p, GREEDY), [(p,) for p in PROMPTS])
     assert at_once == one_by_one
@@ -158,7 +158,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
 
 
 def test_a_cancelled_request_stops_generating_at_once(server) -> None:
-    tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM)
+    tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
     cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
     together(stream_once, [(server.grpc_url, p, {"max_tokens": 400, "temperature": 0}, 3) for p in PROMPTS[:2]])
     _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")

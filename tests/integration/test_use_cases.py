@@ -73,6 +73,7 @@ def test_speech_round_trip_tts_then_stt(grpc: RouterClient) -> None:
     heard = grpc.route("Transcribe this audio.", {}, audio=spoken.audio)
     assert heard.decision["use_case"] == "stt" and heard.decision["model"] == "stt_whisper_base"
     said = "Good morning everyone, welcome to the show."
+    print(f"WER {word_error_rate(said, heard.text):.2f}: {heard.text!r}")  # shown with pytest -rP
     assert word_error_rate(said, heard.text) <= MAX_WER, (said, heard.text)
 
 
@@ -81,6 +82,7 @@ def test_stt_on_a_flac_clip_the_test_made(grpc: RouterClient) -> None:
 
     said = "The quick brown fox jumps over the lazy dog."
     heard = grpc.route("", {"use_case": "stt"}, audio=flac(synthesize(said, "en").wav))
+    print(f"WER {word_error_rate(said, heard.text):.2f}: {heard.text!r}")  # shown with pytest -rP
     assert word_error_rate(said, heard.text) <= MAX_WER, (said, heard.text)
     with pytest.raises(InferenceServerException, match="audio: cannot decode"):
         grpc.route("Transcribe this audio.", {}, audio=b"RIFF not really a wav file")
