@@ -84,8 +84,8 @@ def goes_quiet(pid: int, timeout_s: float = 120.0, window_s: float = 1.0) -> flo
         assert time.monotonic() - started < timeout_s, f"the LLM stub {pid} is still busy after {timeout_s} s"
 
 
-def tokens(server) -> float:
-    return metric(server, "tmr_generation_tokens_total", model=LLM)
+def tokens(server, absent: float | None = None) -> float:
+    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=absent)
 
 
 def llm_cancelled(server, absent: float | None = None) -> float:
@@ -95,7 +95,7 @@ def llm_cancelled(server, absent: float | None = None) -> float:
 def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -> None:
     pid = stub_pid(router, LLM)
     goes_quiet(pid)
-    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router)
+    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router, absent=0.0)
     options = {"stream": True, "use_case": "agent", "sampling_parameters": LONG}
     threads = [threading.Thread(target=abandon, args=(router.grpc_url, options)) for _ in range(3)]
     for t in threads:
@@ -114,7 +114,7 @@ def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -
 def test_a_cancelled_request_that_was_not_streamed_stops_too(router) -> None:
     pid = stub_pid(router, LLM)
     goes_quiet(pid)
-    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router)
+    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router, absent=0.0)
     pieces, error = abandon(router.grpc_url, {"use_case": "agent", "sampling_parameters": LONG}, after_s=2.0)
     assert pieces == 0 and not error  # nothing came: the answer was still being made
     goes_quiet(pid)
