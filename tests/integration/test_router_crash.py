@@ -1,0 +1,139 @@
+"""The router's own stub dies under a request: the OpenAI front and RouterClient hear its silence
+(heartbeats stop), and what died before its first piece is retried once the run command's watchdog
+has reloaded the router; a stream that had delivered pieces ends with an error event. Seen from the
+client: an answer or an error, never a hang."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from client import RouterClient
+from launcher import FrontProcess, TritonServer, free_port, keep_router_alive
+from model_router.serving.stubs import stub_pids
+
+from .conftest import LLM, start_server
+from .observe import server_processes, shm_regions, wait_for
+
+pytestmark = pytest.mark.integration
+ANSWER_WITHIN_S = 15.0  # the issue's bound: the answer (retried) or the error event
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[TritonServer]:
+    srv = start_server(["query_classifier", "router", LLM])
+    stop = threading.Event()
+    watchdog = threading.Thread(target=keep_router_alive, args=(srv, stop, 0.5), daemon=True)
+    watchdog.start()  # as the run command does
+    yield srv
+    stop.set()
+    watchdog.join(5)
+    stop_after_a_dead_stub(srv)
+
+
+def stop_after_a_dead_stub(srv: TritonServer) -> None:
+    """A dead stub's instance cannot be unloaded in Triton 24.10: it holds the shutdown until the exit
+    timeout, and the launcher may have to kill the server (README). Whatever its exit status, nothing of
+    it may be left, seen from /proc and /dev/shm."""
+    srv.stop(60)
+    assert server_processes(srv) == {} and shm_regions(srv) == []
+
+
+@pytest.fixture(scope="module")
+def front(server: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontProcess]:
+    proc = FrontProcess(server.grpc_url, port=free_port(), host="127.0.0.1",
+                        log_file=tmp_path_factory.mktemp("front") / "openai.log").start()
+    yield proc
+    proc.stop()
+
+
+def router_pid(server: TritonServer) -> int:
+    pids = []
+    assert wait_for(lambda: bool(pids.extend(stub_pids(server.proc.pid).get("router", [])) or pids), 60)
+    return pids[0]
+
+
+def kill_router_when_busy(server: TritonServer, after_s: float) -> threading.Thread:
+    """SIGKILL the router's stub `after_s` into the request (it is then inside the request's work)."""
+    pid = router_pid(server)
+
+    def kill() -> None:
+        time.sleep(after_s)
+        os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def chat(front: FrontProcess, stream: bool, max_tokens: int) -> urllib.request.Request:
+    body = {"model": "auto", "stream": stream, "max_tokens": max_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}]}
+    return urllib.request.Request(f"{front.url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                  headers={"Content-Type": "application/json"})
+
+
+def test_a_request_whose_router_died_is_answered_by_the_retry(server: TritonServer, front: FrontProcess) -> None:
+    RouterClient(server.grpc_url, "grpc").route("Hi", {"sampling_parameters": {"max_tokens": 2}})  # warm
+    old = router_pid(server)
+    killer = kill_router_when_busy(server, 1.0)
+    started = time.monotonic()
+    with urllib.request.urlopen(chat(front, False, 12), timeout=60) as resp:
+        body = json.loads(resp.read())
+    took = time.monotonic() - started
+    killer.join()
+    assert body["choices"][0]["message"]["content"], body
+    assert router_pid(server) != old, "the router's stub was not replaced: the kill did not land"
+    assert took <= ANSWER_WITHIN_S, f"answered after {took:.1f} s"
+
+
+def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: TritonServer,
+                                                                       front: FrontProcess) -> None:
+    assert wait_for(lambda: RouterClient(server.http_url).is_ready("router"), 30)
+    events: list[dict] = []
+    started = time.monotonic()
+    with urllib.request.urlopen(chat(front, True, 400), timeout=60) as resp:
+        for line in resp:
+            if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
+                continue
+            events.append(json.loads(line[6:]))
+            if len(events) == 3:  # pieces are out: now the router dies
+                os.kill(router_pid(server), signal.SIGKILL)
+    took = time.monotonic() - started
+    assert any(e.get("choices") and e["choices"][0]["delta"].get("content") for e in events)
+    assert "error" in events[-1] and "stopped answering" in events[-1]["error"]["message"], events[-1]
+    assert took <= ANSWER_WITHIN_S + 10, f"the stream ended after {took:.1f} s"
+
+
+def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
+    assert wait_for(lambda: RouterClient(server.http_url).is_ready("router"), 30)
+    client = RouterClient(server.grpc_url, "grpc")
+    killer = kill_router_when_busy(server, 1.0)
+    started = time.monotonic()
+    routed = client.route("Tell me a long story about a dragon.", {"sampling_parameters": {"max_tokens": 12}})
+    killer.join()
+    assert routed.text and routed.decision.get("model"), routed.decision
+    assert time.monotonic() - started <= ANSWER_WITHIN_S
+
+
+def test_a_dead_router_is_a_clear_error_when_the_retry_cannot_help(tmp_path: Path) -> None:
+    """No watchdog: the router stays dead; the client gets an error within seconds, not a hang."""
+    srv = start_server(["query_classifier", "router", LLM])
+    try:
+        client = RouterClient(srv.grpc_url, "grpc")
+        client.route("Hi", {"sampling_parameters": {"max_tokens": 2}})
+        os.kill(router_pid(srv), signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:
+            client.route("Hi again", {"sampling_parameters": {"max_tokens": 8}})
+        assert time.monotonic() - started <= 40, "the client waited far longer than the heartbeat's silence"
+        assert "stopped answering" in str(raised.value) or "not healthy" in str(raised.value), raised.value
+    finally:
+        stop_after_a_dead_stub(srv)
