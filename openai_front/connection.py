@@ -161,6 +161,17 @@ class RouterConnection:
             if not finished:
                 stream.cancel()
 
+    async def control(self, action: str, model: str, admin_key: str | None) -> None:
+        """Load or unload `model` through Triton's model control, with its restricted API's key."""
+        headers = {"admin-key": admin_key} if admin_key else None
+        try:
+            await (self._client.load_model if action == "load" else self._client.unload_model)(model, headers=headers)
+        except InferenceServerException as exc:
+            if "PERMISSION_DENIED" in str(exc.status()):
+                raise ApiError(401, f"{action} {model}: the admin key is missing or wrong ({exc.message()})",
+                               code="invalid_admin_key") from None
+            raise ApiError(400, f"{action} {model}: {exc.message()}", param="model") from None
+
     async def ready(self) -> bool:
         try:
             return await self._client.is_model_ready(contract.MODEL)

@@ -30,12 +30,14 @@ class InputAudio(_Body):
 
 
 class ContentPart(_Body):
-    """One part of a message's content: text, an image (data URL) or audio (base64)."""
+    """One part of a message's content: text, an image or a video (data URLs; video_url as vLLM's
+    OpenAI server spells it) or audio (base64)."""
 
-    type: Literal["text", "image_url", "input_audio"]
+    type: Literal["text", "image_url", "input_audio", "video_url"]
     text: str | None = None
     image_url: ImageUrl | None = None
     input_audio: InputAudio | None = None
+    video_url: ImageUrl | None = None
 
     @model_validator(mode="after")
     def _has_its_field(self) -> ContentPart:
@@ -105,6 +107,9 @@ class ChatCompletionRequest(_Body):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+    # Ours: the router's trade-off (options.prefer) and its use case, when the client knows better.
+    prefer: Literal["quality", "balanced", "cost"] | None = None
+    use_case: str | None = None
     # Sampling: passed on as they are; the router checks their ranges and names the field.
     max_tokens: int | None = None
     max_completion_tokens: int | None = None  # OpenAI's newer name for max_tokens
@@ -242,6 +247,8 @@ class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    audio: dict[str, Any] | None = None          # speech the router made, whole, on the last content chunk
+    visemes: list[dict[str, Any]] | None = None  # ours: its lip-sync timeline
 
 
 class ChunkChoice(BaseModel):

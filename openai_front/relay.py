@@ -28,8 +28,8 @@ async def chat_stream(req: ChatCompletionRequest, first: RouterAnswer,
         while not event.final:
             yield responses.chunk(cid, req.model, Delta(content=event.text))
             event = await anext(events)
-        if event.text:
-            yield responses.chunk(cid, req.model, Delta(content=event.text))
+        if event.text or event.audio is not None:
+            yield responses.chunk(cid, req.model, responses.last_delta(cid, event))
         for delta in responses.tool_call_deltas(responses.tool_calls(event) or []):
             yield responses.chunk(cid, req.model, delta)
         model = event.model or req.model

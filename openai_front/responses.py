@@ -91,6 +91,9 @@ def dump(body: BaseModel) -> dict[str, Any]:
             if message.get(name) is None:
                 message.pop(name, None)
         delta = choice.get("delta") or {}
+        for name in ("audio", "visemes"):
+            if delta.get(name) is None:
+                delta.pop(name, None)
         if delta.get("tool_calls") is None:
             delta.pop("tool_calls", None)
         else:  # as OpenAI streams them: a piece of arguments carries its index and the piece alone
@@ -104,3 +107,12 @@ def _present(value: dict[str, Any]) -> dict[str, Any]:
 
 def event(body: dict[str, Any]) -> str:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def last_delta(cid: str, answer: RouterAnswer) -> Delta:
+    """The router's last piece of text, with the speech it made (whole: it exists only at the end)."""
+    delta = Delta(content=answer.text or None, visemes=answer.visemes)
+    if answer.audio is not None:
+        delta.audio = {"id": f"audio-{cid}", "data": base64.b64encode(answer.audio).decode(),
+                       "transcript": answer.text, "expires_at": int(time.time()) + 3600}
+    return delta

@@ -76,6 +76,18 @@ async def transcriptions(request: Request) -> Response:
     return await serving.transcription(request, req, await upload.read())
 
 
+@v1.post("/tmr/models/{model}/{action}")
+async def model_control(request: Request, model: str, action: str,
+                        x_tmr_admin_key: str | None = Header(None)) -> dict:
+    """Ours: load or unload a model (Triton's model control; its restricted API takes the admin key)."""
+    if action not in ("load", "unload"):
+        raise ApiError(404, f"action: {action!r} unknown. Available: ['load', 'unload']", param="action")
+    if model not in {m.name for m in request.app.state.registry.managed(request.app.state.settings.profile)}:
+        raise ApiError(404, f"model: {model!r} unknown", param="model", code="model_not_found")
+    await request.app.state.router.control(action, model, x_tmr_admin_key)
+    return {"model": model, "action": action, "done": True}
+
+
 @v1.get("/tmr/health")
 async def deep_health(request: Request) -> dict:
     """Ours: the router's deep health report (each model's state, memory, loads, recoveries)."""

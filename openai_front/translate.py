@@ -77,13 +77,14 @@ def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: d
         if part.type == "text":
             texts.append(part.text or "")
             continue
-        kind = "image" if part.type == "image_url" else "audio"
+        kind = {"image_url": "image", "video_url": "video", "input_audio": "audio"}[part.type]
         if message.role != "user":
             raise bad_request(where, f"only user messages may carry {kind}")
         if kind in attachments:
             raise bad_request(where, f"one {kind} per request: the router takes a single {kind}")
-        if part.image_url is not None:
-            attachments[kind] = decode_data_url(part.image_url.url, f"{where}.image_url.url")
+        if part.image_url is not None or part.video_url is not None:
+            url = part.image_url or part.video_url
+            attachments[kind] = decode_data_url(url.url, f"{where}.{part.type}.url", kind)
         elif part.input_audio is not None:
             attachments[kind] = decode_base64(part.input_audio.data, f"{where}.input_audio.data")
         fields[kind] = where
@@ -120,8 +121,8 @@ def chat_call(req: ChatCompletionRequest) -> RouterCall:
     """The conversation's text turns, its one image or audio part as the attachment of that kind, the
     sampling fields as the router's sampling_parameters, a model's name as a preference."""
     attachments: dict[str, bytes] = {}
-    fields = {"text": "messages", "messages": "messages", "options.model": "model",
-              **{f"options.{name}": name for name in AGENT}}
+    fields = {"text": "messages", "messages": "messages", "options.model": "model", "options.prefer": "prefer",
+              "options.use_case": "use_case", **{f"options.{name}": name for name in AGENT}}
     turns = [_turn(i, message, attachments, fields) for i, message in enumerate(req.messages)]
     if turns[-1]["role"] not in ("user", "tool"):
         raise bad_request(f"messages[{len(turns) - 1}].role",
@@ -131,7 +132,8 @@ def chat_call(req: ChatCompletionRequest) -> RouterCall:
     if req.max_completion_tokens is not None:
         sampling["max_tokens"] = req.max_completion_tokens
         fields[f"{SAMPLING_OPTION}.max_tokens"] = "max_completion_tokens"
-    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream, **_agent_options(req)}
+    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream, **_agent_options(req),
+                               **{k: getattr(req, k) for k in ("prefer", "use_case") if getattr(req, k) is not None}}
     if sampling:
         options["sampling_parameters"] = sampling
     if len(turns) == 1 and turns[0]["role"] == "user":  # the query alone: the router's plain text input

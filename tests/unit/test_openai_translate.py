@@ -100,8 +100,8 @@ def test_what_the_router_cannot_take_is_refused_naming_the_field(messages, param
 @pytest.mark.parametrize("body, message", [
     ({"messages": []}, "messages: list should have at least 1 item"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role: 'robot' unknown. Available"),
-    ({"messages": [user([{"type": "video_url", "video_url": "x"}])]},
-     "messages[0].content[0].type: 'video_url' unknown"),
+    ({"messages": [user([{"type": "file", "file": "x"}])]},
+     "messages[0].content[0].type: 'file' unknown"),
     ({"messages": [user([{"type": "image_url"}])]}, "messages[0].content[0]: a 'image_url' part needs"),
     ({"messages": [user("x")], "n": 2}, "n: 2 is not supported"),
     ({"messages": [user("x")], "tools": [{"type": "function"}]}, "tools[0].function: "),
@@ -351,3 +351,20 @@ def test_streamed_tool_calls_assemble_in_the_sdk_to_the_whole_answers() -> None:
     assert [(c.id, c.function.name) for c in choice.message.tool_calls] == [("call_1", "get_weather"),
                                                                              ("call_2", "get_time")]
     assert bodies[-1]["choices"][0]["finish_reason"] == "tool_calls" and bodies[-1]["routing"] == {"model": "m"}
+
+
+def test_a_video_part_is_the_video_attachment_and_prefer_is_passed_on() -> None:
+    call = chat_call(chat(messages=[user([{"type": "text", "text": "What happens?"},
+                                         {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}}])],
+                          prefer="cost"))
+    assert call.request.attachments == {"video": b"\x00\x00\x00"} and call.request.options["prefer"] == "cost"
+    assert call.openai_field("video") == "messages[0].content[1]" and call.openai_field("options.prefer") == "prefer"
+
+
+def test_a_streamed_speech_answer_carries_its_audio_and_visemes_in_the_last_piece() -> None:
+    answer = RouterAnswer("Hello", True, {"model": "m"}, audio=b"RIFF", visemes=[{"start": 0, "end": 0.1, "viseme": "PP"}])
+    body = json.loads(responses.chunk("c", "m", responses.last_delta("c", answer))[6:])
+    delta = body["choices"][0]["delta"]
+    assert base64.b64decode(delta["audio"]["data"]) == b"RIFF" and delta["visemes"][0]["viseme"] == "PP"
+    plain = json.loads(responses.chunk("c", "m", responses.last_delta("c", RouterAnswer("Hi", True)))[6:])
+    assert "audio" not in plain["choices"][0]["delta"] and "visemes" not in plain["choices"][0]["delta"]

@@ -40,10 +40,10 @@ export async function deepHealth() {
   return getJson("/v1/tmr/health");
 }
 
-/** Load or unload `model` (the admin routes need the admin key). */
+/** Load or unload `model` (the admin routes need the admin key, beside the API key). */
 export async function admin(model, action, key) {
   const resp = await fetch(`/v1/tmr/models/${encodeURIComponent(model)}/${action}`,
-                           { method: "POST", headers: headers({}, key) });
+                           { method: "POST", headers: headers({ "X-TMR-Admin-Key": key }) });
   if (!resp.ok) throw await failure(resp);
   return resp.json().catch(() => ({}));
 }
