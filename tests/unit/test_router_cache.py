@@ -156,3 +156,29 @@ def test_semantic_requests_share_a_paraphrases_answer_never_a_near_miss() -> Non
     assert h.ask(dict(semantic), "How do I reset my username?")[-1].decision.cache == "miss"  # another entity
     assert h.ask({}, "How can I reset my email?")[-1].decision.cache == "miss"  # exact: not even looked up
     assert "How can I reset my email?" not in embedded  # an exact request never embeds
+
+
+def test_the_openai_fronts_no_cache_header_asks_the_router_for_a_fresh_answer() -> None:
+    """Seen at the front's router connection: the options the router would receive."""
+    from fastapi.testclient import TestClient
+
+    from model_router.contract.router import RouterAnswer
+    from openai_front.app import Settings, create_app
+
+    sent: list[dict] = []
+
+    class Connection:
+        async def events(self, call):
+            sent.append(dict(call.request.options))
+            yield RouterAnswer("Paris", True, {"model": PRIMARY, "use_case": "agent"}, finish_reason="stop")
+
+        async def close(self) -> None:
+            pass
+
+    app = create_app(Settings())
+    body = {"model": "auto", "messages": [{"role": "user", "content": "capital of France?"}]}
+    with TestClient(app) as client:
+        app.state.router = Connection()
+        for headers in ({}, {"Cache-Control": "no-cache"}, {"cache-control": "max-age=0, No-Cache"}):
+            assert client.post("/v1/chat/completions", json=body, headers=headers).status_code == 200
+    assert [options.get("cache") for options in sent] == [None, "off", "off"]
