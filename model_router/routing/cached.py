@@ -8,6 +8,7 @@ or cooling down (the answer of a stand-in must not outlive the outage).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, TypeVar
@@ -18,6 +19,7 @@ from ..registry import Registry
 from ..request import RouteRequest
 from .decision import Done, Event, Piece, RoutingDecision
 
+log = logging.getLogger("model_router.cache")
 _DECISION_FIELDS = {f.name for f in fields(RoutingDecision)}
 T = TypeVar("T")
 
@@ -88,7 +90,11 @@ class RouterCache:
         asked = key_fields(request, self.profile, self.revision)
         scope, query = (scope_of(asked), query_of(asked)) if mode == "semantic" else (None, None)
         key = key_of(asked)
-        answer, why = self.cache.get(key, scope, query, mode)
+        try:
+            answer, why = self.cache.get(key, scope, query, mode)
+        except Exception as exc:  # the embedding model, say: the cache is a shortcut, never a reason to fail
+            log.warning("response cache lookup failed, answering without it: %s", exc)
+            return Lookup(f"skipped: cache error: {exc}")
         return Lookup(why, key, answer, scope, query)
 
     def keep(self, lookup: Lookup, done: Done, pieces: list[str], unhealthy: Callable[[str], bool]) -> None:
@@ -104,7 +110,10 @@ class RouterCache:
             if done.usage else {}
         answer = CachedAnswer(done.text, list(pieces), done.audio, done.visemes, done.tool_calls,
                               done.finish_reason or "", usage, asdict(decision))
-        self.cache.put(lookup.key, answer, lookup.scope, lookup.query)
+        try:
+            self.cache.put(lookup.key, answer, lookup.scope, lookup.query)
+        except Exception as exc:  # the answer stands; it is only not kept
+            log.warning("response cache could not keep an answer: %s", exc)
 
     @staticmethod
     def replay(lookup: Lookup, stream: bool, total_ms: float) -> Iterator[Event]:

@@ -182,3 +182,21 @@ def test_the_openai_fronts_no_cache_header_asks_the_router_for_a_fresh_answer() 
         for headers in ({}, {"Cache-Control": "no-cache"}, {"cache-control": "max-age=0, No-Cache"}):
             assert client.post("/v1/chat/completions", json=body, headers=headers).status_code == 200
     assert [options.get("cache") for options in sent] == [None, "off", "off"]
+
+
+def test_a_cache_that_fails_never_fails_the_request() -> None:
+    """The embedding model fails after its first query: lookups and keeps go on without it."""
+    calls: list[str] = []
+
+    def embed(text: str) -> np.ndarray:
+        calls.append(text)
+        if len(calls) > 1:
+            raise OSError("multilingual-e5 is gone")
+        return np.ones(4, dtype=np.float32) / 2
+
+    h = Harness(embed=embed)
+    semantic = {"cache": "semantic"}
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "miss"  # kept, indexed
+    done = h.ask(dict(semantic), "How can I reset my password?")[-1]  # its lookup embeds: fails
+    assert done.text == "Paris" and done.decision.cache == "skipped: cache error: multilingual-e5 is gone"
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "hit"  # exact still works
