@@ -254,6 +254,17 @@ def test_an_answer_changing_field_is_another_key(first: TritonServer, shared_red
     assert ask(first, question).decision["cache"] == "hit"
 
 
+def test_a_semantic_request_gets_a_paraphrases_answer_never_a_near_miss(first: TritonServer) -> None:
+    semantic = {"cache": "semantic", "use_case": "agent", "language": "en"}
+    answer = ask(first, f"What is the capital of France? ({os.getpid()})", semantic)
+    assert answer.decision["cache"] == "miss"
+    spent = tokens(first)
+    again = ask(first, f"What's the capital city of France? ({os.getpid()})", semantic)
+    assert again.decision["cache"].startswith("hit: semantic") and again.text == answer.text and tokens(first) == spent
+    other = ask(first, f"What is the capital of Germany? ({os.getpid()})", semantic)
+    assert other.decision["cache"] == "miss" and tokens(first) > spent
+
+
 def test_cache_off_and_a_mode_outside_the_three(first: TritonServer) -> None:
     question = f"Name a planet ({os.getpid()})."
     ask(first, question)
