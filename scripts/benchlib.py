@@ -47,6 +47,8 @@ def server(url: str | None, load: list[str], **kwargs) -> Iterator[tuple[str, st
         host, port = url.rsplit(":", 1)
         yield url, f"{host}:{int(port) + 1}", None
         return
+    # Benchmarks measure the models: no response cache unless one asks for it (bench_cache).
+    kwargs["env"] = {"TMR_CACHE_URL": "off", **kwargs.get("env", {})}
     srv = TritonServer(load=load, **kwargs).start(timeout=300)
     try:
         yield srv.http_url, srv.grpc_url, srv

@@ -17,6 +17,9 @@ LLM = "smollm2_135m_instruct"
 
 
 def start_server(load: list[str], **kwargs) -> TritonServer:
+    # Without the response cache, unless a test asks for one (test_cache): a repeated question must
+    # reach the models in tests of routing, batching and faults.
+    kwargs["env"] = {"TMR_CACHE_URL": "off", **kwargs.get("env", {})}
     return TritonServer(load=load, **kwargs).start(timeout=300)
 
 
