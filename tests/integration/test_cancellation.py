@@ -10,6 +10,7 @@ import json
 import queue
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -34,21 +35,28 @@ def _inputs(text: str, options: dict) -> list:
     return out
 
 
-def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | None = None) -> tuple[int, str]:
+def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | None = None,
+            leave_when: Callable[[], bool] | None = None) -> tuple[int, str]:
     """Send one router request on its own gRPC stream and cancel it after `after_pieces` pieces (or
-    `after_s` seconds); returns (pieces received, error seen before the cancel, if any)."""
+    `after_s` seconds, or as soon as `leave_when()` holds); returns (pieces received, error seen
+    before the cancel, if any)."""
     results: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(url)
     client.start_stream(callback=lambda result, error: results.put((result, error)))
     pieces, error, finished = 0, "", False
+    timed = after_s is not None or leave_when is not None
     try:
         client.async_stream_infer("router", _inputs(STORY, options), enable_empty_final_response=True)
         deadline = time.monotonic() + (after_s if after_s is not None else 300)
-        while pieces < after_pieces or after_s is not None:
+        while pieces < after_pieces or timed:
+            if leave_when is not None and leave_when():
+                break
             try:
-                result, err = results.get(timeout=max(deadline - time.monotonic(), 0.01))
+                result, err = results.get(timeout=min(max(deadline - time.monotonic(), 0.01), 0.2))
             except queue.Empty:
-                break  # after_s passed
+                if time.monotonic() >= deadline:
+                    break  # after_s passed
+                continue
             if err is not None:
                 error, finished = str(err), True
                 break
@@ -115,11 +123,13 @@ def test_a_cancelled_request_that_was_not_streamed_stops_too(router) -> None:
     pid = stub_pid(router, LLM)
     goes_quiet(pid)
     llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router, absent=0.0)
-    pieces, error = abandon(router.grpc_url, {"use_case": "agent", "sampling_parameters": LONG}, after_s=2.0)
+    # The client leaves once the LLM has begun its answer (its backend's token count moved).
+    pieces, error = abandon(router.grpc_url, {"use_case": "agent", "sampling_parameters": LONG}, after_s=300,
+                            leave_when=lambda: tokens(router, absent=0.0) > tokens_before)
     assert pieces == 0 and not error  # nothing came: the answer was still being made
     goes_quiet(pid)
     spent = tokens(router) - tokens_before
-    assert 0 < spent < 400, f"{spent} tokens generated for an answer of 400 whose client left after 2 s"
+    assert spent < 400, f"{spent} tokens generated for an answer of 400 whose client left at its start"
     wait_for(lambda: llm_cancelled(router) >= llm_before + 1, "the LLM finished a request whose client left")
 
 
