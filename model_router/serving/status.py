@@ -4,6 +4,7 @@ and the response cache's state (also answered alone, with `clear`, to the admin:
 from __future__ import annotations
 
 import hmac
+from collections import Counter
 from typing import Any
 
 from ..cache import ResponseCache
@@ -14,12 +15,29 @@ from .loader import ModelLoader
 from .recovery import Recovery
 
 
+class Tally:
+    """Loads and unloads (by reason: evicted, idle, ...) per model since the router started, for the report."""
+
+    def __init__(self) -> None:
+        self.loads: Counter[str] = Counter()
+        self.unloads: dict[str, Counter[str]] = {}
+
+    def loaded(self, model: str, seconds: float) -> None:
+        self.loads[model] += 1
+
+    def unloaded(self, model: str, reason: str) -> None:
+        self.unloads.setdefault(model, Counter())[reason] += 1
+
+
 def deep_health(loader: ModelLoader, recovery: Recovery, health: HealthTracker,
-                cache: ResponseCache | None = None) -> dict[str, Any]:
+                cache: ResponseCache | None = None, tally: Tally | None = None) -> dict[str, Any]:
     """`ready` is true when every pinned model (the classifier) is loaded and not recovering (a cache
     that is down is reported, never a reason to be unready: requests are answered without it)."""
     models = loader.footprints()
     for name, row in models.items():
+        if tally is not None:
+            row["loads"], row["unloads"] = tally.loads[name], dict(tally.unloads.get(name, {}))
+            row["evictions"] = sum(n for why, n in row["unloads"].items() if why != "idle")
         row["recovering"] = recovery.recovering(name)
         row["cooling_s"] = round(health.cooling(name), 1)
         row["healthy"] = row["status"] == "loaded" and not row["recovering"] and not row["cooling_s"]

@@ -29,7 +29,7 @@ from model_router.serving.heartbeat import Heartbeats
 from model_router.serving.loader import Limits, LoaderEvents, ModelLoader
 from model_router.serving.memory import detect_gpu
 from model_router.serving.recovery import Recovery, RecoveryEvents
-from model_router.serving.status import cache_admin, deep_health
+from model_router.serving.status import Tally, cache_admin, deep_health
 from model_router.serving.stubs import host_mb, stub_pids
 from model_router.settings import RouterSettings
 from model_router.triton.adapter import FINAL, error_response, getter, response
@@ -48,6 +48,7 @@ class TritonPythonModel:
         self.gpu = detect_gpu() if self.profile.name == "gpu" else None
         self.control = TritonModelControl(s.control_url, {"admin-key": s.admin_key} if s.admin_key else None)
         self.metrics = RouterMetrics(MetricsModelSink(pb_utils, self.control.load))
+        self.tally = Tally()
         self.loader = self._loader()
         self.health = HealthTracker(s.failure_threshold, s.cooldown_s)
         self.recovery = self._recovery()
@@ -74,8 +75,9 @@ class TritonPythonModel:
             gpu=self.gpu, idle_unload_s=s.idle_unload_s if s.idle_unload_s is not None else self.profile.idle_unload_s,
             limits=Limits(min_residency_s=s.min_residency_s, max_loads=s.max_loads, load_window_s=s.load_window_s),
             measure=self._measure, overrides=self._gpu_share if self.gpu else None,
-            events=LoaderEvents(loaded=self.metrics.loaded, load_failed=self.metrics.load_failed,
-                                evicted=self.metrics.evicted, measured=self.metrics.measured))
+            events=LoaderEvents(loaded=lambda m, s: (self.metrics.loaded(m, s), self.tally.loaded(m, s)),
+                                load_failed=self.metrics.load_failed, measured=self.metrics.measured,
+                                evicted=lambda m, why: (self.metrics.evicted(m, why), self.tally.unloaded(m, why))))
 
     def _gpu_share(self, model: str) -> tuple[str, dict[str, bytes]] | None:
         """A vLLM model (its engine arguments in 1/model.json) loads with gpu_memory_utilization sized from
@@ -134,7 +136,7 @@ class TritonPythonModel:
                 report = cache_admin(self.cache, opts.cache_admin, opts.admin_key, self.settings.admin_key)
                 answer = RouterAnswer(opts.cache_admin, decision=report)
             else:
-                report = deep_health(self.loader, self.recovery, self.health, self.cache)
+                report = deep_health(self.loader, self.recovery, self.health, self.cache, self.tally)
                 answer = RouterAnswer("ready" if report["ready"] else "not ready", decision=report)
             sender.send(response(answer.encode()), flags=FINAL)
         except Exception as exc:
