@@ -25,7 +25,7 @@ from model_router.routing.decision import Piece
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
 from model_router.serving.health import HealthTracker
-from model_router.serving.heartbeat import Heartbeats
+from model_router.serving.heartbeat import Outbox
 from model_router.serving.loader import Limits, LoaderEvents, ModelLoader
 from model_router.serving.memory import detect_gpu
 from model_router.serving.recovery import Recovery, RecoveryEvents
@@ -58,7 +58,8 @@ class TritonPythonModel:
         self.pool = ThreadPoolExecutor(s.workers, thread_name_prefix="route")
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
         self.loader.start_reaper(extra=self.recovery.check)
-        self.heartbeats = Heartbeats(lambda: response(RouterAnswer("", final=False).encode()))
+        # Every response goes out on one thread (concurrent sends crashed Triton 24.10's stub: serving.heartbeat).
+        self.outbox = Outbox(lambda: response(RouterAnswer("", final=False).encode()))
         self._stop = threading.Event()
         threading.Thread(target=self._drop_abandoned, name="abandoned", daemon=True).start()
         pb_utils.Logger.log_info(f"router: profile {self.profile.name}, budget {self.loader.budget_mb:.0f} MB")
@@ -111,25 +112,26 @@ class TritonPythonModel:
             peek = _options(request)
             # Ahead of admission: a probe (or the admin) must not wait behind user traffic.
             if peek.get("health") is True or "cache_admin" in peek:
-                self._health(request)
+                self._health(request, self._line(request))
                 continue
             try:
                 ticket = self.admission.admit(request)
             except Overloaded as exc:  # turned away at once: nothing was started
-                request.get_response_sender().send(error_response(exc, "router"), flags=FINAL)
+                self._line(request).send(error_response(exc, "router"), FINAL)
                 self.metrics.rejected()
                 continue
-            sender = request.get_response_sender()
             beat = peek.get("heartbeat_s")  # beats start now: waiting for a worker is working too
-            line = self.heartbeats.open(lambda r, f: sender.send(r, flags=f) if r is not None else sender.send(flags=f),
-                                        float(beat) if isinstance(beat, (int, float)) and beat >= 0.2 else None)
-            ticket.line = line
+            line = ticket.line = self._line(request, beat if isinstance(beat, (int, float)) and beat >= 0.2 else None)
             self.pool.submit(self._handle, request, ticket, line)
         self.metrics.requests_inflight(self.admission.inside)
         return None
 
-    def _health(self, request) -> None:
+    def _line(self, request, heartbeat_s: float | None = None):
         sender = request.get_response_sender()
+        return self.outbox.open(lambda r, f: sender.send(r, flags=f) if r is not None else sender.send(flags=f),
+                                heartbeat_s)
+
+    def _health(self, request, sender) -> None:
         try:
             opts = parse_options(pb_utils.get_input_tensor_by_name(request, "options").as_numpy().reshape(-1)[0])
             if opts.cache_admin:
@@ -138,9 +140,9 @@ class TritonPythonModel:
             else:
                 report = deep_health(self.loader, self.recovery, self.health, self.cache, self.tally)
                 answer = RouterAnswer("ready" if report["ready"] else "not ready", decision=report)
-            sender.send(response(answer.encode()), flags=FINAL)
+            sender.send(response(answer.encode()), FINAL)
         except Exception as exc:
-            sender.send(error_response(exc, "router"), flags=FINAL)
+            sender.send(error_response(exc, "router"), FINAL)
 
     def _drop_abandoned(self) -> None:
         """Requests waiting for a worker whose client left give their place back at once."""
@@ -149,7 +151,7 @@ class TritonPythonModel:
                 self.metrics.cancelled("")
                 line = ticket.line
                 line.send(error_response(Cancelled("while waiting"), "router"), FINAL)
-                self.heartbeats.done(line)
+                self.outbox.done(line)
 
     def _handle(self, request, ticket, sender) -> None:
         """Route one request; every response goes through `sender`, its heartbeat line."""
@@ -159,7 +161,7 @@ class TritonPythonModel:
         except Overloaded as exc:
             self.metrics.rejected()
             sender.send(error_response(exc, "router"), FINAL)
-            self.heartbeats.done(sender)
+            self.outbox.done(sender)
             return
         try:
             if request.is_cancelled():
@@ -174,7 +176,7 @@ class TritonPythonModel:
         except Exception as exc:
             sender.send(error_response(exc, "router"), FINAL)
         finally:
-            self.heartbeats.done(sender)
+            self.outbox.done(sender)
             self.admission.done()
             self.metrics.requests_inflight(self.admission.inside)
             self.metrics.memory_used(*self.loader.used_mb())
@@ -182,7 +184,6 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
-        self.heartbeats.stop()
         self.loader.stop()
         # Requests still running get FINALIZE_WAIT_S to finish; a worker stuck in a call to a model that
         # will not answer must not hold the unload (and Triton's shutdown) for its whole deadline.
@@ -192,6 +193,7 @@ class TritonPythonModel:
         waiter.join(FINALIZE_WAIT_S)
         if waiter.is_alive():
             pb_utils.Logger.log_warn(f"router: unloading with requests still running after {FINALIZE_WAIT_S:.0f} s")
+        self.outbox.stop()  # after the workers: their last responses are delivered
         self.metrics.close()
 
 
