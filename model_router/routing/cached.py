@@ -84,6 +84,8 @@ class RouterCache:
             return Lookup("skipped: cache off on this server")
         if mode == "off":
             return Lookup("skipped: off" + ("" if request.options.cache else " on this server"))
+        if request.options.admin_key is not None:  # an admin's request acts (forces a switch): never replayed
+            return Lookup("skipped: an admin's request")
         ok, why = cacheable(request.options.sampling_parameters)
         if not ok:
             return Lookup(f"skipped: {why}")

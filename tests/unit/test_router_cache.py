@@ -200,3 +200,12 @@ def test_a_cache_that_fails_never_fails_the_request() -> None:
     done = h.ask(dict(semantic), "How can I reset my password?")[-1]  # its lookup embeds: fails
     assert done.text == "Paris" and done.decision.cache == "skipped: cache error: multilingual-e5 is gone"
     assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "hit"  # exact still works
+
+
+def test_an_admins_request_is_never_replayed() -> None:
+    h = Harness()
+    h.router.admin_key = "secret"
+    h.ask({"model": FALLBACK})
+    forced = h.ask({"admin_key": "secret", "model": FALLBACK})[-1]  # the same question, asked by an admin
+    assert forced.decision.cache == "skipped: an admin's request" and forced.decision.model == FALLBACK
+    assert h.generated == [FALLBACK, FALLBACK]
