@@ -156,13 +156,13 @@ def parse_sampling_parameters(raw: str | bytes | dict | None, max_tokens_limit: 
 def _structured_outputs(raw: Any) -> StructuredOutputs:
     """Checked on its own, so that its errors name its keys and list its own choices."""
     field = "sampling_parameters.structured_outputs"
-    if isinstance(raw, str):  # the vLLM backend takes it as JSON text: StructuredOutputsParams(**json.loads(value))
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SamplingError(field, f"not valid JSON ({exc.msg} at position {exc.pos})") from None
-    if not isinstance(raw, dict):
+    # The vLLM backend takes it as JSON text (StructuredOutputsParams(**json.loads(value))); an object too.
+    if not isinstance(raw, (str, dict)):
         raise SamplingError(field, f"expected a JSON object with one of {KINDS}, got {type(raw).__name__}")
+    try:
+        raw = json_object(raw, field)
+    except InputError as exc:
+        raise SamplingError(field, str(exc).partition(": ")[2]) from None
     try:
         return StructuredOutputs.model_validate(raw)
     except ValidationError as exc:
