@@ -5,6 +5,7 @@ Imported only inside a Python-backend stub (it imports triton_python_backend_uti
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 from typing import Any
 
@@ -19,6 +20,14 @@ FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # A stub that crashes says where, every thread's Python stack, in Triton's log (the stub's stderr):
 # Triton itself reports only that the stub is gone.
 faulthandler.enable(all_threads=True)
+
+
+def collect_no_more() -> None:
+    """Called as a model unloads: its stub is about to exit, and a garbage collection now may free
+    pb_utils objects whose Triton side is already gone (a stub's SIGSEGV while "Garbage-collecting"
+    at unload, and then tritonserver's in ModelInstanceFinalize, seen with Triton 24.10)."""
+    gc.disable()
+    gc.freeze()
 
 
 def param(config: dict[str, Any], key: str, default: str = "") -> str:

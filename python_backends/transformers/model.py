@@ -17,6 +17,7 @@ from typing import Iterator
 
 import triton_python_backend_utils as pb_utils
 
+from model_router.triton.adapter import collect_no_more
 from transformers_backend.settings import BackendSettings, SettingsError
 from transformers_backend.tasks import TASKS, Task
 
@@ -127,6 +128,7 @@ class TritonPythonModel:
         return self.task.execute(requests)
 
     def finalize(self) -> None:
+        collect_no_more()
         self.task.finalize()
         # Tearing down (freeing the weights, the stub's exit) yields to the models still serving.
         _set_priority(os.SCHED_IDLE, 0, _threads())

@@ -32,7 +32,7 @@ from model_router.serving.recovery import Recovery, RecoveryEvents
 from model_router.serving.status import Tally, cache_admin, deep_health
 from model_router.serving.stubs import host_mb, stub_pids
 from model_router.settings import RouterSettings
-from model_router.triton.adapter import FINAL, error_response, getter, response
+from model_router.triton.adapter import FINAL, collect_no_more, error_response, getter, response
 from model_router.triton.bls import Bls
 from model_router.triton.control import TritonModelControl, vllm_override
 from model_router.triton.metrics import MetricsModelSink, RouterMetrics
@@ -182,6 +182,7 @@ class TritonPythonModel:
             self.metrics.memory_used(*self.loader.used_mb())
 
     def finalize(self) -> None:
+        collect_no_more()
         self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
         self._stop.set()
         self.loader.stop()
