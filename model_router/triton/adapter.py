@@ -80,3 +80,6 @@ class RequestModel:
 
     def answer(self, request: Any) -> Any:
         raise NotImplementedError
+
+    def finalize(self) -> None:
+        collect_no_more()

@@ -29,4 +29,5 @@ class TritonPythonModel(RequestModel):
         return response(OcrOutput(tuple(texts)).encode())
 
     def finalize(self) -> None:
+        super().finalize()
         self.pool.shutdown(wait=False, cancel_futures=True)

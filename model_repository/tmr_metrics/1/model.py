@@ -5,7 +5,7 @@ import triton_python_backend_utils as pb_utils
 
 from model_router.contract.metrics import MetricOps
 from model_router.errors import InputError
-from model_router.triton.adapter import RequestModel, collect_no_more, getter, response
+from model_router.triton.adapter import RequestModel, getter, response
 from model_router.triton.metrics import HOW, ROUTER_FAMILIES, MetricFamilies
 
 
@@ -24,5 +24,5 @@ class TritonPythonModel(RequestModel):
         return response(MetricOps.applied(len(ops)))
 
     def finalize(self) -> None:
-        collect_no_more()
+        super().finalize()
         self.families.close()
