@@ -63,12 +63,16 @@ def main() -> None:
     threading.Thread(target=keep_router_alive, args=(server, stop, 0.5), daemon=True).start()
     front = FrontProcess(server.grpc_url, port=free_port(), host="127.0.0.1").start()
     results: list[tuple[str, float]] = []
-    end = time.monotonic() + args.seconds
+    started: list[float] = []
+    begin = time.monotonic()
+    end = begin + args.seconds
 
     def client(c: int) -> None:
         i = c
         while time.monotonic() < end:
+            t = time.monotonic() - begin
             results.append(ask(front.url, i))
+            started.append(t)
             i += args.clients
 
     try:
@@ -93,7 +97,8 @@ def main() -> None:
           f"(hang: > {HANG_S:.0f} s)")
     for outcome, count in outcomes.most_common():
         if outcome != "ok":
-            print(f"  {count} x {outcome}")
+            when = [f"{t:.0f} s" for (r, _), t in zip(results, started) if r == outcome]
+            print(f"  {count} x {outcome} (asked at {', '.join(when)})")
     print(f"right after: {sum(r == 'ok' for r, _ in after)}/10 answered in a row")
 
 
