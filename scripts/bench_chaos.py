@@ -62,8 +62,7 @@ def main() -> None:
     stop = threading.Event()
     threading.Thread(target=keep_router_alive, args=(server, stop, 0.5), daemon=True).start()
     front = FrontProcess(server.grpc_url, port=free_port(), host="127.0.0.1").start()
-    results: list[tuple[str, float]] = []
-    started: list[float] = []
+    results: list[tuple[str, float, float]] = []  # (outcome, seconds, asked at)
     begin = time.monotonic()
     end = begin + args.seconds
 
@@ -71,8 +70,7 @@ def main() -> None:
         i = c
         while time.monotonic() < end:
             t = time.monotonic() - begin
-            results.append(ask(front.url, i))
-            started.append(t)
+            results.append((*ask(front.url, i), t))
             i += args.clients
 
     try:
@@ -89,15 +87,15 @@ def main() -> None:
         front.stop()
         stop.set()
         server.stop(60)
-    outcomes = Counter(r for r, _ in results)
+    outcomes = Counter(r for r, *_ in results)
     answered = outcomes["ok"]
-    slowest = max(s for _, s in results)
+    slowest = max(s for _, s, _ in results)
     print(f"{len(results)} requests in {args.seconds:.0f} s by {args.clients} clients: {answered} answered "
-          f"({answered / len(results):.1%}), p50 {statistics.median(s for _, s in results):.2f} s, slowest {slowest:.1f} s "
+          f"({answered / len(results):.1%}), p50 {statistics.median(s for _, s, _ in results):.2f} s, slowest {slowest:.1f} s "
           f"(hang: > {HANG_S:.0f} s)")
     for outcome, count in outcomes.most_common():
         if outcome != "ok":
-            when = [f"{t:.0f} s" for (r, _), t in zip(results, started) if r == outcome]
+            when = [f"{t:.0f} s" for r, _, t in results if r == outcome]
             print(f"  {count} x {outcome} (asked at {', '.join(when)})")
     print(f"right after: {sum(r == 'ok' for r, _ in after)}/10 answered in a row")
 
