@@ -5,12 +5,13 @@ Both kinds of request go through the router (Triton's generate_stream route), gr
 tokens each. Free answers run to that length with `ignore_eos`; constrained answers follow a schema
 that cannot be finished within it (a list of at least 40 facts), so both end by length and every
 answer is the same size. Decode ms/token is (total - time to first token) / (tokens - 1), per answer,
-the median over answers. Compile times: llguidance, the grammar engine of our backend
+the median over answers. The kinds take turns free, constrained, constrained, free at each level, so
+that a machine whose load drifts weighs on both alike. Compile times: llguidance, the grammar engine of our backend
 (python_backends/transformers/transformers_backend/constraints.py), with the model's tokenizer and
 the backend's JSON options: schema -> grammar -> matcher -> first token mask, for every schema of
 tests/data/structured_cases.json and the benchmark's own.
 
-    python scripts/bench_structured.py [--url host:http_port] [--levels 1 8] [--requests 3] [--tokens 48]
+    python scripts/bench_structured.py [--url host:http_port] [--levels 1 8] [--requests 2] [--tokens 48]
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ TOPICS = ["the Moon", "Paris", "the Roman Empire", "volcanoes", "the printing pr
 
 def options(constrained: bool, tokens: int) -> dict:
     sampling = {"max_tokens": tokens, "temperature": 0}
-    opts = {"use_case": "agent", "model": LLM, "stream": True, "sampling_parameters": sampling}
+    # The response cache off: every answer is generated, none replayed.
+    opts = {"use_case": "agent", "model": LLM, "stream": True, "cache": "off", "sampling_parameters": sampling}
     if constrained:
         opts["response_format"] = {"type": "json_schema", "json_schema": {"name": "facts", "schema": FACTS}}
     else:
@@ -83,6 +85,11 @@ def decode_ms(results: list[dict]) -> float:
     return 1000 * statistics.median((r["total"] - r["ttft"]) / max(r["tokens"] - 1, 1) for r in results)
 
 
+def whole_ms(results: list[dict]) -> float:
+    """ms per token of the whole answer, prefill included: it does not lean on when the first piece came."""
+    return 1000 * statistics.median(r["total"] / max(r["tokens"], 1) for r in results)
+
+
 def compile_times() -> list[dict]:
     """ms from a schema to its first token mask for the model's vocabulary, as the backend does it
     (llguidance; the tokenizer, built once per model, timed apart)."""
@@ -113,7 +120,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running server's HTTP host:port (default: start one)")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--requests", type=int, default=3, help="requests each client sends, per kind")
+    ap.add_argument("--requests", type=int, default=2, help="requests each client sends, per kind and turn")
     ap.add_argument("--tokens", type=int, default=48, help="new tokens per answer")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -123,16 +130,24 @@ def main() -> int:
     with server(args.url, [LLM, "query_classifier", "router"]) as (http_url, _, _srv):
         for constrained in (False, True):  # warm up both paths
             one(http_url, "tea", constrained, 8)
-        print(f"{'conc':>4} {'free ms/tok':>11} {'JSON ms/tok':>11} {'overhead':>8}  lengths")
+        print(f"{'conc':>4} {'free ms/tok':>11} {'JSON ms/tok':>11} {'overhead':>8}  {'whole: free':>11} "
+              f"{'JSON':>6} {'overhead':>8}  lengths")
         for c in args.levels:
-            free, json_ = (level(http_url, c, args.requests, k, args.tokens) for k in (False, True))
+            runs = {False: [], True: []}
+            for constrained in (False, True, True, False):
+                runs[constrained] += level(http_url, c, args.requests, constrained, args.tokens)
+            free, json_ = runs[False], runs[True]
             lengths = sorted({r["tokens"] for r in free + json_})
-            f_ms, j_ms = decode_ms(free), decode_ms(json_)
+            f_ms, j_ms, f_all, j_all = decode_ms(free), decode_ms(json_), whole_ms(free), whole_ms(json_)
             report["decode"].append({"concurrency": c, "free_ms_per_token": round(f_ms, 1),
                                      "constrained_ms_per_token": round(j_ms, 1),
-                                     "overhead": round(j_ms / f_ms - 1, 3), "token_counts": lengths,
+                                     "overhead": round(j_ms / f_ms - 1, 3),
+                                     "whole_free_ms_per_token": round(f_all, 1),
+                                     "whole_constrained_ms_per_token": round(j_all, 1),
+                                     "whole_overhead": round(j_all / f_all - 1, 3), "token_counts": lengths,
                                      "finish_reasons": sorted({r["finish"] for r in free + json_})})
-            print(f"{c:>4} {f_ms:>11.1f} {j_ms:>11.1f} {j_ms / f_ms - 1:>+8.1%}  {lengths}")
+            print(f"{c:>4} {f_ms:>11.1f} {j_ms:>11.1f} {j_ms / f_ms - 1:>+8.1%}  {f_all:>11.1f} {j_all:>6.1f} "
+                  f"{j_all / f_all - 1:>+8.1%}  {lengths}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
