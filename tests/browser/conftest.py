@@ -13,8 +13,7 @@ import pytest
 
 from launcher import TritonServer, free_port
 
-# The shared server and the router, and the guard that leaves the server's models as found.
-from tests.integration.conftest import _shared_server_left_as_found, router, server  # noqa: F401
+# The shared server and the router come from tests/conftest.py, the same ones the integration tests use.
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -25,7 +24,7 @@ if not CHROMIUM.exists():
 
 
 @pytest.fixture(scope="module")
-def front(router: TritonServer) -> Iterator[str]:  # noqa: F811 (the fixture imported above)
+def front(router: TritonServer) -> Iterator[str]:
     """The front on a free port, in a thread of this process; its URL."""
     import uvicorn
 

@@ -11,7 +11,7 @@ import pytest
 from client import RouterClient
 from launcher import TritonServer
 
-from .observe import leave_as_found, server_processes, shm_regions
+from .observe import server_processes, shm_regions
 
 LLM = "smollm2_135m_instruct"
 
@@ -53,38 +53,6 @@ def _explain_unclean_exit(server: TritonServer, rc: int) -> None:
         f"tritonserver exited with {rc}, not from slow model teardown; see {server.log_file}"
     warnings.warn(f"tritonserver exited with 1: {last[-1][0]} model(s) still tearing down when its exit timeout "
                   f"ran out, nothing in flight (a busy machine); see {server.log_file}", stacklevel=3)
-
-
-@pytest.fixture(scope="session")
-def server() -> Iterator[TritonServer]:
-    """One server for the suite, with the LLM loaded; tests that need another setup start their own."""
-    srv = start_server([LLM])
-    yield srv
-    stop_server(srv)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _shared_server_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A module that uses the session server leaves it with the models it found loaded, so that modules
-    pass alone and in any order. Modules with a `server` of their own (or none) are left alone."""
-    uses_shared = "server" not in vars(request.module) and any(
-        "server" in item.fixturenames for item in request.session.items if item.module is request.module)
-    if not uses_shared:
-        yield
-        return
-    with leave_as_found(request.getfixturevalue("server")):
-        yield
-
-
-@pytest.fixture(scope="module")
-def router(server: TritonServer) -> TritonServer:
-    """The shared server with the classifier and the router loaded (the router loads its metrics model);
-    the module's teardown (_shared_server_left_as_found) unloads what the module loaded."""
-    admin = RouterClient(server.http_url)
-    for model in ("query_classifier", "router"):
-        if not admin.is_ready(model):
-            admin.load(model)
-    return server
 
 
 @pytest.fixture
