@@ -34,8 +34,8 @@ class RouterFailed(InferenceServerException):
     """The router's error, decoded through the contract: `.wire.kind` (bad_input, overloaded, ...),
     `.wire.field`, `.wire.retry_after_s`."""
 
-    def __init__(self, wire: WireError) -> None:
-        super().__init__(wire.message, status=wire.kind.value)
+    def __init__(self, wire: WireError, status: str | None = None) -> None:
+        super().__init__(wire.message, status=status or wire.kind.value)  # status: the HTTP code, when one came
         self.wire = wire
 
     @property
