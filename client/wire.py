@@ -73,7 +73,7 @@ def http_events(url: str, model: str, inputs: dict[str, Any], stream: bool, head
             body = json.loads(body).get("error", body)
         except ValueError:
             pass
-        raise RouterFailed(WireError.parse(str(body))) from None
+        raise RouterFailed(WireError.parse(str(body)), str(exc.code)) from None
 
 
 def text_of(value: Any) -> str:
