@@ -3,6 +3,7 @@ server. What is checked is what the browser shows and sends (the DOM, the audio 
 never the page's own variables."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -111,10 +112,22 @@ SAMPLE_MOUTH = """() => new Promise((resolve) => {
 })"""
 
 
+def visemes_of(response) -> list[dict]:
+    """The timeline in an answer: message.visemes of a whole one, a delta's of a streamed one."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return response.json()["choices"][0]["message"].get("visemes") or []
+    for line in response.text().splitlines():
+        if line.startswith("data: {"):
+            chunk = json.loads(line[6:])
+            for choice in chunk.get("choices", []):
+                if choice["delta"].get("visemes"):
+                    return choice["delta"]["visemes"]
+    return []
+
+
 def test_an_avatar_answer_speaks_and_moves_the_mouth(page) -> None:
-    answers = []  # the whole (non-streamed) answers the page received: the speech and its timeline
-    page.on("response", lambda r: r.url.endswith("/v1/chat/completions") and
-            r.headers.get("content-type", "").startswith("application/json") and answers.append(r))
+    answers = []  # the answers the page received (streamed or whole): the speech and its timeline
+    page.on("response", lambda r: r.url.endswith("/v1/chat/completions") and answers.append(r))
     page.fill("#max-tokens", "24")
     page.fill("#prompt", "Create a digital human receptionist who welcomes visitors to our dental clinic")
     page.press("#prompt", "Enter")
@@ -127,8 +140,8 @@ def test_an_avatar_answer_speaks_and_moves_the_mouth(page) -> None:
     assert page.locator('#decision [data-signal="use_case"]').inner_text() == "avatar"
     assert page.locator("#mouth").get_attribute("data-viseme") == "sil"  # closed once the voice ends
     # The mouth showed the router's viseme timeline, not shapes of its own.
-    timeline = answers[-1].json()["choices"][0]["message"].get("visemes")
-    assert timeline, "the avatar's answer came without message.visemes"
+    timeline = visemes_of(answers[-1])
+    assert timeline, "the avatar's answer came without its viseme timeline"
     assert set(seen["visemes"]) <= {v["viseme"] for v in timeline} | {"sil"}
     assert len(set(seen["visemes"]) - {"sil"}) >= 3
 
