@@ -12,25 +12,36 @@ from pathlib import Path
 
 STUB = "triton_python_backend_stub"
 _INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
+# Processes already seen not to be stubs, by pid and the birth of their /proc entry (a reused pid is a
+# new entry): the health watcher looks every second, and reading every process's command line each
+# time was a fifth of the router's CPU under load (scripts/profile_router.py).
+_NOT_STUBS: dict[int, int] = {}
 
 
 def stub_pids(server_pid: int | None = None, proc: Path = Path("/proc")) -> dict[str, list[int]]:
     """model -> pids of its live stubs, for the server `server_pid` (default: this stub's parent)."""
     server = str(server_pid or os.getppid())
     found: dict[str, list[int]] = {}
-    for entry in proc.iterdir():
+    for entry in os.scandir(proc):
         if not entry.name.isdigit():
             continue
         try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            pid, born = int(entry.name), entry.stat().st_ctime_ns
+            if _NOT_STUBS.get(pid) == born:
+                continue
+            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            if not args[0].endswith(STUB.encode()):
+                if not args[0].endswith(b"tritonserver"):  # a server's child may be about to exec a stub
+                    _NOT_STUBS[pid] = born
+                continue
+            state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:  # gone while we looked
             continue
         if len(args) < 9 or not args[0].endswith(STUB.encode()) or args[5].decode() != server or state == "Z":
             continue
         match = _INSTANCE.match(args[8].decode(errors="replace"))
         if match:
-            found.setdefault(match["model"], []).append(int(entry.name))
+            found.setdefault(match["model"], []).append(pid)
     return found
 
 
