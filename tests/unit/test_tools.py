@@ -102,3 +102,16 @@ def test_tool_calls_only_when_offered_and_not_refused() -> None:
     assert tool_calls(request(tools=[WEATHER], tool_choice="none").options, text) == (text, None)
     words, calls = tool_calls(request(tools=[WEATHER]).options, text)
     assert words == "" and calls[0]["function"]["name"] == "get_weather"
+
+
+def test_a_vllm_model_gets_the_constraint_as_the_vllm_backend_reads_it() -> None:
+    """vLLM backend r26.01 builds StructuredOutputsParams(**json.loads(sampling_parameters["structured_outputs"])):
+    the router sends that key as JSON text, and renders tools itself for a model whose template takes them."""
+    spec = load_registry().model("qwen2_5_7b_instruct").model_copy(update={"tokenizer": "/nonexistent/tok"})
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    tensors, outputs = TextGeneration().for_request(spec, request(response_format=fmt), "en", False, None)
+    sampling = json.loads(tensors["sampling_parameters"][0])
+    assert isinstance(sampling["structured_outputs"], str)
+    assert json.loads(sampling["structured_outputs"]) == {"json": fmt["json_schema"]["schema"]}
+    assert "messages" not in tensors and {"finish_reason", "num_output_tokens"} <= set(outputs)
