@@ -153,7 +153,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
     assert "text_input:" in bad and "tokens exceeds the limit of 2048" in bad
     assert c_err == "cancelled by the client" and len(c_pieces) >= 2
     assert "".join(p_pieces) == want_plain and not p_err
-    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
               >= cancelled_before + 1, "the cancelled request was never counted out of the batch")
 
 
@@ -161,7 +161,7 @@ def test_a_cancelled_request_stops_generating_at_once(server) -> None:
     tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
     cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
     together(stream_once, [(server.grpc_url, p, {"max_tokens": 400, "temperature": 0}, 3) for p in PROMPTS[:2]])
-    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled")
+    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
               >= cancelled_before + 2, "the cancelled requests never left the batch")
     spent = metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before
     assert spent < 100, f"{spent} tokens generated for two requests abandoned after 3 pieces of 400"
