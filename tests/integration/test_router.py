@@ -192,6 +192,7 @@ def test_metrics_count_decisions_loads_evictions_and_fallbacks(grpc: RouterClien
                                                                broken_first_try: dict) -> None:
     serving(grpc, LLM)
     serving(grpc, LLM_BF16)  # evicts LLM
+    time.sleep(1.0)  # the router ships its metric ops every 250 ms
     text = RouterClient(server.http_url).metrics(f"127.0.0.1:{server.metrics_port}")
     assert re.search(r'tmr_routing_decisions_total\{model="smollm2_135m_instruct",use_case="agent"\} [1-9]', text)
     assert re.search(r'tmr_fallbacks_total\{model="broken_llm",use_case="agent"\} 1\b', text)
