@@ -23,7 +23,9 @@ from .conftest import LLM, start_server
 from .observe import server_processes, shm_regions, wait_for
 
 pytestmark = pytest.mark.integration
-ANSWER_WITHIN_S = 15.0  # the bound: the answer (retried) or the error event
+# A hang bound, not a speed target (benchmarks prove speed: README gives the retry's 7 s): far past the
+# 4 s of silence, the router's reload and one short answer on a busy machine, far short of a timeout.
+ANSWER_WITHIN_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: 
     took = time.monotonic() - started
     assert any(e.get("choices") and e["choices"][0]["delta"].get("content") for e in events)
     assert "error" in events[-1] and "stopped answering" in events[-1]["error"]["message"], events[-1]
-    assert took <= ANSWER_WITHIN_S + 10, f"the stream ended after {took:.1f} s"
+    assert took <= ANSWER_WITHIN_S, f"the stream ended after {took:.1f} s"
 
 
 def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
