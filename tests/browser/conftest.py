@@ -45,8 +45,10 @@ def front(router: TritonServer) -> Iterator[str]:
     assert not thread.is_alive(), "the front did not stop"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Playwright's sync API runs an event loop in this thread while it is open: closed with the module,
+    so that tests after it may run their own (asyncio.run)."""
     with playwright_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                       args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
