@@ -108,6 +108,19 @@ def test_a_request_whose_router_died_is_answered_by_the_retry(server: TritonServ
     assert took <= ANSWER_WITHIN_S, f"answered after {took:.1f} s"
 
 
+def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
+    router_answers(server)
+    client = RouterClient(server.grpc_url, "grpc")
+    killer = kill_router_when_busy(server, 1.0)
+    started = time.monotonic()
+    routed = client.route("Tell me a long story about a dragon.", {"sampling_parameters": {"max_tokens": 12}})
+    killer.join()
+    assert routed.text and routed.decision.get("model"), routed.decision
+    assert time.monotonic() - started <= ANSWER_WITHIN_S
+
+
+# Last on this server: a router killed while the LLM streams to it can leave the LLM's replies
+# stalled for a call's deadline (README, Not yet).
 def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: TritonServer,
                                                                        front: FrontProcess) -> None:
     router_answers(server)
@@ -124,17 +137,6 @@ def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: 
     assert any(e.get("choices") and e["choices"][0]["delta"].get("content") for e in events)
     assert "error" in events[-1] and "stopped answering" in events[-1]["error"]["message"], events[-1]
     assert took <= ANSWER_WITHIN_S, f"the stream ended after {took:.1f} s"
-
-
-def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
-    router_answers(server)
-    client = RouterClient(server.grpc_url, "grpc")
-    killer = kill_router_when_busy(server, 1.0)
-    started = time.monotonic()
-    routed = client.route("Tell me a long story about a dragon.", {"sampling_parameters": {"max_tokens": 12}})
-    killer.join()
-    assert routed.text and routed.decision.get("model"), routed.decision
-    assert time.monotonic() - started <= ANSWER_WITHIN_S
 
 
 def test_a_dead_router_is_a_clear_error_when_the_retry_cannot_help(tmp_path: Path) -> None:
