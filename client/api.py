@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ class RouterClient:
                                                             connection_timeout=self.timeout)
         else:
             self._client = grpcclient.InferenceServerClient(self.url)
+        self._streams = threading.local()  # each thread's channel for streams: one stream at a time on each
+
+    def _stream_client(self) -> grpcclient.InferenceServerClient:
+        """This thread's gRPC client for streams. A stream is opened per request, but on a channel kept
+        for the thread: a channel per request (a connection, its handshake and threads) cost the client
+        more CPU than the router spent routing (scripts/bench_overhead.py)."""
+        client = getattr(self._streams, "client", None)
+        if client is None:
+            client = self._streams.client = grpcclient.InferenceServerClient(self.url)
+        return client
 
     # -- health and model control -------------------------------------------------------------
     def live(self) -> bool:
@@ -124,7 +135,7 @@ class RouterClient:
         if self.protocol != "grpc":
             raise ValueError("protocol: streaming responses need 'grpc'")
         results: queue.Queue = queue.Queue()
-        client = grpcclient.InferenceServerClient(self.url)
+        client = self._stream_client()
         client.start_stream(callback=lambda result, error: results.put((result, error)), headers=self.headers)
         finished = False
         try:
@@ -151,7 +162,6 @@ class RouterClient:
             # a cancellation after the last response races Triton 24.10's gRPC frontend, which then
             # holds the model until the server stops (triton-inference-server/server#8078).
             client.stop_stream(cancel_requests=not finished)
-            client.close()
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
               audio: bytes | None = None, video: bytes | None = None,

@@ -5,19 +5,25 @@
    route) and gRPC (a stream). The response cache is off for these requests (options.cache): a hit
    would skip the work being measured.
 2. Throughput on a trivial target: routed tts_espeak requests/s against calling tts_espeak directly,
-   with N client threads each (gRPC).
+   with N client threads each (gRPC, then HTTP), and the server's CPU per answer for each (the
+   client shares the cores, so the ratio of answers/s also carries the client's cost).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import threading
 import time
+from pathlib import Path
+from typing import Any, Callable
 
 from benchlib import server
 
 from client import RouterClient
+from launcher import TritonServer
 from model_router.contract.media import SpeechRequest
+from model_router.serving.stubs import stub_pids
 
 LLM, TTS = "smollm2_135m_instruct", "tts_espeak"
 ONE_TOKEN = {"max_tokens": 1, "temperature": 0}
@@ -46,21 +52,30 @@ def overhead(http_url: str, grpc_url: str, pairs: int) -> dict[str, dict[str, fl
         for _ in range(5):  # warm both paths
             routed_1(client, stream), direct_1(client, stream)
         diffs, routed, direct = [], [], []
-        for _ in range(pairs):
-            r, d = routed_1(client, stream), direct_1(client, stream)
+        for i in range(pairs):  # the order alternates, so that neither side is always the one after the other
+            if i % 2:
+                d, r = direct_1(client, stream), routed_1(client, stream)
+            else:
+                r, d = routed_1(client, stream), direct_1(client, stream)
             routed.append(r), direct.append(d), diffs.append(r - d)
+        q1, _, q3 = statistics.quantiles(diffs, n=4)
         out[protocol] = {"routed_p50_ms": statistics.median(routed) * 1000,
                          "direct_p50_ms": statistics.median(direct) * 1000,
-                         "overhead_median_ms": statistics.median(diffs) * 1000}
+                         "overhead_median_ms": statistics.median(diffs) * 1000,
+                         "overhead_iqr_ms": (q1 * 1000, q3 * 1000)}
     return out
 
 
-def rate(call, threads: int, seconds: float) -> float:
+def rate(call: Callable[[RouterClient], Any], url: str, protocol: str, threads: int, seconds: float) -> float:
+    """Answers per second from `threads` threads, each with its own client (tritonclient's HTTP
+    client is not shared across threads)."""
     done, stop = [0] * threads, time.monotonic() + seconds
 
     def worker(i: int) -> None:
+        client = RouterClient(url, protocol)
+        call(client)  # its connection made before the clock counts
         while time.monotonic() < stop:
-            call()
+            call(client)
             done[i] += 1
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
@@ -71,16 +86,39 @@ def rate(call, threads: int, seconds: float) -> float:
     return sum(done) / seconds
 
 
-def throughput(grpc_url: str, threads: int, seconds: float) -> dict[str, float]:
-    client = RouterClient(grpc_url, "grpc")
+def server_cpu_s(srv: TritonServer | None) -> float:
+    """CPU seconds of tritonserver and its stubs so far (0 for a server this run did not start)."""
+    if srv is None:
+        return 0.0
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in [srv.proc.pid, *(p for pids in stub_pids(srv.proc.pid).values() for p in pids)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def throughput(urls: dict[str, str], srv: TritonServer | None, threads: int,
+               seconds: float) -> dict[str, dict[str, float]]:
+    """Routed against direct tts_espeak per protocol: answers/s, and the server's CPU per answer
+    (tritonserver and its stubs, read from /proc: the router's own cost without the client's)."""
     speech = SpeechRequest("Good morning everyone.", "en")
-    routed = lambda: client.route("Read this aloud: 'Good morning everyone.'",  # noqa: E731
-                                  {**NO_CACHE, "use_case": "tts", "language": "en"})
-    direct = lambda: client.infer(TTS, speech.encode(), list(speech.outputs))  # noqa: E731
-    for _ in range(3):
-        routed(), direct()
-    r, d = rate(routed, threads, seconds), rate(direct, threads, seconds)
-    return {"routed_rps": r, "direct_rps": d, "ratio": r / d}
+    calls = {"routed": lambda c: c.route("Read this aloud: 'Good morning everyone.'",
+                                         {**NO_CACHE, "use_case": "tts", "language": "en"}),
+             "direct": lambda c: c.infer(TTS, speech.encode(), list(speech.outputs))}
+    out: dict[str, dict[str, float]] = {}
+    for protocol, url in urls.items():
+        row: dict[str, float] = {}
+        for name, call in calls.items():
+            cpu0 = server_cpu_s(srv)
+            rps = rate(call, url, protocol, threads, seconds)
+            row[f"{name}_rps"] = rps
+            row[f"{name}_cpu_ms"] = (server_cpu_s(srv) - cpu0) * 1000 / max(rps * seconds, 1)
+        row["ratio"] = row["routed_rps"] / row["direct_rps"]
+        out[protocol] = row
+    return out
 
 
 def main() -> None:
@@ -90,14 +128,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
-    with server(args.url, ["query_classifier", "router", LLM, TTS]) as (http_url, grpc_url, _srv):
+    with server(args.url, ["query_classifier", "router", LLM, TTS]) as (http_url, grpc_url, srv):
         for protocol, row in overhead(http_url, grpc_url, args.pairs).items():
             print(f"overhead {protocol}: routed p50 {row['routed_p50_ms']:.1f} ms, direct p50 "
                   f"{row['direct_p50_ms']:.1f} ms, routed - direct (median of {args.pairs} pairs) "
-                  f"{row['overhead_median_ms']:.1f} ms (target <= 6)")
-        t = throughput(grpc_url, args.threads, args.seconds)
-        print(f"tts_espeak with {args.threads} threads: routed {t['routed_rps']:.1f}/s, direct {t['direct_rps']:.1f}/s,"
-              f" x{t['ratio']:.2f} (target >= 0.45)")
+                  f"{row['overhead_median_ms']:.1f} ms (target <= 6; quartiles of the pairs "
+                  f"{row['overhead_iqr_ms'][0]:.1f} / {row['overhead_iqr_ms'][1]:.1f} ms)")
+        for protocol, t in throughput({"grpc": grpc_url, "http": http_url}, srv, args.threads, args.seconds).items():
+            print(f"tts_espeak {protocol}, {args.threads} threads: routed {t['routed_rps']:.1f}/s, direct "
+                  f"{t['direct_rps']:.1f}/s, x{t['ratio']:.2f} (target >= 0.45); server CPU per answer routed "
+                  f"{t['routed_cpu_ms']:.1f} ms, direct {t['direct_cpu_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
 import signal
 import warnings
@@ -14,6 +15,14 @@ from launcher import TritonServer
 from .observe import server_processes, shm_regions
 
 LLM = "smollm2_135m_instruct"
+# Servers (by id) whose tests SIGKILLed one of their stubs (kill_stub).
+_STUB_KILLED: set[int] = set()
+
+
+def kill_stub(server: TritonServer, pid: int) -> None:
+    """SIGKILL a stub of `server`; its stop may then run into the exit timeout (stop_server)."""
+    _STUB_KILLED.add(id(server))
+    os.kill(pid, signal.SIGKILL)
 
 
 def start_server(load: list[str], **kwargs) -> TritonServer:
@@ -39,18 +48,22 @@ def stop_server(server: TritonServer, killed: bool = False, timeout: float = 30.
     # A negative return code is a signal: tritonserver crashed (SIGSEGV, SIGABRT) or had to be killed.
     assert rc is not None and rc >= 0, f"tritonserver died of signal {-(rc or 0)}; see {server.log_file}"
     if rc != 0:
-        _explain_unclean_exit(server, rc)
+        _explain_unclean_exit(server, rc, id(server) in _STUB_KILLED)
 
 
-def _explain_unclean_exit(server: TritonServer, rc: int) -> None:
-    """Triton exits 1 when its exit timeout (6 s) runs out. Only one cause is not a fault of the test:
-    models still tearing down (their stubs drop to idle priority in finalize and wait for CPU on a busy
-    machine), with nothing in flight. Anything else (a request or a client connection left open by a
+def _explain_unclean_exit(server: TritonServer, rc: int, stub_killed: bool) -> None:
+    """Triton exits 1 when its exit timeout (6 s) runs out with models still tearing down and nothing
+    in flight. After a test killed a stub this is Triton 24.10's, and expected: an instance whose stub
+    died is sent its finalize anyway and waited on until the exit timeout (README, Not yet), and the
+    LLM's send to a requester killed mid-stream never returns. Otherwise it is a warning (stubs slow
+    to tear down on a busy machine). Anything else (a request or a client connection left open by a
     test, another exit status) fails."""
     last = re.findall(r'Timeout 0: Found (\d+) live models and (\d+) in-flight non-inference requests',
                       server.log_file.read_text(errors="replace"))
     assert rc == 1 and last and int(last[-1][0]) > 0 and last[-1][1] == "0", \
         f"tritonserver exited with {rc}, not from slow model teardown; see {server.log_file}"
+    if stub_killed:
+        return
     warnings.warn(f"tritonserver exited with 1: {last[-1][0]} model(s) still tearing down when its exit timeout "
                   f"ran out, nothing in flight (a busy machine); see {server.log_file}", stacklevel=3)
 

@@ -17,10 +17,10 @@ import redis
 
 from client import RouterClient
 from client.api import InferenceServerException
+from launcher import TritonServer
 from model_router.cache import CachedAnswer, ResponseCache, key_of, scope_of
 from model_router.cache import cache as cache_module
 from model_router.cache.keys import KEY_PREFIX
-from launcher import TritonServer
 
 from ..unit.test_cache_keys import BASE, DIFFERENT, variant
 from .conftest import LLM, metric, start_server, stop_server

@@ -5,8 +5,6 @@ code under test (Triton's repository index, /proc, /dev/shm: tests/integration/o
 from __future__ import annotations
 
 import math
-import os
-import signal
 import threading
 import time
 from typing import Iterator
@@ -17,7 +15,7 @@ from client import RouterClient
 from client.api import InferenceServerException
 from launcher import TritonServer
 
-from .conftest import stop_server
+from .conftest import kill_stub, stop_server
 from .observe import MemoryWatch, is_alive, model_states, stub_pid, wait_for
 from .router_setup import BROKEN, LLM, LLM_BF16, ONE_LLM_BUDGET_MB, start_router_server
 
@@ -82,7 +80,7 @@ def test_killing_a_target_stub_mid_request_is_a_clear_error_then_it_heals(roomy_
     t.start()
     assert first.wait(deadline_s), "no first piece"
     pid = stub_pid(server, LLM)
-    os.kill(pid, signal.SIGKILL)
+    kill_stub(server, pid)
     t.join(deadline_s + 60)
     assert not t.is_alive(), "the killed request hung past its deadline"
     assert wait_for(lambda: not is_alive(pid), 10), f"stub {pid} of {LLM} still alive after SIGKILL"

@@ -18,8 +18,7 @@ import pytest
 
 from client import RouterClient
 from client.samples import text_image
-from launcher import DEFAULT_MODELS_DIR, TritonServer, free_port
-from launcher import FrontProcess
+from launcher import DEFAULT_MODELS_DIR, FrontProcess, TritonServer, free_port
 
 from .conftest import LLM, metric, start_server, stop_server
 from .observe import UNLOAD_WITHIN_S, index_states, wait_for

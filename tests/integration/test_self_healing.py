@@ -8,8 +8,6 @@ the test, the router's load calls counted at a proxy in front of Triton, answers
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,9 +19,20 @@ from client import RouterClient
 from client.api import InferenceServerException
 from launcher import TritonServer, free_port
 
+from .conftest import kill_stub as kill_stub_of
 from .conftest import start_server, stop_server
-from .observe import ControlProxy, MemoryWatch, _post, declared_mb, index_states, is_alive, pss_mb, server_processes, \
-    stub_pid, wait_for
+from .observe import (
+    ControlProxy,
+    MemoryWatch,
+    _post,
+    declared_mb,
+    index_states,
+    is_alive,
+    pss_mb,
+    server_processes,
+    stub_pid,
+    wait_for,
+)
 from .router_setup import LLM, LLM_BF16, ONE_LLM_BUDGET_MB, make_repository, start_router_server
 
 pytestmark = pytest.mark.integration
@@ -54,7 +63,7 @@ def live_stub(server: TritonServer, model: str) -> int | None:
 
 def kill_stub(server: TritonServer, model: str) -> int:
     pid = stub_pid(server, model)
-    os.kill(pid, signal.SIGKILL)
+    kill_stub_of(server, pid)
     assert wait_for(lambda: not is_alive(pid), 10), f"stub {pid} still alive after SIGKILL"
     return pid
 

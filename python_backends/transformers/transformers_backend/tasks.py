@@ -4,7 +4,6 @@ building its responses. The backend picks the class once, from the config's `tas
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from model_router.sampling import parse_sampling_parameters
 from model_router.triton.adapter import FINAL, RequestModel, error_response, getter, response
 from model_router.triton.metrics import GenerationMetrics
 
+from .outbox import Outbox
 from .settings import BackendSettings
 
 MAX_PROMPT_CHARS = 1 << 20  # the token limit (max_input_tokens) is checked on encoding
@@ -84,7 +84,7 @@ class TextGenerationTask(Task):
         from .text_generation import TextGenerator
 
         self.metrics = GenerationMetrics(pb_utils, name)
-        self.outbox = Outbox()
+        self.outbox = Outbox(warn=pb_utils.Logger.log_warn)
         self.cancels = Cancels()
         self.engine = TextGenerator(
             model_path, device=settings.device, threads=settings.threads, use_chat_template=settings.chat_template,
@@ -110,7 +110,8 @@ class TextGenerationTask(Task):
         params = parse_sampling_parameters(req.sampling, self.max_tokens_limit)
         prefix = "" if req.stream or req.exclude_input_in_output else req.prompt
         answer = _Answer(self.name, self.outbox, sender, request.is_cancelled, req, prefix)
-        self.engine.submit(req.prompt, params, answer, self.cancels.check(request), req.messages,
+        cancelled = self.cancels.check(request)
+        self.engine.submit(req.prompt, params, answer, lambda: cancelled() or self.outbox.gave_up(sender), req.messages,
                            want_logprob="cumulative_logprob" in req.returns)
 
     def finalize(self) -> None:
@@ -181,34 +182,6 @@ class _Answer:
 
     def _send(self, response: Any, flags: int = 0) -> None:
         self.outbox.put((self.model, self.sender, response, flags))
-
-
-class Outbox:
-    """Sends responses on a thread of its own, in order, so that the batch's next step need not wait
-    for each send's round trip to the server (the vLLM backend's response loop does the same)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="responses", daemon=True)
-        self._thread.start()
-
-    def put(self, item: tuple) -> None:
-        self._queue.put(item)
-
-    def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            model, sender, response, flags = item
-            try:
-                if response is None:
-                    sender.send(flags=flags)
-                else:
-                    sender.send(response, flags=flags)
-            except Exception as exc:  # the client is gone: nothing to tell it, and the batch goes on
-                pb_utils.Logger.log_warn(f"{model}: could not send a response: {exc}")
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
 
 
 TASKS: dict[str, type[Task]] = {"text-generation": TextGenerationTask,
