@@ -63,6 +63,7 @@ def main() -> None:
     threading.Thread(target=keep_router_alive, args=(server, stop, 0.5), daemon=True).start()
     front = FrontProcess(server.grpc_url, port=free_port(), host="127.0.0.1").start()
     results: list[tuple[str, float, float]] = []  # (outcome, seconds, asked at)
+    slow: list[str] = []  # the requests past the hang bound
     begin = time.monotonic()
     end = begin + args.seconds
 
@@ -70,7 +71,10 @@ def main() -> None:
         i = c
         while time.monotonic() < end:
             t = time.monotonic() - begin
-            results.append((*ask(front.url, i), t))
+            outcome, took = ask(front.url, i)
+            results.append((outcome, took, t))
+            if took > HANG_S:
+                slow.append(f"asked at {t:.0f} s ({'speech' if i % 2 else 'chat'}): {took:.1f} s, {outcome}")
             i += args.clients
 
     try:
@@ -97,6 +101,8 @@ def main() -> None:
         if outcome != "ok":
             when = [f"{t:.0f} s" for r, _, t in results if r == outcome]
             print(f"  {count} x {outcome} (asked at {', '.join(when)})")
+    for line in slow:
+        print(f"  past the hang bound: {line}")
     print(f"right after: {sum(r == 'ok' for r, _ in after)}/10 answered in a row")
 
 

@@ -60,11 +60,12 @@ def _threads() -> list[int]:
 
 
 @contextmanager
-def _loading_priority(serve_nice: int) -> Iterator[None]:
-    """Load as an idle-priority task and serve above normal priority, so that a model loading on the
-    same cores (its stub start included, which we cannot reach) never starves one that is serving.
-    Threads inherit the policy of the thread that starts them."""
-    _set_priority(os.SCHED_IDLE, 0, [threading.get_native_id()])
+def _loading_priority(load_priority: str, serve_nice: int) -> Iterator[None]:
+    """Load at the server's priority, or ("idle") as an idle-priority task, so that a load on the
+    same cores never slows a model that is serving (at the cost of loads that requests wait for);
+    then serve at `serve_nice`. Threads inherit the policy of the thread that starts them."""
+    if load_priority == "idle":
+        _set_priority(os.SCHED_IDLE, 0, [threading.get_native_id()])
     try:
         yield
     finally:
@@ -95,7 +96,7 @@ class TritonPythonModel:
         task = self._task(name, config, settings)
         model_path = self._model_path(name, settings)
         started = time.perf_counter()
-        with _loading_priority(settings.serve_nice):
+        with _loading_priority(settings.load_priority, settings.serve_nice):
             self.task: Task = task(name, model_path, settings)
         pb_utils.Logger.log_info(f"{name}: loaded {model_path} ({settings.task}, {settings.device}) "
                                  f"in {time.perf_counter() - started:.2f}s")

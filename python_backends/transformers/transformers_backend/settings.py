@@ -27,6 +27,10 @@ class BackendSettings(BaseModel):
     dtype: Literal["float32", "float16", "bfloat16", "auto"] = "float32"
     threads: int = Field(0, ge=0, le=1024)  # torch threads; 0 leaves torch's default
     serve_nice: int = Field(-10, ge=-20, le=19)  # CPU priority of the serving threads (model.py)
+    # CPU priority of a load: "serving" (the server's own) or "idle" (only what serving leaves). Idle
+    # starved loads that requests were waiting for on saturated cores (scripts/bench_chaos.py: a
+    # fallback load took 82 s, a reload failed after 61 s with "stub not healthy").
+    load_priority: Literal["serving", "idle"] = "serving"
     # Text generation only.
     chat_template: bool = True  # render prompts through the tokenizer's chat template when it has one
     max_input_tokens: int = Field(2048, ge=1)
