@@ -71,7 +71,9 @@ def test_an_unhealthy_stub_error_marks_the_model_dead_at_once() -> None:
 
 def test_a_model_someone_else_unloads_is_not_taken_for_dead() -> None:
     triton = {"a": "READY"}
-    ctl, clock, loader, stubs, rec, results = make(triton=triton)
+    # A backoff, so that the death below is still being recovered when the test looks (with 0 s the
+    # reload could be over first).
+    ctl, clock, loader, stubs, rec, results = make(backoff=(5.0, 30.0), triton=triton)
     triton["a"] = "UNLOADING"  # an admin's unload: its stub exits before the loader hears of it
     stubs["a"] = []
     settle(rec)
