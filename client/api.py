@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import queue
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from model_router.contract.errors import ErrorKind, WireError
 from model_router.contract.generation import GenerateOutput, GenerateRequest
 from model_router.contract.router import RouterAnswer, RouterRequest
 
+from .streams import StreamPool
 from .wire import RouterFailed, event_tensors, http_events, json_value, tensor, text_of
 
 __all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
@@ -57,16 +57,13 @@ class RouterClient:
                                                             connection_timeout=self.timeout)
         else:
             self._client = grpcclient.InferenceServerClient(self.url)
-        self._streams = threading.local()  # each thread's channel for streams: one stream at a time on each
+        self._streams = StreamPool(self.url, self.headers) if self.protocol == "grpc" else None
 
-    def _stream_client(self) -> grpcclient.InferenceServerClient:
-        """This thread's gRPC client for streams. A stream is opened per request, but on a channel kept
-        for the thread: a channel per request (a connection, its handshake and threads) cost the client
-        more CPU than the router spent routing (scripts/bench_overhead.py)."""
-        client = getattr(self._streams, "client", None)
-        if client is None:
-            client = self._streams.client = grpcclient.InferenceServerClient(self.url)
-        return client
+    def close(self) -> None:
+        """Close the kept streams and the connection now (idle streams close themselves after a moment)."""
+        if self._streams is not None:
+            self._streams.close()
+        self._client.close()
 
     # -- health and model control -------------------------------------------------------------
     def live(self) -> bool:
@@ -134,34 +131,26 @@ class RouterClient:
         `silence_s` (the model sends heartbeats), a stream silent that long fails as retryable."""
         if self.protocol != "grpc":
             raise ValueError("protocol: streaming responses need 'grpc'")
-        results: queue.Queue = queue.Queue()
-        client = self._stream_client()
-        client.start_stream(callback=lambda result, error: results.put((result, error)), headers=self.headers)
-        finished = False
-        try:
-            client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
-                                      outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+        with self._streams.stream() as stream:
+            stream.reuse, stream.cancel = False, True  # until the answer is complete: then kept for the next request
+            stream.client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
+                                             outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
             while True:
                 try:
-                    result, error = results.get(timeout=silence_s or self.timeout)
+                    result, error = stream.responses.get(timeout=silence_s or self.timeout)
                 except queue.Empty:
                     raise RouterFailed(WireError(ErrorKind.UNAVAILABLE, f"{model} stopped answering (no response nor "
                                                  f"heartbeat for {silence_s or self.timeout:.0f} s)", ours=False)) from None
                 if error is not None:
-                    finished = True
+                    stream.cancel = False  # its error ended it: closed, not cancelled (streams.py)
                     raise RouterFailed(WireError.parse(error.message() or str(error), error.status()))
                 response = result.get_response()
                 final = response.parameters.get("triton_final_response")
                 if any(result.as_numpy(o) is not None for o in outputs):
                     yield {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
                 if final is not None and final.bool_param:
-                    finished = True
+                    stream.reuse = True
                     return
-        finally:
-            # An answer still coming (the caller stopped reading) is cancelled; a complete one is not:
-            # a cancellation after the last response races Triton 24.10's gRPC frontend, which then
-            # holds the model until the server stops (triton-inference-server/server#8078).
-            client.stop_stream(cancel_requests=not finished)
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
               audio: bytes | None = None, video: bytes | None = None,

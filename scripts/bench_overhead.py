@@ -11,17 +11,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from benchlib import server
 
 from client import RouterClient
 from launcher import TritonServer
+from launcher.process import cpu_seconds
 from model_router.contract.media import SpeechRequest
 from model_router.serving.stubs import stub_pids
 
@@ -90,11 +89,10 @@ def server_cpu_s(srv: TritonServer | None) -> float:
     """CPU seconds of tritonserver and its stubs so far (0 for a server this run did not start)."""
     if srv is None:
         return 0.0
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    total = 0.0
     for pid in [srv.proc.pid, *(p for pids in stub_pids(srv.proc.pid).values() for p in pids)]:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += cpu_seconds(pid)
         except OSError:
             continue
     return total

@@ -47,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (the CPU, not the waits)")
     args = ap.parse_args()
     with server(None, ["query_classifier", "router", "tts_espeak"]) as (_http, grpc_url, srv):
         load(grpc_url, args.threads, 3)  # warm
@@ -55,11 +56,13 @@ def main() -> None:
             out = Path(tmp) / "stacks.txt"
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
                                     "--format", "raw", "--rate", "200",
-                                    "--duration", str(args.seconds), "--nonblocking", "--output", str(out)],
+                                    "--duration", str(args.seconds), "--nonblocking", "--output", str(out),
+                                    *(["--gil"] if args.gil else [])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             answered = load(grpc_url, args.threads, args.seconds)
             spy.wait()
-            stacks = [line.rsplit(" ", 1) for line in out.read_text().splitlines() if " " in line]
+            stacks = [line.rsplit(" ", 1) for line in out.read_text().splitlines()
+                      if " " in line and line.rsplit(" ", 1)[1].isdigit()]
     own, inside, total = Counter(), Counter(), 0
     for stack, count in stacks:
         frames, n = stack.split(";"), int(count)
@@ -69,11 +72,11 @@ def main() -> None:
             if any(marker.split(":")[0] in f and marker.split(":")[1] in f for f in frames):
                 inside[step] += n
     print(f"{answered} routed tts answers in {args.seconds} s with {args.threads} threads; {total} samples")
-    print("request path steps (share of all samples, idle waits included):")
+    print(f"request path steps (share of all samples{'' if args.gil else ', idle waits included'}):")
     for step, n in inside.most_common():
         print(f"  {step:16s} {n / total:6.1%}")
     print("top frames by self samples:")
-    for frame, n in own.most_common(15):
+    for frame, n in own.most_common(25):
         print(f"  {n / total:6.1%}  {frame[:110]}")
 
 

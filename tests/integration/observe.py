@@ -94,13 +94,6 @@ def pss_mb(pid: int) -> float:
     return kb / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (/proc/<pid>/stat utime + stime)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def shm_regions(server: TritonServer) -> list[Path]:
     return sorted(Path("/dev/shm").glob(f"{shm_prefix(server)}*"))
 

@@ -15,8 +15,10 @@ from .conftest import start_server
 
 BROKEN = "broken_llm"
 LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
-# Pinned 460 MB (classifier, router, metrics) + one LLM (900 or 650) fits; two LLMs (1550) do not.
-ONE_LLM_BUDGET_MB = 1400
+# Pinned 460 MB (classifier, router, metrics, as declared) + one LLM fits, with room for its measured
+# memory (SmolLM2's PSS was 978 MB on one machine against 900 declared: 1400 left it out there);
+# two LLMs (900 + 650 declared, 1,700 measured) do not.
+ONE_LLM_BUDGET_MB = 1750
 
 
 def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None) -> tuple[Path, Path]:

@@ -17,9 +17,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from client import RouterClient
+from launcher.process import cpu_seconds
 
 from .conftest import LLM, metric, start_server, stop_server
-from .observe import cpu_seconds, stub_pid
+from .observe import stub_pid
 
 pytestmark = pytest.mark.integration
 LONG = {"max_tokens": 400, "temperature": 0, "ignore_eos": True}
