@@ -133,8 +133,11 @@ class RouterClient:
             raise ValueError("protocol: streaming responses need 'grpc'")
         with self._streams.stream() as stream:
             stream.reuse, stream.cancel = False, True  # until the answer is complete: then kept for the next request
-            stream.client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
-                                             outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+            try:
+                stream.client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
+                                                 outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+            except InferenceServerException as exc:  # the stream failed (the server went away): retryable
+                raise RouterFailed(WireError(ErrorKind.UNAVAILABLE, f"{model}: {exc.message()}", ours=False)) from None
             while True:
                 try:
                     result, error = stream.responses.get(timeout=silence_s or self.timeout)
@@ -144,12 +147,13 @@ class RouterClient:
                 if error is not None:
                     stream.cancel = False  # its error ended it: closed, not cancelled (streams.py)
                     raise RouterFailed(WireError.parse(error.message() or str(error), error.status()))
-                response = result.get_response()
-                final = response.parameters.get("triton_final_response")
+                final = result.get_response().parameters.get("triton_final_response")
+                done = final is not None and final.bool_param
+                if done:  # complete before the caller sees it: one that stops reading now must not cancel (streams.py)
+                    stream.reuse, stream.cancel = True, False
                 if any(result.as_numpy(o) is not None for o in outputs):
                     yield {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
-                if final is not None and final.bool_param:
-                    stream.reuse = True
+                if done:
                     return
 
     def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,

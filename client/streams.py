@@ -67,10 +67,10 @@ class StreamPool:
         with self._lock:
             kept = self._kept.get(me)
             if kept is not None and not kept.busy:
-                if not kept.reuse:
-                    stale, kept = self._kept.pop(me), None
-                else:
+                if kept.reuse and kept.responses.empty():
                     kept.busy = True
+                else:  # it failed while idle (the server went away): not reused
+                    stale, kept = self._kept.pop(me), None
             else:
                 kept = None
         if stale is not None:
@@ -80,29 +80,23 @@ class StreamPool:
         try:
             yield stream
         finally:
-            stream.busy = False
-            if not stream.reuse:
-                self._forget(me, stream)
-                stream.close(cancel=stream.cancel)
-            else:
-                stream.last_used = time.monotonic()
-                self._keep(me, stream)
+            self._release(me, stream)
 
-    def _keep(self, me: int, stream: Stream) -> None:
-        """Keep `stream` for this thread, unless it already keeps another (a nested request's): then
-        this one is closed."""
+    def _release(self, me: int, stream: Stream) -> None:
+        """After its request: kept for this thread's next one, or closed. Under the lock, so that the
+        reaper never takes a stream between its request's end and its idle clock's start."""
         with self._lock:
-            old = self._kept.setdefault(me, stream)
-            if self._reaper is None:
+            stream.last_used, stream.busy = time.monotonic(), False
+            keep = stream.reuse and stream.responses.empty()  # an error that came after its answer: not kept
+            if keep and self._kept.setdefault(me, stream) is not stream:
+                keep = False  # this thread already keeps another (this was a nested request's)
+            if not keep and self._kept.get(me) is stream:
+                del self._kept[me]
+            if keep and self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="idle-stream-reaper", daemon=True)
                 self._reaper.start()
-        if old is not stream:
-            stream.close(cancel=False)
-
-    def _forget(self, me: int, stream: Stream) -> None:
-        with self._lock:
-            if self._kept.get(me) is stream:
-                del self._kept[me]
+        if not keep:
+            stream.close(cancel=stream.cancel and not stream.reuse)
 
     def _reap(self) -> None:
         """Close streams idle for IDLE_S; ends when none is kept (the next one kept starts it again)."""
@@ -112,6 +106,8 @@ class StreamPool:
                 now = time.monotonic()
                 idle = [self._kept.pop(me) for me, s in list(self._kept.items())
                         if not s.busy and (not s.reuse or now - s.last_used >= IDLE_S)]
+                for stream in idle:
+                    stream.reuse = False
                 done = not self._kept
                 if done:
                     self._reaper = None
@@ -124,8 +120,11 @@ class StreamPool:
                 return
 
     def close(self) -> None:
-        """Close every kept stream now."""
+        """Close every kept stream now (one in use is closed by its request's end)."""
         with self._lock:
-            kept, self._kept = list(self._kept.values()), {}
+            idle = [me for me, s in self._kept.items() if not s.busy]
+            kept = [self._kept.pop(me) for me in idle]
+            for stream in kept:
+                stream.reuse = False
         for stream in kept:
             stream.close(cancel=False)

@@ -74,12 +74,14 @@ def http(server: TritonServer) -> Iterator[RouterClient]:
     yield client
     # pytest still holds the last test's fixture values when it stops the session's server, and Triton
     # waits out its exit timeout for an open HTTP connection: close it now.
-    client._client.close()
+    client.close()
 
 
 @pytest.fixture
-def grpc(server: TritonServer) -> RouterClient:
-    return RouterClient(server.grpc_url, "grpc")
+def grpc(server: TritonServer) -> Iterator[RouterClient]:
+    client = RouterClient(server.grpc_url, "grpc")
+    yield client
+    client.close()  # its kept stream: Triton waits for open streams before it stops
 
 
 def _label_matches(key: str, got: str | None, want: str) -> bool:

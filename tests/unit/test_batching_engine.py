@@ -208,3 +208,21 @@ def test_a_cancelled_request_ends_with_abort(model) -> None:
     finally:
         engine.close()
     assert sink.error is None and sink.final.finish_reason == "abort" and sink.tokens < 400
+
+
+def test_a_busy_batch_sends_longer_pieces_with_the_same_text(model) -> None:
+    """From busy_rows rows on, a piece carries up to stream_interval tokens (the first comes alone);
+    below it, one token a piece. The text and the token counts are those of every-token streaming."""
+    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2, stream_interval=3,
+                               busy_rows=3)
+    try:
+        ps = prompts(3)
+        busy = [run(engine, p, 14) for p in ps]  # three rows together: busy
+        for p, sink in zip(ps, busy):
+            assert sink.wait().error is None and sink.text == decode(reference(model, p, 14)), p
+            sizes = [o.num_output_tokens for o in sink.outs]
+            assert sizes[0] == 1 and max(sizes) == 3 and len(sizes) < 14 and sink.tokens == 14, sizes
+        alone = run(engine, ps[0], 8).wait()  # one row: not busy
+        assert [o.num_output_tokens for o in alone.outs] == [1] * 8 and alone.text == busy[0].text[:8]
+    finally:
+        engine.close()

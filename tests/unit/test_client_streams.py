@@ -3,6 +3,7 @@ idle (Triton waits for open streams before it stops), cancelled when their reque
 The Triton side is in the integration tests (every gRPC route goes through these streams)."""
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -18,6 +19,7 @@ class FakeStream:
 
     def __init__(self, url: str, headers: dict[str, str] | None) -> None:
         self.busy, self.last_used, self.reuse, self.cancel = True, time.monotonic(), False, True
+        self.responses: queue.Queue = queue.Queue()
         self.closed: bool | None = None  # None: open; else the cancel flag it was closed with
         FakeStream.made.append(self)
 
@@ -72,7 +74,13 @@ def test_a_request_that_ended_with_its_error_closes_without_cancelling(pool: str
 
 def test_threads_have_streams_of_their_own(pool: streams.StreamPool) -> None:
     seen: list[FakeStream] = []
-    threads = [threading.Thread(target=lambda: seen.append(ask(pool))) for _ in range(3)]
+    together = threading.Barrier(3)  # all alive at once: a thread's id may be reused after it ends
+
+    def asker() -> None:
+        seen.append(ask(pool))
+        together.wait(5)
+
+    threads = [threading.Thread(target=asker) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -89,6 +97,13 @@ def test_a_nested_request_gets_its_own_stream_and_one_is_kept(pool: streams.Stre
         outer.reuse = True
     assert inner.closed is False and kept.closed is None
     assert ask(pool) is kept
+
+
+def test_an_error_that_came_after_the_answer_is_not_carried_to_the_next_request(pool: streams.StreamPool) -> None:
+    with pool.stream() as s:
+        s.reuse, s.cancel = True, False
+        s.responses.put((None, "the server went away"))  # after its final response
+    assert s.closed is False and ask(pool) is not s
 
 
 def test_close_closes_every_kept_stream(pool: streams.StreamPool) -> None:

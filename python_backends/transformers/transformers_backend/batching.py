@@ -50,12 +50,16 @@ class BatchEvents:
 class ContinuousBatcher:
     def __init__(self, model: torch.nn.Module, decode: Callable[[list[int]], str], eos: set[int], device: str = "cpu",
                  max_batch_size: int = 8, max_batch_tokens: int = 16384, gather_s: float = 0.0,
-                 events: BatchEvents | None = None) -> None:
+                 events: BatchEvents | None = None, stream_interval: int = 1, busy_rows: int = 0) -> None:
         self.model, self.decode, self.eos, self.device = model, decode, eos, device
         self.events = events or BatchEvents()
         # transformers 5 names the KV cache argument `cache`; 4.x (the NGC vLLM images') `past_key_values`.
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.max_batch_size, self.max_batch_tokens, self.gather_s = max_batch_size, max_batch_tokens, gather_s
+        # From `busy_rows` rows on, a streamed piece carries up to `stream_interval` tokens: each piece
+        # costs CPU on its way (the backend's send, Triton, the router's relay, the client), which a
+        # busy batch on a few cores takes from its decode steps. 0: every token is sent as it comes.
+        self.stream_interval, self.busy_rows = stream_interval, busy_rows
         self._waiting: queue.Queue[Sequence | None] = queue.Queue()
         self._held: Sequence | None = None  # the next to join, waiting for room
         self._rows: list[Sequence] = []
@@ -184,10 +188,11 @@ class ContinuousBatcher:
         """Choose each row's next token and send what is final of its text; True for the rows done.
         A row whose own work raises is done, with its error; the others go on."""
         best = logits.argmax(dim=-1).tolist()  # one pass for every plain greedy row
+        interval = self.stream_interval if self.busy_rows and len(self._rows) >= self.busy_rows else 1
         done = []
         for s, row, top in zip(rows, logits, best):
             try:
-                done.append(s.advance(row, top, self.eos, self.decode))
+                done.append(s.advance(row, top, self.eos, self.decode, interval))
             except Exception as exc:
                 log.exception("a request failed in a generation step")
                 s.error = exc
@@ -216,6 +221,8 @@ class ContinuousBatcher:
         s.finish_reason = s.finish_reason or "abort"
         self.events.ended("failed" if error else "cancelled" if s.is_cancelled() else "finished")
         try:
+            if error is None:
+                s.flush()  # text held back for a longer piece, when the batch was busy
             s.sink.end(s.report("", last=True), error)
         except Exception:  # its sink is broken: nothing more can be told to it
             log.exception("a request's end could not be sent")

@@ -39,6 +39,7 @@ class Sequence:
     made: int = 0  # tokens chosen, an end-of-sequence token included
     reported: int = 0  # of them, those a piece has reported
     logprob: float = 0.0
+    held: str = ""  # final text not yet sent: pieces of a busy batch carry several tokens
     finish_reason: str | None = None  # stop | length | abort, once it ends
     error: BaseException | None = None  # its own work failed: it ends with this error
     ended: bool = False
@@ -59,9 +60,11 @@ class Sequence:
         """The most tokens its KV row can hold."""
         return len(self.prompt) + self.params.max_tokens
 
-    def advance(self, logits: torch.Tensor, best: int, eos: set[int], decode: Callable[[list[int]], str]) -> bool:
+    def advance(self, logits: torch.Tensor, best: int, eos: set[int], decode: Callable[[list[int]], str],
+                interval: int = 1) -> bool:
         """Choose the next token from this row's `logits` (`best`: the batch's argmax of them) and
-        send what is final of the text; True when the request is done."""
+        send what is final of the text, in pieces of up to `interval` tokens (the first at once);
+        True when the request is done."""
         if self.is_cancelled():
             self.finish_reason = "abort"
             return True
@@ -85,6 +88,13 @@ class Sequence:
         piece = self.text.update(decode(self.generated), final=self.finish_reason is not None)
         if self.text.stopped:
             self.finish_reason = "stop"
-        if piece:
-            self.sink.piece(self.report(piece))
+        self.held += piece
+        if self.held and (self.reported == 0 or self.made - self.reported >= interval or self.finish_reason):
+            self.flush()
         return self.finish_reason is not None
+
+    def flush(self) -> None:
+        """Send the text held back, if any."""
+        if self.held:
+            held, self.held = self.held, ""
+            self.sink.piece(self.report(held))

@@ -38,6 +38,10 @@ class BackendSettings(BaseModel):
     max_batch_size: int = Field(8, ge=1, le=1024)  # rows generated together (continuous batching)
     max_batch_tokens: int = Field(16384, ge=1)  # the sum of every row's prompt + max_tokens
     gather_ms: float = Field(0.0, ge=0.0, le=1000.0)  # an idle batch waits this long for company
+    # Streamed pieces carry up to stream_interval tokens while the batch holds stream_interval_rows
+    # rows or more (0: never): fewer pieces to relay when the cores are busiest (batching.py).
+    stream_interval: int = Field(1, ge=1, le=64)
+    stream_interval_rows: int = Field(0, ge=0, le=1024)
 
     @field_validator("chat_template", mode="before")
     @classmethod

@@ -90,6 +90,7 @@ class TextGenerationTask(Task):
             model_path, device=settings.device, threads=settings.threads, use_chat_template=settings.chat_template,
             max_input_tokens=settings.max_input_tokens, dtype=settings.dtype, max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens, gather_s=settings.gather_s,
+            stream_interval=settings.stream_interval, busy_rows=settings.stream_interval_rows,
             events=BatchEvents(step=self.metrics.step, ended=self.metrics.ended))
         self.max_tokens_limit = settings.max_tokens_limit
 

@@ -24,7 +24,8 @@ class TextGenerator:
 
     def __init__(self, model_path: str, device: str = "cpu", threads: int = 0, use_chat_template: bool = True,
                  max_input_tokens: int = 2048, dtype: str = "float32", max_batch_size: int = 8,
-                 max_batch_tokens: int = 16384, gather_s: float = 0.0, events: BatchEvents | None = None) -> None:
+                 max_batch_tokens: int = 16384, gather_s: float = 0.0, events: BatchEvents | None = None,
+                 stream_interval: int = 1, busy_rows: int = 0) -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = device
@@ -38,7 +39,7 @@ class TextGenerator:
         vocab_size = self.model.get_output_embeddings().weight.shape[0]  # the logits' width
         self.grammars = Grammars(lambda: hf_tokenizer(self.tokenizer, vocab_size, eos - {None}), vocab_size, warm=True)
         self.batcher = ContinuousBatcher(self.model, self._decode, eos - {None}, device, max_batch_size,
-                                         max_batch_tokens, gather_s, events)
+                                         max_batch_tokens, gather_s, events, stream_interval, busy_rows)
 
     def encode(self, prompt: str, turns: list[dict[str, str]] | None = None) -> list[int]:
         """The token ids of the prompt, or of the conversation `turns` when given, through the chat
