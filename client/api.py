@@ -132,7 +132,7 @@ class RouterClient:
         if self.protocol != "grpc":
             raise ValueError("protocol: streaming responses need 'grpc'")
         with self._streams.stream() as stream:
-            stream.reuse, stream.cancel = False, True  # until the answer is complete: then kept for the next request
+            stream.reuse = False  # until the answer is complete: then kept for the next request
             try:
                 stream.client.async_stream_infer(model, self._inputs(inputs), enable_empty_final_response=True,
                                                  outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
@@ -150,7 +150,7 @@ class RouterClient:
                 final = result.get_response().parameters.get("triton_final_response")
                 done = final is not None and final.bool_param
                 if done:  # complete before the caller sees it: one that stops reading now must not cancel (streams.py)
-                    stream.reuse, stream.cancel = True, False
+                    stream.reuse = True
                 if any(result.as_numpy(o) is not None for o in outputs):
                     yield {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
                 if done:
