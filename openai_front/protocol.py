@@ -120,6 +120,7 @@ class ChatCompletionRequest(_Body):
     # Not OpenAI's, but vLLM's OpenAI server takes them too.
     top_k: int | None = None
     repetition_penalty: float | None = None
+    ignore_eos: bool | None = None  # generate max_tokens whatever the model says (benchmarks, tests)
     # Agents: passed on as they are (nulls dropped); the router checks them and names the field.
     tools: list[Tool] | None = None
     tool_choice: Any = None  # one of TOOL_CHOICES or {"type": "function", "function": {"name": ...}}

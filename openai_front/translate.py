@@ -17,7 +17,7 @@ from model_router.contract.router import RouterRequest
 from .errors import bad_request
 from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
 
-SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty")
+SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty", "ignore_eos")
 CALL_FIELDS = {"id": True, "type": True, "function": {"name", "arguments"}}  # what the router's turns take
 AGENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format")  # options of the same names
 # Where the router's errors name a sampling field (model_router.request.parse_options).

@@ -78,7 +78,7 @@ def test_threads_have_streams_of_their_own(pool: streams.StreamPool) -> None:
 
     def asker() -> None:
         seen.append(ask(pool))
-        together.wait(5)
+        together.wait(60)  # a hang bound only
 
     threads = [threading.Thread(target=asker) for _ in range(3)]
     for t in threads:
