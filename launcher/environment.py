@@ -10,7 +10,8 @@ from pathlib import Path
 from model_router import REPO_ROOT
 
 RUN_DIR = REPO_ROOT / ".run"
-DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "models"
+# Prepared weights: TMR_MODELS when set (as the servers read it), else the setup's folder in this checkout.
+DEFAULT_MODELS_DIR = Path(os.environ.get("TMR_MODELS") or REPO_ROOT / ".cache" / "models")
 
 
 def pytriton_root() -> Path:

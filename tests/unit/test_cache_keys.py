@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
+from model_router import REPO_ROOT
 from model_router.cache import cacheable, key_of, scope_of
 from model_router.cache.keys import CacheKeyError, normalize_text
+from model_router.registry import load_registry
+from model_router.request import make_request
+from model_router.routing.cached import key_fields, revision_of
 
 BASE = {
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is AI?"}],
@@ -123,3 +130,24 @@ def test_cacheable(sampling: dict | None, ok: bool) -> None:
     assert (why == "") is ok
     if not ok:
         assert "seed" in why and "temperature" in why
+
+
+def test_an_edited_model_in_the_repository_changes_the_key(tmp_path: Path) -> None:
+    """The router's key holds its model repository's configs (config.pbtxt, 1/model.json): a model
+    changed in place misses the answers of the old one, in a Redis that other routers share too."""
+    registry, model = load_registry(), "qwen2_5_7b_instruct"
+    folder = tmp_path / model
+    shutil.copytree(REPO_ROOT / "model_repository_gpu" / model, folder)
+    request = make_request("What is AI?", {}, None)
+
+    def key() -> str:
+        return key_of(key_fields(request, "gpu", revision_of(registry, "gpu", tmp_path)))
+
+    keys = [key(), key()]
+    config = folder / "config.pbtxt"
+    config.write_text(config.read_text().replace("count: 1", "count: 2", 1))
+    keys.append(key())
+    engine = json.loads((folder / "1" / "model.json").read_text())
+    (folder / "1" / "model.json").write_text(json.dumps({**engine, "max_model_len": engine["max_model_len"] // 2}))
+    keys.append(key())
+    assert keys[0] == keys[1] and len(set(keys)) == 3

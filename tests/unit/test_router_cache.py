@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from model_router.cache import ResponseCache, key_of
+from model_router.contract.media import SpeechOutput
+from model_router.contract.tensors import strings
 from model_router.errors import Cancelled, TargetError, never
 from model_router.registry import load_registry
 from model_router.request import make_request
@@ -21,7 +23,14 @@ from .test_loader import RecordingControl
 from .test_router import FALLBACK, PRIMARY, classification
 
 
+SPEAKER = "tts_espeak"  # the cpu profile's speak step
+SPEECH = SpeechOutput(b"RIFF wav", 16000)
+
+
 class Harness:
+    """The real Router and ResponseCache; plain functions for the classifier and the models, which
+    write down each call (what reached a model) and cut every answer at max_tokens ("length")."""
+
     def __init__(self, mode: str = "exact", broken: set[str] = frozenset(), embed=None) -> None:
         self.registry = load_registry()
         managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in self.registry.models.values()
@@ -30,9 +39,11 @@ class Harness:
         self.classified: list[str] = []
         self.generated: list[str] = []
         self.broken = set(broken)
+        self.recovering: set[str] = set()  # models whose stub is being reloaded
         self.store = ResponseCache("memory", semantic_threshold=0.965 if embed else None, embed=embed)
         self.router = Router(self.registry, "cpu", self.classify, self.invoke, self.loader,
                              HealthTracker(threshold=1, cooldown_s=60),
+                             recovering=lambda model: "its stub is reloaded" if model in self.recovering else "",
                              cache=RouterCache(self.store, "cpu", revision_of(self.registry, "cpu"), mode))
 
     def classify(self, text, kinds):
@@ -43,15 +54,18 @@ class Harness:
         self.generated.append(spec.name)
         if spec.name in self.broken:
             raise TargetError(f"{spec.name}: boom")
-        for piece in ("Par", "is"):
-            yield {"text_output": np.array([piece.encode()], dtype=np.object_),
+        if spec.name == SPEAKER:
+            yield SPEECH.encode()
+            return
+        for piece, finish in (("Par", ""), ("is", "length")):
+            yield {"text_output": strings(piece), "finish_reason": strings(finish),
                    "num_input_tokens": np.array([5], dtype=np.uint32),
                    "num_output_tokens": np.array([1], dtype=np.uint32)}
 
-    def ask(self, options: dict | None = None, text: str = "capital of France?") -> list:
+    def ask(self, options: dict | None = None, text: str = "capital of France?", **attachments: bytes) -> list:
         sampling = {"max_tokens": 4, **(options or {}).pop("sampling", {})} if options else {"max_tokens": 4}
         raw = json.dumps({"sampling_parameters": sampling, **(options or {})})
-        return list(self.router.route(make_request(text, {}, raw)))
+        return list(self.router.route(make_request(text, attachments, raw)))
 
 
 def test_a_repeated_question_is_answered_without_classifying_or_generating() -> None:
@@ -60,7 +74,8 @@ def test_a_repeated_question_is_answered_without_classifying_or_generating() -> 
     assert first.decision.cache == "miss" and h.classified and h.generated == [PRIMARY]
     again = h.ask(text="  CAPITAL of france ")[-1]
     assert isinstance(again, Done) and again.decision.cache == "hit"
-    assert (again.text, again.finish_reason, again.usage) == (first.text, first.finish_reason, first.usage)
+    assert (again.text, again.usage) == (first.text, first.usage)
+    assert first.finish_reason == again.finish_reason == "length"  # cut at max_tokens, then and now
     assert again.decision.model == PRIMARY and again.decision.classifier_ms == 0
     assert len(h.classified) == 1 and h.generated == [PRIMARY]
 
@@ -105,9 +120,43 @@ def test_an_answer_after_a_fallback_is_not_kept() -> None:
     first = h.ask()[-1]
     assert first.decision.model == FALLBACK and first.decision.fallbacks
     h.broken.clear()
-    second = h.ask()[-1]  # the primary cools down: the stand-in answers again, and is not kept either
-    assert second.decision.cache == "miss" and second.decision.model == FALLBACK
-    assert h.generated == [PRIMARY, FALLBACK, FALLBACK]
+    for _ in range(2):  # the primary cools down: the stand-in answers again, and is not kept either
+        again = h.ask()[-1]
+        assert again.decision.cache == "miss" and again.decision.model == FALLBACK
+        assert "cooling down" in again.decision.skipped[0]["why"] and not again.decision.fallbacks
+    assert h.generated == [PRIMARY, FALLBACK, FALLBACK, FALLBACK]
+
+
+def test_an_answer_that_passed_over_a_recovering_model_is_not_kept() -> None:
+    h = Harness()
+    h.recovering.add(PRIMARY)
+    for _ in range(3):  # each repeat reaches a model: no stand-in's answer was kept
+        done = h.ask()[-1]
+        assert done.decision.cache == "miss" and done.decision.model == FALLBACK and not done.decision.fallbacks
+    h.recovering.clear()  # back: nothing is passed over, the answer is kept (the stand-in's never was)
+    assert [h.ask()[-1].decision.cache for _ in range(2)] == ["miss", "hit"]
+    assert h.generated[:3] == [FALLBACK] * 3 and len(h.generated) == 4
+
+
+def test_an_answer_whose_speech_failed_is_not_kept() -> None:
+    h = Harness(broken={SPEAKER})
+    avatar = {"use_case": "avatar"}
+    for _ in range(3):
+        done = h.ask(dict(avatar))[-1]
+        assert done.decision.cache == "miss" and done.decision.degraded and done.audio is None
+    h.broken.clear()  # speech works again: the whole answer is kept
+    spoken = [h.ask(dict(avatar))[-1] for _ in range(2)]
+    assert [d.decision.cache for d in spoken] == ["miss", "hit"] and spoken[1].audio == SPEECH.audio
+    assert h.generated.count(PRIMARY) == 4
+
+
+def test_an_image_read_with_ocr_is_not_kept() -> None:
+    """The model cannot see images: the answer rests on OCR's reading (degraded), asked again each time."""
+    h = Harness()
+    for _ in range(3):
+        done = h.ask({}, "What does the sign say?", image=b"png")[-1]
+        assert done.decision.cache == "miss" and "read with OCR" in done.decision.degraded[0]
+    assert h.generated.count(PRIMARY) == 3 and h.generated.count("ocr_tesseract") == 3
 
 
 def test_a_cancelled_answer_is_not_kept() -> None:
