@@ -4,6 +4,7 @@ tritonserver with the router (tests/integration's fixtures) and the OpenAI front
 Nothing downloads a browser: Playwright drives /usr/bin/chromium (apt package `chromium`)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,10 @@ from launcher import TritonServer, free_port
 # The shared server and the router come from tests/conftest.py, the same ones the integration tests use.
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+# Where the tests leave their screenshots: an ignored folder, so that a run leaves a clone clean;
+# scripts/screenshots.py points it at docs/screenshots to refresh README's pictures on purpose.
+SCREENSHOTS = Path(os.environ.get("TMR_SCREENSHOTS") or REPO / ".run" / "screenshots")
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.txt)")
 if not CHROMIUM.exists():
@@ -65,11 +69,15 @@ class Console:
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
 
-def open_page(browser, url: str, width: int = 1280, height: int = 900):
-    """A fresh page at `url`, its console watched (page.console)."""
+def open_page(browser, url: str, width: int = 1280, height: int = 900, still_timers: bool = False):
+    """A fresh page at `url`, its console watched (page.console). `still_timers`: the page's timers
+    (setTimeout, requestAnimationFrame) never fire, so that only what it does on an event shows."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.console = Console(page)
+    if still_timers:
+        page.clock.install()
+        page.clock.pause_at(time.time() * 1000)
     page.goto(url)
     return page
 
@@ -84,7 +92,7 @@ def page(browser, front: str) -> Iterator[object]:
 
 
 def screenshot(target, name: str, **kwargs) -> Path:
-    """A PNG of a page or an element (a locator), for the README, under docs/screenshots."""
+    """A PNG of a page or an element (a locator) under SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     target.screenshot(path=str(path), **kwargs)

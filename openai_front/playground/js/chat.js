@@ -29,6 +29,7 @@ export class Conversation {
         item.removeAttribute("aria-busy");
         const d = answer.routing;
         meta.textContent = d ? `${d.model} · decided by ${d.decided_by} · ${d.use_case}` : answer.model || "";
+        self._keepText();
         self.messages.push({ role: "assistant", content: answer.text });
       },
       failed(message) {
@@ -39,6 +40,13 @@ export class Conversation {
       },
       audio(player) { item.append(player); },
     };
+  }
+
+  /** The question just answered keeps its text only: an attachment goes with its own turn (sent again,
+   *  the server would read it again for every later question, which shows no attachment). */
+  _keepText() {
+    const asked = this.messages[this.messages.length - 1];
+    if (Array.isArray(asked.content)) asked.content = asked.content.find((part) => part.type === "text").text;
   }
 
   _show(role, who, text, extra) {

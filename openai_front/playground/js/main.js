@@ -10,6 +10,7 @@ import { watchModels } from "./models.js";
 
 const $ = (id) => document.getElementById(id);
 const SPOKEN = new Set(["tts", "avatar"]);  // use cases whose answer is speech
+const PANEL_WAIT_MS = 1000;
 const conversation = new Conversation($("messages"));
 let attachment = null;  // {file, part}
 let refreshModels = () => {};
@@ -38,6 +39,13 @@ async function answer(view) {
   return got;
 }
 
+/** The models panel redrawn from a report taken now: an answer may have loaded models (its voice
+ *  among them), shown before it speaks, since speech can play for many seconds; a slow report holds
+ *  the voice back a second at most. */
+function modelsShown() {
+  return Promise.race([refreshModels(), new Promise((done) => setTimeout(done, PANEL_WAIT_MS))]);
+}
+
 async function send(event) {
   event.preventDefault();
   const text = $("prompt").value.trim();
@@ -51,6 +59,7 @@ async function send(event) {
     const got = await answer(view);
     view.done(got);
     showDecision($("decision"), got.routing, got);
+    await modelsShown();
     if (got.audio) {
       const voice = got.routing?.steps?.find((s) => s.step === "speak")?.model || got.routing?.model || got.model;
       $("avatar-hint").textContent = `Speaking: ${voice}${got.visemes?.length ? ", lips from its viseme timeline" : ""}`;
@@ -58,10 +67,10 @@ async function send(event) {
     }
   } catch (err) {
     view.failed(err.message);
+    refreshModels();
   } finally {
     $("send").disabled = false;
     $("prompt").focus();
-    refreshModels();
   }
 }
 
