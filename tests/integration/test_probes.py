@@ -5,7 +5,10 @@ ahead of admission; a probe that queued behind user traffic would fail here, pod
 
 Admission is made small (TMR_WORKERS, TMR_MAX_QUEUED) so that saturation costs a few streams of the
 CPU LLM rather than 48; what is saturated is seen from the clients (streams under way, others turned
-away with "router overloaded"), not from the router's counters."""
+away with "router overloaded"), not from the router's counters.
+
+Readiness also means something: with the classifier unloaded through model control, the readiness
+probe fails naming it while liveness passes, and passes again once the classifier is back."""
 from __future__ import annotations
 
 import importlib.util
@@ -137,3 +140,36 @@ def test_probes_pass_within_their_timeout_while_the_router_is_full(server: Trito
     # spend its whole exit timeout on it).
     _post(server, f"models/{LLM}/unload")
     assert wait_for(lambda: index_states(server).get(LLM) not in ("READY", "UNLOADING"), 120), index_states(server)
+
+
+def deep_report(server: TritonServer) -> dict:
+    """The router's deep health report, over HTTP as the probe script asks it."""
+    client = RouterClient(server.http_url)
+    try:
+        return client.deep_health()
+    finally:
+        client.close()
+
+
+def test_readiness_follows_the_classifier_unloaded_and_loaded_again(server: TritonServer) -> None:
+    """The router cannot route without its classifier: unloaded through model control (Triton's index
+    says so), the deep report and the rendered readiness probe say not ready, naming it, while liveness
+    passes (nothing a restart would mend); loaded again, ready again."""
+    probes, classifier = rendered_probes(), "query_classifier"
+    assert deep_report(server)["ready"] and run_probe("readinessProbe", probes["readinessProbe"],
+                                                      server.http_url).returncode == 0
+    _post(server, f"models/{classifier}/unload")
+    try:
+        assert wait_for(lambda: index_states(server).get(classifier) not in ("READY", "UNLOADING"), 120)
+        # The router follows Triton's states once a second.
+        assert wait_for(lambda: not deep_report(server)["ready"], 30), "the router still says ready"
+        row = deep_report(server)["models"][classifier]
+        assert row["status"] == "unloaded" and not row["healthy"], row
+        ready = run_probe("readinessProbe", probes["readinessProbe"], server.http_url)
+        assert ready.returncode == 1 and f"{classifier} unloaded" in ready.stderr, ready.stderr
+        live = run_probe("livenessProbe", probes["livenessProbe"], server.http_url)
+        assert live.returncode == 0, live.stderr
+    finally:
+        _post(server, f"models/{classifier}/load")
+    assert wait_for(lambda: deep_report(server)["ready"], 120), "the router did not say ready again"
+    assert run_probe("readinessProbe", probes["readinessProbe"], server.http_url).returncode == 0

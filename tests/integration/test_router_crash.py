@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -16,16 +17,25 @@ from typing import Iterator
 import pytest
 
 from client import RouterClient
+from client.api import InferenceServerException
 from launcher import FrontProcess, TritonServer, free_port, keep_router_alive
+from model_router import REPO_ROOT
 from model_router.serving.stubs import stub_pids
 
-from .conftest import LLM, start_server
-from .observe import server_processes, shm_regions, wait_for
+from .conftest import LLM, metric, start_server
+from .observe import server_processes, shm_regions, stub_pid, wait_for
+from .test_cancellation import goes_quiet
 
 pytestmark = pytest.mark.integration
 # A hang bound, not a speed target (benchmarks prove speed: README gives the retry's 7 s): far past the
 # 4 s of silence, the router's reload and one short answer on a busy machine, far short of a timeout.
 ANSWER_WITHIN_S = 60.0
+# Long enough that the router is killed well before the LLM finishes (a few polls of the metrics port
+# after its first token), short enough that the retry's answer comes far inside the hang bound.
+RETRIED_TOKENS = 64
+# The most the LLM makes of one answer (its config's max_tokens_limit): a dead router's must stop short.
+LIMIT_TOKENS = int(re.search(r'key: "max_tokens_limit" value: \{ string_value: "(\d+)" \}',
+                             (REPO_ROOT / "model_repository" / LLM / "config.pbtxt").read_text()).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +118,43 @@ def test_a_request_whose_router_died_is_answered_by_the_retry(server: TritonServ
     assert took <= ANSWER_WITHIN_S, f"answered after {took:.1f} s"
 
 
+def llm_tokens(server: TritonServer) -> float:
+    """The LLM backend's generated-token counter, from Triton's metrics port (absent before its first)."""
+    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
+
+
+def llm_requests(server: TritonServer, result: str) -> float:
+    """The LLM backend's requests that ended with `result` (finished, cancelled, failed)."""
+    return metric(server, "tmr_generation_requests_total", model=LLM, result=result, absent=0.0)
+
+
 def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
+    """The router dies once the LLM is generating this whole answer for it (its token counter moved):
+    a new router stub serves the retry, and the client gets the answer complete (all its tokens, the
+    LLM having made them twice), not an error."""
     router_answers(server)
-    client = RouterClient(server.grpc_url, "grpc")
-    killer = kill_router_when_busy(server, 1.0)
-    started = time.monotonic()
-    routed = client.route("Tell me a long story about a dragon.", {"sampling_parameters": {"max_tokens": 12}})
-    killer.join()
-    assert routed.text and routed.decision.get("model"), routed.decision
-    assert time.monotonic() - started <= ANSWER_WITHIN_S
+    old, before = router_pid(server), llm_tokens(server)
+    client, out = RouterClient(server.grpc_url, "grpc", timeout=ANSWER_WITHIN_S), {}
+    options = {"model": LLM, "sampling_parameters": {"max_tokens": RETRIED_TOKENS, "ignore_eos": True}}
+
+    def ask() -> None:
+        try:
+            out["routed"] = client.route("Tell me a story.", options)
+        except InferenceServerException as exc:
+            out["error"] = exc
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    assert wait_for(lambda: llm_tokens(server) > before, ANSWER_WITHIN_S, poll_s=0.01), "the LLM never started"
+    os.kill(old, signal.SIGKILL)
+    assert asking.is_alive(), "the answer came before the kill: nothing to retry"
+    asking.join(2 * ANSWER_WITHIN_S)  # a hang bound: silence, the router's reload, the retry's answer
+    assert "routed" in out, f"the client got no answer: {out.get('error', 'still waiting')}"
+    routed = out["routed"]
+    assert routed.finish_reason == "length" and routed.usage.completion_tokens == RETRIED_TOKENS, routed.usage
+    assert router_pid(server) != old, "the router's stub was not replaced"
+    assert llm_tokens(server) - before > RETRIED_TOKENS, "the answer was not made again: no retry"
+    client.close()
 
 
 # Last on this server: a router killed while the LLM streams to it can leave the LLM's replies
@@ -143,6 +181,35 @@ def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: 
     direct = RouterClient(server.grpc_url, "grpc", timeout=ANSWER_WITHIN_S)
     assert direct.generate(LLM, "Say hi", {"max_tokens": 3, "temperature": 0}).strip()
     assert time.monotonic() - started <= ANSWER_WITHIN_S
+
+
+def test_the_llm_stops_generating_for_a_router_that_died_mid_stream(server: TritonServer) -> None:
+    """The router dies while the LLM streams a long answer to it: the LLM's sends to the dead router
+    never return, and it must stop making that answer rather than run to max_tokens for nobody. Seen
+    on the LLM's side: its stub's CPU goes quiet (/proc) with its token counter (Triton's metrics
+    port) short of max_tokens, and the request counted as dropped, not finished."""
+    router_answers(server)
+    llm = stub_pid(server, LLM)
+    goes_quiet(llm)  # nothing of an earlier test still generating
+    before, dropped = llm_tokens(server), llm_requests(server, "cancelled")
+    router, client = router_pid(server), RouterClient(server.grpc_url, "grpc", timeout=ANSWER_WITHIN_S)
+    options = {"stream": True, "model": LLM,
+               "sampling_parameters": {"max_tokens": LIMIT_TOKENS, "ignore_eos": True}}
+    killed: list[int] = []
+
+    def kill_at_first_piece(_: str) -> None:
+        if not killed:
+            os.kill(router, signal.SIGKILL)
+            killed.append(router)
+
+    with pytest.raises(InferenceServerException, match="stopped answering"):
+        client.route("Write a very long story about a dragon.", options, on_piece=kill_at_first_piece)
+    goes_quiet(llm, timeout_s=2 * ANSWER_WITHIN_S)
+    spent = llm_tokens(server) - before
+    assert spent < LIMIT_TOKENS, f"the LLM made all {spent} tokens of an answer for a dead router"
+    assert wait_for(lambda: llm_requests(server, "cancelled") > dropped, ANSWER_WITHIN_S), \
+        "the LLM did not drop the dead router's request"
+    client.close()
 
 
 def test_a_dead_router_is_a_clear_error_when_the_retry_cannot_help(tmp_path: Path) -> None:

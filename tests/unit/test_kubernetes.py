@@ -26,6 +26,7 @@ import yaml
 
 from model_router import REPO_ROOT
 from model_router.registry import load_registry
+from model_router.settings import RouterSettings
 
 KUBE = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")
@@ -375,6 +376,10 @@ def test_the_pod_monitor_carries_the_kube_prometheus_stack_label(rendered) -> No
     assert re.search(rf"^helm install {release} \S+ .*--namespace monitoring\b", README, re.M)
 
 
+# README, "Pods for N users": users -> pods at each overlay's `served` threshold.
+README_PODS = {"cpu": {20: 5, 100: 22}, "gpu": {100: 6, 1000: 54}}
+
+
 def hpa_replicas(value: float, threshold: str) -> int:
     """The HPA's replicas for an external metric with an AverageValue target (KEDA's metricType)."""
     return math.ceil(value / float(threshold))
@@ -388,6 +393,11 @@ def test_autoscaler_arithmetic(rendered) -> None:
     if overlay == "cpu":  # the examples written in base/scaledobject.yaml
         assert hpa_replicas(6, threshold["served"]) == 3
         assert hpa_replicas(20, threshold["busy"]) == 4
+    else:
+        check_gpu_thresholds(objs, threshold)
+    # README's pods for N users: a request every 2.35 s a user (1.1 s of answer, 1.25 s between)
+    for users, pods in README_PODS[overlay].items():
+        assert hpa_replicas(users / 2.35, threshold["served"]) == pods, f"{users} users on {overlay}"
     # rejected: the replicas there are (one inflight series each) plus the rejections a second
     query = triggers["rejected"]["metadata"]["query"]
     count, _, rejections = query.partition(" + ")
@@ -396,6 +406,24 @@ def test_autoscaler_arithmetic(rendered) -> None:
     assert threshold["rejected"] == "1"
     assert hpa_replicas(2 + 3, threshold["rejected"]) == 2 + 3  # 2 replicas rejecting 3/s -> 3 more
     assert hpa_replicas(0, threshold["rejected"]) == 0  # no sample when nothing is rejected: holds nothing up
+
+
+def router_settings(objs: dict[str, dict]) -> RouterSettings:
+    """The router's settings in this overlay's pod: its config.pbtxt, under the container's TMR_ env."""
+    config = (REPO_ROOT / "model_repository" / "router" / "config.pbtxt").read_text()
+    params = re.findall(r'key: "(\w+)" value: \{ string_value: "([^"]*)" \}', config)
+    env = {e["name"]: e.get("value", "") for e in container(objs).get("env", [])}
+    return RouterSettings.read({"parameters": {k: {"string_value": v} for k, v in params}}, env)
+
+
+def check_gpu_thresholds(objs: dict[str, dict], threshold: dict[str, str]) -> None:
+    """Not measured on a GPU, so derived (the overlay's comments): a replica runs `workers` requests at
+    once; at half load, with the registry's latency for the GPU agent chain's first model, it answers
+    workers / 2 / latency a second (served), and keeps workers / 2 in flight (busy)."""
+    registry, workers = load_registry(), router_settings(objs).workers
+    primary = registry.models[registry.profile("gpu").chains["agent"][0]]
+    assert float(threshold["busy"]) == workers / 2
+    assert float(threshold["served"]) == math.floor(workers / 2 / (primary.latency_ms / 1000))
 
 
 def test_autoscaler_targets_the_router_deployment_on_our_metrics(rendered) -> None:
