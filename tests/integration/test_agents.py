@@ -1,7 +1,9 @@
 """Agents on the real server, through the OpenAI front: structured output (JSON schemas, JSON
-objects), tool calls forced and streamed, a tool's result sent back, the OpenAI SDK's `parse` and
-LangChain's `with_structured_output` / `bind_tools`, and bad tools or schemas refused by field.
-Every answer is checked from outside: parsed as JSON and validated with jsonschema."""
+objects, greedy and sampled), tool calls forced and streamed, a tool's result sent back, the OpenAI
+SDK's `parse` and LangChain's `with_structured_output` / `bind_tools`, and bad tools or schemas
+refused by field; through the router, what `parallel_tool_calls` and `tool_choice: "none"` do with
+an answer that holds two calls. Every answer is checked from outside: parsed as JSON and validated
+with jsonschema."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
+from client import RouterClient
 from launcher import FrontProcess, TritonServer
 
 from .conftest import LLM, metric
@@ -36,6 +39,11 @@ CONVERT = {"type": "function", "function": {
 TOOLS = [WEATHER, CONVERT]
 PARAMETERS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
 PARIS = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
+# An answer that is two Hermes tool calls whatever the model (the engine's regex constraint, passed
+# through the router's sampling_parameters): the model picks the cities, the form is fixed.
+_CALL = (r'<tool_call>\{"name": "get_weather", "arguments": '
+         r'\{"city": "[A-Z][a-z]{2,12}", "unit": "celsius"\}\}</tool_call>')
+TWO_CALLS = {"temperature": 0, "max_tokens": 160, "structured_outputs": {"regex": f"{_CALL}\\n{_CALL}"}}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,27 @@ def test_every_json_schema_answer_validates(sdk: openai.OpenAI) -> None:
     for (case, prompt), (content, finish, model) in zip(requests, answers):
         assert finish == "stop" and model == LLM, (prompt, finish, content)
         jsonschema.validate(json.loads(content), case["schema"])
+
+
+def test_sampled_json_schema_answers_validate(sdk: openai.OpenAI) -> None:
+    """At temperature 1 (the OpenAI API's default), several seeds sent together: a sampled row keeps
+    to its grammar as a greedy one does. The schemas bound every value, so max_tokens never cuts them."""
+    cases = [c for c in CASES if c["name"] in ("person", "sentiment", "event")]
+    requests = [(case, seed) for case in cases for seed in (1, 2, 3)]
+
+    def ask(item: tuple[dict, int]) -> tuple[str, str]:
+        case, seed = item
+        answer = sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": case["prompts"][0]}],
+                                             response_format=json_schema(case), temperature=1, seed=seed,
+                                             max_tokens=500)
+        return answer.choices[0].message.content, answer.choices[0].finish_reason
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(ask, requests))
+    for (case, seed), (content, finish) in zip(requests, answers):
+        assert finish == "stop", (case["name"], seed, finish, content)
+        jsonschema.validate(json.loads(content), case["schema"])
+    assert len(set(answers)) > len(cases), answers  # the seeds were sampled, not all alike
 
 
 def test_a_json_object_is_asked_for_and_given(sdk: openai.OpenAI) -> None:
@@ -132,6 +161,33 @@ def test_a_tool_result_sent_back_gets_an_answer(sdk: openai.OpenAI) -> None:
     without = sdk.chat.completions.create(model="auto", messages=history[:-1] + [{**history[-1], "content": "ok"}],
                                           tools=[WEATHER], tool_choice="none", temperature=0, max_tokens=1)
     assert answer.usage.prompt_tokens > without.usage.prompt_tokens
+
+
+def two_call_answer(router: TritonServer, **options: Any) -> Any:
+    """The router's answer to a request whose text is two tool calls (TWO_CALLS), with `options`."""
+    client = RouterClient(router.grpc_url, "grpc")
+    try:
+        return client.route(PARIS[0]["content"], {"model": LLM, "sampling_parameters": TWO_CALLS, **options})
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_parallel_tool_calls_false_never_answers_with_two_calls(router: TritonServer, parallel: bool) -> None:
+    answer = two_call_answer(router, tools=TOOLS, tool_choice="auto", parallel_tool_calls=parallel)
+    calls = answer.tool_calls or []
+    assert answer.finish_reason == "tool_calls" and len(calls) == (2 if parallel else 1), answer
+    for call in calls:
+        assert call["function"]["name"] == "get_weather", call
+        jsonschema.validate(json.loads(call["function"]["arguments"]), PARAMETERS["get_weather"])
+
+
+def test_tool_choice_none_offers_no_tools_and_makes_no_calls(router: TritonServer) -> None:
+    """The model's text is left as it is, and its prompt is that of the request without tools."""
+    answer = two_call_answer(router, tools=TOOLS, tool_choice="none")
+    without = two_call_answer(router)
+    assert answer.tool_calls is None and answer.text.count("<tool_call>") == 2, answer
+    assert answer.usage.prompt_tokens == without.usage.prompt_tokens, (answer.usage, without.usage)
 
 
 class Book(BaseModel):

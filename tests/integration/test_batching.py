@@ -3,14 +3,15 @@
 Every request in a batch keeps what it has alone: its greedy answer token for token, its own stream,
 stop strings, max_tokens, seed, cancellation and errors. That requests really share decode steps is
 seen from outside the backend: by the clients (the pieces of concurrent streams arrive interleaved,
-not one answer after another) and by Triton's metrics port. Speed is measured by
-scripts/bench_batching.py.
+not one answer after another; a short request sent during a long answer is answered before it ends)
+and by Triton's metrics port. Speed is measured by scripts/bench_batching.py.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import queue
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,9 +44,10 @@ def _inputs(prompt: str, sampling: dict, stream: bool) -> list:
 
 
 def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None = None,
-                arrivals: list[float] | None = None) -> tuple[list[str], int, str]:
+                arrivals: list[float] | None = None, stop: threading.Event | None = None) -> tuple[list[str], int, str]:
     """One streamed request on its own gRPC stream: (pieces, final responses seen, error). `arrivals`
-    gets the client's clock (time.monotonic) at each response that carried a piece."""
+    gets the client's clock (time.monotonic) at each response that carried a piece; once `stop` is set,
+    the client cancels the request at its next response."""
     results: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(url)
     client.start_stream(callback=lambda result, error: results.put((result, error, time.monotonic())))
@@ -64,7 +66,7 @@ def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None 
             if result.get_response().parameters["triton_final_response"].bool_param:
                 finals += 1
                 break
-            if cancel_after is not None and len(pieces) >= cancel_after:
+            if cancel_after is not None and len(pieces) >= cancel_after or stop is not None and stop.is_set():
                 error = "cancelled by the client"
                 break
     finally:
@@ -125,6 +127,29 @@ def test_concurrent_streams_share_decode_steps_seen_by_their_clients(server) -> 
     assert all(error == "" and finals == 1 for _, finals, error in streams), streams
     assert most_at_once(arrivals) >= 3, f"at most {most_at_once(arrivals)} of {len(PROMPTS)} streams under way at once"
     assert switches(arrivals) >= 4 * len(PROMPTS), f"the streams' pieces switched only {switches(arrivals)} times"
+
+
+def test_a_short_request_joins_a_long_answer_under_way_and_ends_first(server, grpc) -> None:
+    """A long answer (ignore_eos, 1000 tokens) is streaming when a short request (4 tokens) comes: the
+    short one joins the running batch and is answered while the long one's client still gets pieces.
+    A batch that took no one in until it drained would keep the short one waiting for the whole long
+    answer. Shown by order on the clients: the long stream is still open (then cancelled) when the short
+    answer is complete."""
+    long_sampling = {"max_tokens": 1000, "temperature": 0, "ignore_eos": True}
+    arrivals: list[float] = []
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        long = pool.submit(stream_once, server.grpc_url, PROMPTS[0], long_sampling, None, arrivals, stop)
+        try:
+            _wait_for(lambda: arrivals or long.done(), "the long answer never began", timeout=300)
+            short = grpc.generate(LLM, PROMPTS[4], {"max_tokens": 4, "temperature": 0})
+            still_streaming = not long.done()
+        finally:
+            stop.set()
+        pieces, finals, error = long.result()
+    assert short.strip(), short
+    assert still_streaming and (finals, error) == (0, "cancelled by the client"), \
+        f"the long answer ended ({len(pieces)} pieces) before the short one, sent after its first piece, was answered"
 
 
 def test_concurrent_streams_never_mix_and_each_ends_once(server) -> None:

@@ -111,6 +111,45 @@ def test_staggered_arrivals_get_what_generate_makes(model) -> None:
         engine.close()
 
 
+class Ordered(Record):
+    """A sink that writes its name into `order` when its request ends; `then` runs at its `after`-th
+    piece, on the engine's thread between two steps (so what it submits is waiting at the next one)."""
+
+    def __init__(self, name: str, order: list[str], then=None, after: int = 0) -> None:
+        super().__init__(after=after)
+        self.name, self.order, self.then = name, order, then
+
+    def piece(self, out: GenerateOutput) -> None:
+        super().piece(out)
+        if self.then is not None and len(self.outs) == self.after:
+            self.then()
+
+    def end(self, out: GenerateOutput, error: BaseException | None = None) -> None:
+        self.order.append(self.name)
+        super().end(out, error)
+
+
+def test_a_request_joins_a_batch_already_decoding_and_leaves_it_first(model) -> None:
+    """A short request that arrives while a long one decodes joins the running batch at the next step
+    and ends while the long one goes on: a batch that took no one in until it drained would end the
+    long one first. Shown by the order of the ends, not by time."""
+    order: list[str] = []
+    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8)
+    try:
+        ps = prompts(2)
+        short = Ordered("short", order)
+
+        def join() -> None:
+            engine.submit(Sequence(ps[1], SamplingParams(max_tokens=4), short))
+
+        long = run(engine, ps[0], 60, Ordered("long", order, then=join, after=3))
+        long.wait(), short.wait()
+    finally:
+        engine.close()
+    assert order == ["short", "long"], order
+    assert short.text == decode(reference(model, ps[1], 4)) and long.text == decode(reference(model, ps[0], 60))
+
+
 def test_full_batches_queue_in_order_and_answer_alike(model) -> None:
     sizes, handle = batch_sizes(model)
     engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=2, gather_s=0.2)
