@@ -59,23 +59,56 @@ def key_fields(request: RouteRequest, profile: str, revision: str) -> dict[str, 
     }
 
 
+_MODEL_FILES = ("config.pbtxt", "1/model.json")
+
+
 def revision_of(registry: Registry, profile: str, repository: Path | None = None) -> str:
     """A fingerprint of what may answer: the profile's chains and registry entries and, when the model
     repository is at hand, its models' configs. A changed model misses every answer of the old one."""
     digest = hashlib.sha256(registry.profile(profile).model_dump_json().encode())
     for spec in sorted(registry.managed(profile), key=lambda m: m.name):
         digest.update(spec.model_dump_json().encode())
-        for name in ("config.pbtxt", "1/model.json"):
+        for name in _MODEL_FILES:
             path = repository / spec.name / name if repository else None
             if path is not None and path.is_file():
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-class RouterCache:
-    """Looks requests up and keeps their answers; without a ResponseCache every request is skipped."""
+class Revision:
+    """revision_of, worked out again whenever a model's files change on disk: a model edited and reloaded
+    while the router runs misses the old one's answers at once (a shared Redis outlives any router)."""
 
-    def __init__(self, cache: ResponseCache | None, profile: str, revision: str, mode: str = "exact") -> None:
+    def __init__(self, registry: Registry, profile: str, repository: Path | None = None) -> None:
+        self.registry, self.profile, self.repository = registry, profile, repository
+        self._paths = [repository / spec.name / name for spec in registry.managed(profile)
+                       for name in _MODEL_FILES] if repository else []
+        self._stamp: list[tuple[int, int] | None] | None = None
+        self._value = ""
+
+    def _stamps(self) -> list[tuple[int, int] | None]:
+        stamps: list[tuple[int, int] | None] = []
+        for path in self._paths:
+            try:
+                st = path.stat()
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append(None)
+        return stamps
+
+    def __call__(self) -> str:
+        stamp = self._stamps()
+        if stamp != self._stamp:
+            self._value, self._stamp = revision_of(self.registry, self.profile, self.repository), stamp
+        return self._value
+
+
+class RouterCache:
+    """Looks requests up and keeps their answers; without a ResponseCache every request is skipped.
+    `revision` gives the current revision of what may answer (a Revision), asked at every lookup."""
+
+    def __init__(self, cache: ResponseCache | None, profile: str, revision: Callable[[], str],
+                 mode: str = "exact") -> None:
         self.cache, self.profile, self.revision, self.mode = cache, profile, revision, mode
 
     def lookup(self, request: RouteRequest) -> Lookup:
@@ -89,7 +122,7 @@ class RouterCache:
         ok, why = cacheable(request.options.sampling_parameters)
         if not ok:
             return Lookup(f"skipped: {why}")
-        asked = key_fields(request, self.profile, self.revision)
+        asked = key_fields(request, self.profile, self.revision())
         scope, query = (scope_of(asked), query_of(asked)) if mode == "semantic" else (None, None)
         key = key_of(asked)
         try:

@@ -95,7 +95,7 @@ class Router:
         self.clock, self.on_target_error, self.admin_key = clock, on_target_error, admin_key
         self.live = LiveState(is_loaded=loader.is_loaded, blocker=loader.blocker, cooling_s=health.cooling,
                               recent_failures=health.recent_failures, recovering=recovering)
-        self.cache = cache or RouterCache(None, profile, "")
+        self.cache = cache or RouterCache(None, profile, lambda: "")
 
     def route(self, request: RouteRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
         """Yield Piece events while streaming, then one Done. Raises Cancelled as soon as `cancelled()`

@@ -21,12 +21,17 @@ LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
 ONE_LLM_BUDGET_MB = 1750
 
 
-def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None) -> tuple[Path, Path]:
-    """Returns (model repository, registry file); `edit` may change the registry (its parsed YAML)."""
+def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None,
+                    copies: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """Returns (model repository, registry file); `edit` may change the registry (its parsed YAML). The
+    models in `copies` are copied rather than linked, for a test to edit in place."""
     repo = tmp / "models"
     repo.mkdir()
     for name in ("query_classifier", "router", "tmr_metrics", LLM, LLM_BF16):
-        (repo / name).symlink_to(REPO_ROOT / "model_repository" / name, target_is_directory=True)
+        if name in copies:
+            shutil.copytree(REPO_ROOT / "model_repository" / name, repo / name)
+        else:
+            (repo / name).symlink_to(REPO_ROOT / "model_repository" / name, target_is_directory=True)
     # Weights broken on purpose: the real config and tokenizer, a truncated safetensors file.
     weights = tmp / "broken-weights"
     shutil.copytree(DEFAULT_MODELS_DIR / "smollm2-135m-instruct", weights,
@@ -46,11 +51,11 @@ def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None) 
 
 
 def start_router_server(tmp: Path, load: list[str], edit: Callable[[dict], None] = lambda raw: None,
-                        **env: str) -> TritonServer:
+                        copies: tuple[str, ...] = (), **env: str) -> TritonServer:
     """A server on make_repository's models and registry, with the router's settings in `env`. Its log is
     a fresh file of its own (the launcher appends to a file named after the port, which an earlier
     server on the same port may have written)."""
-    repo, registry = make_repository(tmp, edit)
+    repo, registry = make_repository(tmp, edit, copies)
     # Eviction tests switch models at will: no minimum residency unless a test asks for one.
     return start_server(load, model_repository=repo, log_file=tmp / "tritonserver.log",
                         env={"TMR_REGISTRY": str(registry), "TMR_MIN_RESIDENCY_S": "0", **env})

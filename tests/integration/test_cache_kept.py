@@ -1,5 +1,6 @@
 """What the response cache keeps and gives back, on a real tritonserver (in-process cache): an answer
-made by a stand-in or without its speech is never kept, and a replayed answer says why it ended.
+made by a stand-in or without its speech is never kept, and a replayed answer says why it ended; on
+Redis, where answers outlive the router, a model edited in its repository misses the old answers.
 Seen from the clients (the routing decision, the OpenAI answer) and the LLM backend's own token counter
 on Triton's metrics port (a repeat that reaches the model makes tokens)."""
 from __future__ import annotations
@@ -13,9 +14,9 @@ import pytest
 from launcher import FrontProcess, TritonServer
 
 from .conftest import stop_server
-from .observe import wait_for
+from .observe import HOLDING, UNLOAD_WITHIN_S, _post, index_states, wait_for
 from .router_setup import BROKEN, LLM, LLM_BF16, start_router_server
-from .test_cache import ask, tokens
+from .test_cache import RedisServer, ask, tokens
 from .test_openai import KEY, settled, start_front, stop_front
 
 pytestmark = pytest.mark.integration
@@ -91,3 +92,42 @@ def test_the_openai_front_replays_finish_reason_length(sdk: openai.OpenAI) -> No
     assert [a.routing["cache"] for a in answers] == ["miss", "hit"]
     assert [a.choices[0].finish_reason for a in answers] == ["length", "length"]
     assert answers[1].choices[0].message.content == answers[0].choices[0].message.content
+
+
+@pytest.fixture(scope="module")
+def on_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """A server whose router keeps its answers in a Redis of its own (they outlive the router's
+    restarts), on a repository whose LLM folder is a copy, for a test to edit."""
+    redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        srv = start_router_server(tmp_path_factory.mktemp("cache-revision"), ["query_classifier", "router", LLM],
+                                  copies=(LLM,), TMR_CACHE_URL=redis_server.url)
+        yield srv
+        stop_server(srv)
+    finally:
+        redis_server.stop()
+
+
+def restart_router(server: TritonServer) -> None:
+    """The router unloaded and loaded again through model control (a plain load of an unchanged model
+    keeps the instance it has): a new instance, reading its repository afresh."""
+    _post(server, "models/router/unload")
+    assert wait_for(lambda: index_states(server).get("router") not in HOLDING, UNLOAD_WITHIN_S), \
+        "the router did not unload"
+    _post(server, "models/router/load")
+
+
+def test_an_edited_model_misses_the_answers_of_the_old_one(on_redis: TritonServer) -> None:
+    """A restarted router still hits an answer kept on Redis; once the LLM's config.pbtxt was edited in
+    the server's repository (a comment: the same behaviour) and the LLM reloaded, the same question
+    misses at the same router, and the LLM answers it again (its token counter on Triton's metrics port)."""
+    question, options = f"Name a mountain ({os.getpid()}).", {**AGENT, "model": LLM}
+    assert ask(on_redis, question, options).decision["cache"] == "miss"
+    restart_router(on_redis)
+    spent = settled(lambda: tokens(on_redis))
+    assert ask(on_redis, question, options).decision["cache"] == "hit" and settled(lambda: tokens(on_redis)) == spent
+    config = on_redis.model_repository / LLM / "config.pbtxt"
+    config.write_text(config.read_text() + "# Edited in place: a new revision of the same model.\n")
+    _post(on_redis, f"models/{LLM}/load")  # the router runs on: it sees the new revision by itself
+    assert ask(on_redis, question, options).decision["cache"] == "miss"
+    assert wait_for(lambda: tokens(on_redis) > spent, 60), "answered without the LLM"

@@ -13,7 +13,7 @@ from model_router.cache import cacheable, key_of, scope_of
 from model_router.cache.keys import CacheKeyError, normalize_text
 from model_router.registry import load_registry
 from model_router.request import make_request
-from model_router.routing.cached import key_fields, revision_of
+from model_router.routing.cached import Revision, key_fields
 
 BASE = {
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is AI?"}],
@@ -134,14 +134,16 @@ def test_cacheable(sampling: dict | None, ok: bool) -> None:
 
 def test_an_edited_model_in_the_repository_changes_the_key(tmp_path: Path) -> None:
     """The router's key holds its model repository's configs (config.pbtxt, 1/model.json): a model
-    changed in place misses the answers of the old one, in a Redis that other routers share too."""
+    changed in place while the router runs misses the answers of the old one, in a Redis that other routers
+    share too."""
     registry, model = load_registry(), "qwen2_5_7b_instruct"
     folder = tmp_path / model
     shutil.copytree(REPO_ROOT / "model_repository_gpu" / model, folder)
     request = make_request("What is AI?", {}, None)
+    revision = Revision(registry, "gpu", tmp_path)  # the router's, made once at its load
 
     def key() -> str:
-        return key_of(key_fields(request, "gpu", revision_of(registry, "gpu", tmp_path)))
+        return key_of(key_fields(request, "gpu", revision()))
 
     keys = [key(), key()]
     config = folder / "config.pbtxt"

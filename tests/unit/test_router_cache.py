@@ -13,7 +13,7 @@ from model_router.contract.tensors import strings
 from model_router.errors import Cancelled, TargetError, never
 from model_router.registry import load_registry
 from model_router.request import make_request
-from model_router.routing.cached import RouterCache, key_fields, revision_of
+from model_router.routing.cached import Revision, RouterCache, key_fields, revision_of
 from model_router.routing.decision import Done, Piece
 from model_router.routing.router import Router
 from model_router.serving.health import HealthTracker
@@ -44,7 +44,7 @@ class Harness:
         self.router = Router(self.registry, "cpu", self.classify, self.invoke, self.loader,
                              HealthTracker(threshold=1, cooldown_s=60),
                              recovering=lambda model: "its stub is reloaded" if model in self.recovering else "",
-                             cache=RouterCache(self.store, "cpu", revision_of(self.registry, "cpu"), mode))
+                             cache=RouterCache(self.store, "cpu", Revision(self.registry, "cpu"), mode))
 
     def classify(self, text, kinds):
         self.classified.append(text)

@@ -20,7 +20,7 @@ from model_router.cache import ResponseCache
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.errors import Cancelled
 from model_router.request import parse_options
-from model_router.routing.cached import RouterCache, revision_of
+from model_router.routing.cached import Revision, RouterCache
 from model_router.routing.decision import Piece
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
@@ -94,7 +94,7 @@ class TritonPythonModel:
 
     def _router(self, repository: Path) -> Router:
         bls, name = Bls(pb_utils), self.profile.name
-        cache = RouterCache(self.cache, name, revision_of(self.registry, name, repository), self.settings.cache_mode)
+        cache = RouterCache(self.cache, name, Revision(self.registry, name, repository), self.settings.cache_mode)
         # A query seen lately is not classified again: the classifier is a pure function of the text and
         # attachment kinds, and its BLS hop is most of the router's own cost on a short answer.
         classify = functools.lru_cache(maxsize=4096)(bls.classify)
