@@ -168,11 +168,13 @@ class TritonPythonModel:
                 self.metrics.cancelled("")
                 raise Cancelled("while waiting")
             req = RouterRequest.decode(getter(request), self.settings.max_text_chars)
+            streamed = False  # text that may be a tool call is held back: a streamed request can get none
             for event in self.router.route(req, request.is_cancelled):
                 if isinstance(event, Piece):
+                    streamed = True
                     sender.send(response(RouterAnswer(event.text, final=False).encode()))
                 else:
-                    sender.send(response(event.answer(req.options.stream).encode()), FINAL)
+                    sender.send(response(event.answer(streamed).encode()), FINAL)
         except Exception as exc:
             sender.send(error_response(exc, "router"), FINAL)
         finally:
