@@ -30,14 +30,16 @@ def stub_pids(server_pid: int | None = None, proc: Path = Path("/proc")) -> dict
             if _NOT_STUBS.get(pid) == born:
                 continue
             args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-            if not args[0].endswith(STUB.encode()):
-                if not args[0].endswith(b"tritonserver"):  # a server's child may be about to exec a stub
-                    _NOT_STUBS[pid] = born
-                continue
-            state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state, parent = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[:2]
         except OSError:  # gone while we looked
             continue
-        if len(args) < 9 or not args[0].endswith(STUB.encode()) or args[5].decode() != server or state == "Z":
+        if not args[0].endswith(STUB.encode()):
+            # The server's child is tritonserver, then `bash -c "exec <stub> ..."`, before it is the stub,
+            # all with the same pid and /proc entry: never taken for a process that is not a stub.
+            if parent != server:
+                _NOT_STUBS[pid] = born
+            continue
+        if len(args) < 9 or args[5].decode() != server or state == "Z":
             continue
         match = _INSTANCE.match(args[8].decode(errors="replace"))
         if match:

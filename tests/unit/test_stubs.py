@@ -9,11 +9,11 @@ from pathlib import Path
 from model_router.serving import stubs
 
 
-def process(proc: Path, pid: int, args: list[str], state: str = "S") -> Path:
+def process(proc: Path, pid: int, args: list[str], state: str = "S", parent: int = 1) -> Path:
     entry = proc / str(pid)
     entry.mkdir()
     (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
-    (entry / "stat").write_text(f"{pid} (x) {state} 1 2 3")
+    (entry / "stat").write_text(f"{pid} (x) {state} {parent} 2 3")
     return entry
 
 
@@ -28,12 +28,15 @@ def test_stubs_by_model_and_others_read_once(tmp_path: Path, monkeypatch) -> Non
     process(tmp_path, 12, stub(8, "router_0_0"))  # another server's
     process(tmp_path, 13, stub(7, "tts_0_0"), state="Z")  # dead, not yet reaped
     other = process(tmp_path, 14, ["/usr/bin/python3", "app.py"])
-    forking = process(tmp_path, 15, ["/opt/tritonserver", "--model-repository=x"])
+    forking = process(tmp_path, 15, ["/opt/tritonserver", "--model-repository=x"], parent=7)
+    # How Triton's Python backend starts a stub: its child runs bash, which execs the stub in place.
+    launching = process(tmp_path, 16, ["bash", "-c", " exec /x/triton_python_backend_stub model.py"], parent=7)
     assert stubs.stub_pids(7, tmp_path) == {"router": [10], "smollm2": [11]}
-    assert 14 in stubs._NOT_STUBS and 15 not in stubs._NOT_STUBS  # a server's child may exec a stub next
+    assert 14 in stubs._NOT_STUBS and not {15, 16} & set(stubs._NOT_STUBS)  # the server's children may be stubs next
     (other / "cmdline").write_bytes(b"changed")  # not read again: the same entry
-    (forking / "cmdline").write_bytes(b"\0".join(a.encode() for a in stub(7, "ocr_0_0")) + b"\0")
-    assert stubs.stub_pids(7, tmp_path) == {"router": [10], "smollm2": [11], "ocr": [15]}
+    for entry, instance in ((forking, "ocr_0_0"), (launching, "tts_0_0")):
+        (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in stub(7, instance)) + b"\0")
+    assert stubs.stub_pids(7, tmp_path) == {"router": [10], "smollm2": [11], "ocr": [15], "tts": [16]}
     time.sleep(0.01)
     for name in os.listdir(other):  # pid 14 reused by a new process: a new /proc entry
         (other / name).unlink()
