@@ -132,9 +132,13 @@ class _Recorder:
     a request never waits for a metric. Ops gather for up to `gather_s` after the first, so that a busy
     router makes a few deliveries a second rather than one per request (each one a BLS call)."""
 
+    RESEND_S = 30.0  # a gauge set to the value it has is sent again only this often
+
     def __init__(self, deliver: Callable[[list[Op]], Any], gather_s: float = 0.0) -> None:
         self._deliver, self._gather_s = deliver, gather_s
         self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._dropping = False
+        self._last_set: dict[tuple, tuple[float, float]] = {}  # gauge -> (value, when sent)
         self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
         self._thread.start()
 
@@ -156,13 +160,15 @@ class _Recorder:
                 if op is not None:
                     batch.append(op)
             try:
-                waiting = self._deliver(batch) is False
+                waiting = not self._dropping and self._deliver(batch) is False
             except Exception:  # a metric must never take a request down
                 waiting = False
             if op is None:
                 return
 
-    def close(self) -> None:
+    def close(self, deliver: bool = True) -> None:
+        """Stop the thread: what is queued is delivered first, or (`deliver` False) dropped."""
+        self._dropping = not deliver
         self._ops.put(None)
         self._thread.join(timeout=5)
 
@@ -173,6 +179,12 @@ class _Recorder:
         self._ops.put((family, "observe", value, labels))
 
     def _set(self, family: str, value: float, **labels: str) -> None:
+        # An idle router measures its models every second: the same values need no delivery (a BLS call).
+        key, now = (family, tuple(sorted(labels.items()))), time.monotonic()
+        last = self._last_set.get(key)
+        if last is not None and last[0] == value and now - last[1] < self.RESEND_S:
+            return
+        self._last_set[key] = (value, now)
         self._ops.put((family, "set", value, labels))
 
 

@@ -186,6 +186,10 @@ class TritonPythonModel:
     def finalize(self) -> None:
         collect_no_more()
         self.metrics.sink.close()  # from now on nothing is loaded for metrics, not even tmr_metrics
+        # No BLS call from here on but the requests' own: Triton 24.10 has stopped the thread pool that
+        # serves this stub's BLS calls when it asks the stub to finalize, and a call queued then is freed
+        # after the stub's shared memory (SIGSEGV in TRITONBACKEND_ModelInstanceFinalize, then an abort).
+        self.metrics.close(deliver=False)
         self._stop.set()
         self.loader.stop()
         # Requests still running get FINALIZE_WAIT_S to finish; a worker stuck in a call to a model that
@@ -197,7 +201,6 @@ class TritonPythonModel:
         if waiter.is_alive():
             pb_utils.Logger.log_warn(f"router: unloading with requests still running after {FINALIZE_WAIT_S:.0f} s")
         self.outbox.stop()  # after the workers: their last responses are delivered
-        self.metrics.close()
 
 
 def _options(request) -> dict:
