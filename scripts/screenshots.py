@@ -28,10 +28,11 @@ def main() -> int:
     args = ap.parse_args()
     started = time.time()
     env = {**os.environ, "TMR_SCREENSHOTS": str(DEST)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TESTS, *(["-k", args.k] if args.k else [])]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TESTS,
+               *(["-k", args.k] if args.k else [])]
     rc = subprocess.run(command, cwd=REPO, env=env).returncode
     fresh = sorted(p.relative_to(REPO) for p in DEST.glob("*.png") if p.stat().st_mtime >= started)
-    print("refreshed:", *(f"  {p}" for p in fresh) or ["  none"], sep="\n")
+    print("refreshed:", *([f"  {p}" for p in fresh] or ["  none"]), sep="\n")
     if rc:
         print(f"the browser tests failed (exit {rc}): the pictures they did not reach are as they were")
     return rc

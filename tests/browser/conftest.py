@@ -8,11 +8,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from launcher import TritonServer, free_port
+
+if TYPE_CHECKING:  # Playwright may be absent: the module then skips
+    from playwright.sync_api import Browser, Locator, Page
 
 # The shared server and the router come from tests/conftest.py, the same ones the integration tests use.
 
@@ -50,7 +53,7 @@ def front(router: TritonServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     """Playwright's sync API runs an event loop in this thread while it is open: closed with the module,
     so that tests after it may run their own (asyncio.run)."""
     with playwright_api.sync_playwright() as pw:
@@ -63,27 +66,31 @@ def browser() -> Iterator[object]:
 class Console:
     """What the page reported: console errors and uncaught exceptions."""
 
-    def __init__(self, page) -> None:
+    def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
 
-def open_page(browser, url: str, width: int = 1280, height: int = 900, still_timers: bool = False):
+def open_page(browser: Browser, url: str, width: int = 1280, height: int = 900, still_timers: bool = False) -> Page:
     """A fresh page at `url`, its console watched (page.console). `still_timers`: the page's timers
     (setTimeout, requestAnimationFrame) never fire, so that only what it does on an event shows."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.console = Console(page)
     if still_timers:
-        page.clock.install()
-        page.clock.pause_at(time.time() * 1000)
+        # Installed at a set time and paused well ahead of it: the fake clock runs between the two calls
+        # (however long a busy machine takes), and it cannot pause in its past. Before the page has set a
+        # timer, so that the jump ahead fires none.
+        now_ms = time.time() * 1000
+        page.clock.install(time=now_ms)
+        page.clock.pause_at(now_ms + 60_000)
     page.goto(url)
     return page
 
 
 @pytest.fixture
-def page(browser, front: str) -> Iterator[object]:
+def page(browser: Browser, front: str) -> Iterator[Page]:
     page = open_page(browser, front)
     yield page
     errors = page.console.errors
@@ -91,7 +98,7 @@ def page(browser, front: str) -> Iterator[object]:
     assert not errors, errors
 
 
-def screenshot(target, name: str, **kwargs) -> Path:
+def screenshot(target: Page | Locator, name: str, **kwargs) -> Path:
     """A PNG of a page or an element (a locator) under SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

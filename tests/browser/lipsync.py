@@ -7,24 +7,25 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-# The mouth's box on screen ([width, height], half-pixel steps) against the voice's playhead, each frame
-# while it plays (the page draws in its own frames: a drawing seen at one sample was made between the
-# previous sample's time and this one's); resolves when the voice has ended, with the box then.
-SAMPLE_MOUTH = """() => new Promise((resolve) => {
-  const voice = document.getElementById('voice'), mouth = document.getElementById('mouth');
-  const box = () => { const r = mouth.getBoundingClientRect();
-                      return [Math.round(r.width * 2) / 2, Math.round(r.height * 2) / 2]; };
-  const samples = [];
-  const frame = () => {
-    if (!voice.paused && !voice.ended) samples.push([voice.currentTime, box()]);
-    if (voice.ended) setTimeout(() => resolve({samples, played: voice.currentTime, duration: voice.duration,
-                                               after: box()}), 100);
-    else requestAnimationFrame(frame);
-  };
-  frame();
-})"""
+# The mouth's box on screen ([width, height], half-pixel steps).
 MOUTH_BOX = """() => { const r = document.getElementById('mouth').getBoundingClientRect();
   return [Math.round(r.width * 2) / 2, Math.round(r.height * 2) / 2]; }"""
+# Whether the mouth's box is `want` now.
+MOUTH_SHOWS = f"""(want) => JSON.stringify(({MOUTH_BOX})()) === JSON.stringify(want)"""
+# Installed before the question is asked, so that no frame of the voice goes unseen however late this
+# process gets to look: from the voice's `play` on, the mouth's box against its playhead, each frame while
+# it plays (the page draws in its own frames: a drawing seen at one sample was made between the previous
+# sample's time and this one's); window.__mouth once the voice has ended.
+SAMPLE_MOUTH_FROM_PLAY = f"""() => {{
+  const voice = document.getElementById('voice'), box = {MOUTH_BOX};
+  const samples = [];
+  const frame = () => {{
+    if (!voice.paused && !voice.ended) samples.push([voice.currentTime, box()]);
+    if (voice.ended) window.__mouth = {{samples, played: voice.currentTime, duration: voice.duration}};
+    else requestAnimationFrame(frame);
+  }};
+  voice.addEventListener('play', () => requestAnimationFrame(frame), {{once: true}});
+}}"""
 SLACK_S = 0.02  # the playhead as the page read it may differ a little from the one read beside it
 
 

@@ -3,11 +3,16 @@ the models panel shows when the voice starts. Checked in the browser, against th
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .conftest import open_page
 from .test_playground import ANSWER_MS, ask, ask_about_a_sign
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Request
 
 pytestmark = pytest.mark.integration
 GREETING = "Create a digital human receptionist who welcomes visitors to our dental clinic"
@@ -24,13 +29,13 @@ AT_PLAY = """() => document.getElementById('voice').addEventListener('play', () 
 }, {once: true})"""
 
 
-def media_parts(request) -> list[dict]:
+def media_parts(request: Request) -> list[dict]:
     """The image, audio and video parts of every message a chat request sent."""
     return [part for message in request.post_data_json["messages"] if isinstance(message["content"], list)
             for part in message["content"] if part["type"] != "text"]
 
 
-def test_the_voice_is_shown_loaded_in_the_models_panel_when_it_starts(browser, front: str) -> None:
+def test_the_voice_is_shown_loaded_in_the_models_panel_when_it_starts(browser: Browser, front: str) -> None:
     # The page's timers stand still: only what it does when an answer arrives can redraw the panel
     # (its periodic refresh would otherwise catch up by chance).
     page = open_page(browser, front, still_timers=True)
@@ -56,7 +61,7 @@ def test_the_voice_is_shown_loaded_in_the_models_panel_when_it_starts(browser, f
         f"the models panel showed tts_espeak {state!r} ({row!r}) when it started to speak"
 
 
-def test_an_image_is_read_with_its_own_turn_only(page, tmp_path) -> None:
+def test_an_image_is_read_with_its_own_turn_only(page: Page, tmp_path: Path) -> None:
     ask_about_a_sign(page, tmp_path, "EXIT ONLY")
     with page.expect_request("**/v1/chat/completions") as sent:
         ask(page, "What is the capital of France?")
