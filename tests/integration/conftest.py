@@ -12,9 +12,8 @@ import pytest
 from client import RouterClient
 from launcher import TritonServer
 
-from .observe import server_processes, shm_regions
+from .observe import LLM, server_processes, shm_regions  # noqa: F401 (LLM: the tests' name for it)
 
-LLM = "smollm2_135m_instruct"
 # Servers (by id) whose tests SIGKILLed one of their stubs (kill_stub).
 _STUB_KILLED: set[int] = set()
 
@@ -82,25 +81,3 @@ def grpc(server: TritonServer) -> Iterator[RouterClient]:
     client = RouterClient(server.grpc_url, "grpc")
     yield client
     client.close()  # its kept stream: Triton waits for open streams before it stops
-
-
-def _label_matches(key: str, got: str | None, want: str) -> bool:
-    """A histogram's bucket bound is a number: Triton prints le="1" where one may write "1.0"."""
-    if key == "le" and got is not None:
-        return float(got) == float(want)
-    return got == want
-
-
-def metric(server: TritonServer, name: str, suffix: str = "", absent: float | None = None, **labels: str) -> float:
-    """The sum of metric `name` (+ `suffix`: _bucket, _count, _sum) over the series matching `labels`,
-    from Triton's metrics port. No matching series fails the test, unless `absent` says what that
-    means (a labelled counter before its first increment: a reading taken *before* the action only)."""
-    from client.stats import parse
-
-    rows = parse(RouterClient(server.http_url).metrics(f"127.0.0.1:{server.metrics_port}")).get(name, [])
-    values = [v for got, sfx, v in rows
-              if sfx == suffix and all(_label_matches(k, got.get(k), w) for k, w in labels.items())]
-    if not values:
-        assert absent is not None, f"no series {name}{suffix} with {labels} among {[r[0] for r in rows][:20]}"
-        return absent
-    return sum(values)

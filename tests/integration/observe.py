@@ -1,6 +1,7 @@
 """What a server is doing, seen from outside the code under test: processes and their memory (PSS) and
 CPU time from /proc, shared memory from /dev/shm, loaded models from Triton's repository index, memory
-from the registry's declarations, the router's model-control calls from a proxy in front of Triton.
+from the registry's declarations, metrics (the LLM backend's own counters among them) from Triton's
+metrics port, the router's model-control calls from a proxy in front of Triton.
 
 The launcher and the router's loader keep their own books (group_pids, tmr_memory_used_mb); a test
 that graded them by those books would pass whenever the books were wrong in the same way."""
@@ -21,9 +22,11 @@ from typing import Callable, Iterator
 
 from client import RouterClient
 from launcher import TritonServer
+from launcher.process import cpu_seconds
 from model_router.registry import REGISTRY_FILE, load_registry
 from model_router.serving.loader import ModelLoader
 
+LLM = "smollm2_135m_instruct"  # the CPU LLM, served by our transformers backend
 # How long a model-control call or an unload may take: as long as the router's loader allows Triton's unload.
 UNLOAD_WITHIN_S: float = inspect.signature(ModelLoader).parameters["unload_timeout_s"].default
 # Triton's repository-index states of a model that holds (or is about to hold, or still holds) memory.
@@ -106,6 +109,63 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.
             return condition()
         time.sleep(poll_s)
     return True
+
+
+def settled(read: Callable[[], float], quiet_s: float = 1.0, within_s: float = 120.0) -> float:
+    """A counter's value once it has stopped moving for `quiet_s` (the backend ships its counts every 250 ms)."""
+    deadline, last = time.monotonic() + within_s, read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the counter still moves after {within_s} s")
+
+
+def goes_quiet(pid: int, timeout_s: float = 120.0, window_s: float = 1.0) -> float:
+    """Waits until the process uses (almost) no CPU for `window_s`; how long that took. An LLM still
+    generating uses a core or more; an idle stub a few ms."""
+    started = time.monotonic()
+    while True:
+        before = cpu_seconds(pid)
+        time.sleep(window_s)
+        if cpu_seconds(pid) - before < 0.1 * window_s:
+            return time.monotonic() - started
+        assert time.monotonic() - started < timeout_s, f"the process {pid} is still busy after {timeout_s} s"
+
+
+def _label_matches(key: str, got: str | None, want: str) -> bool:
+    """A histogram's bucket bound is a number: Triton prints le="1" where one may write "1.0"."""
+    if key == "le" and got is not None:
+        return float(got) == float(want)
+    return got == want
+
+
+def metric(server: TritonServer, name: str, suffix: str = "", absent: float | None = None, **labels: str) -> float:
+    """The sum of metric `name` (+ `suffix`: _bucket, _count, _sum) over the series matching `labels`,
+    from Triton's metrics port. No matching series fails the test, unless `absent` says what that
+    means (a labelled counter before its first increment: for a reading taken *before* the action, or
+    one that a missing series cannot make pass)."""
+    from client.stats import parse
+
+    rows = parse(RouterClient(server.http_url).metrics(f"127.0.0.1:{server.metrics_port}")).get(name, [])
+    values = [v for got, sfx, v in rows
+              if sfx == suffix and all(_label_matches(k, got.get(k), w) for k, w in labels.items())]
+    if not values:
+        assert absent is not None, f"no series {name}{suffix} with {labels} among {[r[0] for r in rows][:20]}"
+        return absent
+    return sum(values)
+
+
+def llm_tokens(server: TritonServer, absent: float | None = None) -> float:
+    """Tokens the LLM's backend generated: its own counter, on Triton's metrics port (`absent`: see metric)."""
+    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=absent)
+
+
+def llm_requests(server: TritonServer, result: str, absent: float | None = None) -> float:
+    """The LLM backend's requests that ended with `result` (finished, cancelled, failed)."""
+    return metric(server, "tmr_generation_requests_total", model=LLM, result=result, absent=absent)
 
 
 def model_states(client: RouterClient) -> dict[str, str]:

@@ -12,9 +12,10 @@ from model_router import REPO_ROOT
 from model_router.registry import REGISTRY_FILE
 
 from .conftest import start_server
+from .observe import LLM
 
 BROKEN = "broken_llm"
-LLM, LLM_BF16 = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
+LLM_BF16 = f"{LLM}_bf16"
 # Pinned 460 MB (classifier, router, metrics, as declared) + one LLM fits, with room for its measured
 # memory (SmolLM2's PSS was 978 MB on one machine against 900 declared: 1400 left it out there);
 # two LLMs (900 + 650 declared, 1,700 measured) do not.
@@ -48,6 +49,16 @@ def make_repository(tmp: Path, edit: Callable[[dict], None] = lambda raw: None,
     registry = tmp / "registry.yaml"
     registry.write_text(yaml.safe_dump(raw))
     return repo, registry
+
+
+def set_parameter(config: Path, key: str, value: str) -> None:
+    """Sets a parameter of a config.pbtxt, through Triton's own config schema (its comments are not kept)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    parsed = text_format.Parse(config.read_text(), model_config_pb2.ModelConfig())
+    parsed.parameters[key].string_value = value
+    config.write_text(text_format.MessageToString(parsed))
 
 
 def start_router_server(tmp: Path, load: list[str], edit: Callable[[dict], None] = lambda raw: None,

@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 from client import RouterClient
 from launcher import FrontProcess, TritonServer
 
-from .conftest import LLM, metric
-from .test_openai import KEY, error_of, start_front, stop_front
+from .conftest import LLM
+from .observe import metric
+from .services import KEY, error_of, start_front, stop_front
 
 pytestmark = pytest.mark.integration
 CASES = json.loads((Path(__file__).parents[1] / "data" / "structured_cases.json").read_text())
@@ -121,7 +122,7 @@ def test_a_json_object_is_asked_for_and_given(sdk: openai.OpenAI) -> None:
 @pytest.mark.parametrize("choice, name", [
     ("required", None),
     ({"type": "function", "function": {"name": "convert_currency"}}, "convert_currency"),
-])
+], ids=["required", "convert_currency"])
 def test_a_forced_tool_call_has_arguments_that_validate(sdk: openai.OpenAI, choice, name) -> None:
     answer = sdk.chat.completions.create(model="auto", messages=PARIS, tools=TOOLS, tool_choice=choice, **GREEDY)
     message, finish = answer.choices[0].message, answer.choices[0].finish_reason
@@ -226,6 +227,7 @@ def test_langchain_structured_output_and_bound_tools(front: FrontProcess) -> Non
 def test_bad_tools_and_schemas_are_400s_naming_the_field_and_reach_no_engine(sdk: openai.OpenAI,
                                                                               server: TritonServer) -> None:
     def served() -> float:
+        # Triton's own count, a series from the LLM's load on: none means the LLM is not loaded, so unserved.
         return metric(server, "nv_inference_request_success", model=LLM, absent=0.0)
 
     create, before = sdk.chat.completions.create, served()

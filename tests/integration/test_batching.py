@@ -22,7 +22,8 @@ import tritonclient.grpc.aio as grpcaio
 
 from client import RouterClient
 
-from .conftest import LLM, metric
+from .conftest import LLM
+from .observe import llm_requests, llm_tokens, metric, settled, wait_for
 
 pytestmark = pytest.mark.integration
 GREEDY = {"max_tokens": 24, "temperature": 0}
@@ -114,7 +115,9 @@ def test_greedy_answers_are_the_same_alone_and_in_a_batch(server) -> None:
     at_once = together(lambda p: client.generate(LLM, p, GREEDY), [(p,) for p in PROMPTS])
     assert at_once == one_by_one
     assert all(one_by_one) and "Paris" in one_by_one[0]
-    assert multi_row_steps(server) - batched_steps >= 10, "the requests never shared a step: nothing was batched"
+    # The backend ships its counts on a thread of its own: the last of them may come after the answers.
+    assert wait_for(lambda: multi_row_steps(server) - batched_steps >= 10, 30), \
+        "the requests never shared a step: nothing was batched"
 
 
 def test_concurrent_streams_share_decode_steps_seen_by_their_clients(server) -> None:
@@ -141,7 +144,7 @@ def test_a_short_request_joins_a_long_answer_under_way_and_ends_first(server, gr
     with ThreadPoolExecutor(1) as pool:
         long = pool.submit(stream_once, server.grpc_url, PROMPTS[0], long_sampling, None, arrivals, stop)
         try:
-            _wait_for(lambda: arrivals or long.done(), "the long answer never began", timeout=300)
+            assert wait_for(lambda: bool(arrivals) or long.done(), 300), "the long answer never began"
             short = grpc.generate(LLM, PROMPTS[4], {"max_tokens": 4, "temperature": 0})
             still_streaming = not long.done()
         finally:
@@ -167,7 +170,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
     [want_stop], [want_short], [want_plain] = (alone(server.grpc_url, [count], stop),
                                                alone(server.grpc_url, [PROMPTS[1]], short),
                                                alone(server.grpc_url, [PROMPTS[0]], GREEDY))
-    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
+    cancelled_before = llm_requests(server, "cancelled", absent=0.0)
     jobs = [(server.grpc_url, count, stop), (server.grpc_url, PROMPTS[1], short),
             (server.grpc_url, "word " * 3000, GREEDY), (server.grpc_url, PROMPTS[3], {"max_tokens": 400}, 2),
             (server.grpc_url, PROMPTS[0], GREEDY)]
@@ -178,20 +181,20 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
     assert "text_input:" in bad and "tokens exceeds the limit of 2048" in bad
     assert c_err == "cancelled by the client" and len(c_pieces) >= 2
     assert "".join(p_pieces) == want_plain and not p_err
-    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
-              >= cancelled_before + 1, "the cancelled request was never counted out of the batch")
+    assert wait_for(lambda: llm_requests(server, "cancelled", absent=0.0) >= cancelled_before + 1, 30), \
+        "the cancelled request was never counted out of the batch"
 
 
 def test_a_cancelled_request_stops_generating_at_once(server) -> None:
-    tokens_before = metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
-    cancelled_before = metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
+    tokens_before = settled(lambda: llm_tokens(server, absent=0.0))  # an earlier test's counts shipped
+    cancelled_before = llm_requests(server, "cancelled", absent=0.0)
     together(stream_once, [(server.grpc_url, p, {"max_tokens": 400, "temperature": 0}, 3) for p in PROMPTS[:2]])
-    _wait_for(lambda: metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
-              >= cancelled_before + 2, "the cancelled requests never left the batch")
-    spent = metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before
+    assert wait_for(lambda: llm_requests(server, "cancelled", absent=0.0) >= cancelled_before + 2, 30), \
+        "the cancelled requests never left the batch"
+    spent = llm_tokens(server) - tokens_before
     assert spent < 100, f"{spent} tokens generated for two requests abandoned after 3 pieces of 400"
     time.sleep(1.0)
-    assert metric(server, "tmr_generation_tokens_total", model=LLM) - tokens_before == spent  # nothing runs on
+    assert llm_tokens(server) - tokens_before == spent  # nothing runs on
 
 
 def test_a_seed_repeats_its_own_sample_and_differs_from_greedy_and_other_seeds(server) -> None:
@@ -239,9 +242,3 @@ def test_the_vllm_sample_client_protocol_works(server) -> None:
     pieces = asyncio.run(run(True))
     assert all(len(v) > 1 for v in pieces.values()), pieces  # each prompt's own tokens, streamed
 
-
-def _wait_for(condition, message: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.2)

@@ -14,10 +14,9 @@ import pytest
 from launcher import FrontProcess, TritonServer
 
 from .conftest import stop_server
-from .observe import HOLDING, UNLOAD_WITHIN_S, _post, index_states, wait_for
+from .observe import HOLDING, UNLOAD_WITHIN_S, _post, index_states, llm_tokens, settled, wait_for
 from .router_setup import BROKEN, LLM, LLM_BF16, start_router_server
-from .test_cache import RedisServer, ask, tokens
-from .test_openai import KEY, settled, start_front, stop_front
+from .services import KEY, RedisServer, ask, start_front, stop_front
 
 pytestmark = pytest.mark.integration
 # A text answer, whatever the classifier makes of a question ("say ..." may read as one to speak).
@@ -43,9 +42,10 @@ def asked_three_times(server: TritonServer, question: str, options: dict) -> lis
     backend ships its counts on a thread of its own, hence the waits)."""
     decisions = []
     for _ in range(3):
-        spent = settled(lambda: tokens(server))
+        spent = settled(lambda: llm_tokens(server, absent=0.0))
         answer = ask(server, question, options)
-        assert wait_for(lambda: tokens(server) > spent, 60), f"answered without the LLM: {answer.decision}"
+        assert wait_for(lambda: llm_tokens(server, absent=0.0) > spent, 60), \
+            f"answered without the LLM: {answer.decision}"
         decisions.append(answer.decision)
     return decisions
 
@@ -71,9 +71,9 @@ def test_a_replayed_answer_cut_at_max_tokens_still_says_length(server: TritonSer
     question = f"{STORY} ({os.getpid()})."
     answer = ask(server, question, CUT)
     assert answer.decision["cache"] == "miss" and answer.finish_reason == "length"
-    spent = settled(lambda: tokens(server))
+    spent = settled(lambda: llm_tokens(server))
     again = ask(server, question, CUT)
-    assert again.decision["cache"] == "hit" and settled(lambda: tokens(server)) == spent
+    assert again.decision["cache"] == "hit" and settled(lambda: llm_tokens(server)) == spent
     assert (again.text, again.finish_reason) == (answer.text, "length")
 
 
@@ -124,10 +124,14 @@ def test_an_edited_model_misses_the_answers_of_the_old_one(on_redis: TritonServe
     question, options = f"Name a mountain ({os.getpid()}).", {**AGENT, "model": LLM}
     assert ask(on_redis, question, options).decision["cache"] == "miss"
     restart_router(on_redis)
-    spent = settled(lambda: tokens(on_redis))
-    assert ask(on_redis, question, options).decision["cache"] == "hit" and settled(lambda: tokens(on_redis)) == spent
+    spent = settled(lambda: llm_tokens(on_redis))
+    assert ask(on_redis, question, options).decision["cache"] == "hit"
+    assert settled(lambda: llm_tokens(on_redis)) == spent  # nothing generated
     config = on_redis.model_repository / LLM / "config.pbtxt"
     config.write_text(config.read_text() + "# Edited in place: a new revision of the same model.\n")
     _post(on_redis, f"models/{LLM}/load")  # the router runs on: it sees the new revision by itself
+    assert wait_for(lambda: index_states(on_redis).get(LLM) == "READY", UNLOAD_WITHIN_S), index_states(on_redis)
+    # A new instance keeps counters of its own, from none: a baseline of its own.
+    spent = settled(lambda: llm_tokens(on_redis, absent=0.0))
     assert ask(on_redis, question, options).decision["cache"] == "miss"
-    assert wait_for(lambda: tokens(on_redis) > spent, 60), "answered without the LLM"
+    assert wait_for(lambda: llm_tokens(on_redis, absent=0.0) > spent, 60), "answered without the LLM"

@@ -17,10 +17,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from client import RouterClient
-from launcher.process import cpu_seconds
+from launcher import TritonServer
 
-from .conftest import LLM, metric, start_server, stop_server
-from .observe import stub_pid
+from .conftest import LLM, start_server, stop_server
+from .observe import goes_quiet, llm_requests, llm_tokens, metric, settled, stub_pid, wait_for
 
 pytestmark = pytest.mark.integration
 LONG = {"max_tokens": 400, "temperature": 0, "ignore_eos": True}
@@ -74,37 +74,16 @@ def abandon(url: str, options: dict, after_pieces: int = 1, after_s: float | Non
     return pieces, error
 
 
-def wait_for(condition, message: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.2)
-
-
-def goes_quiet(pid: int, timeout_s: float = 120.0, window_s: float = 1.0) -> float:
-    """Waits until the process uses (almost) no CPU for `window_s`; how long that took. An LLM still
-    generating uses a core or more; an idle stub a few ms."""
-    started = time.monotonic()
-    while True:
-        before = cpu_seconds(pid)
-        time.sleep(window_s)
-        if cpu_seconds(pid) - before < 0.1 * window_s:
-            return time.monotonic() - started
-        assert time.monotonic() - started < timeout_s, f"the LLM stub {pid} is still busy after {timeout_s} s"
-
-
-def tokens(server, absent: float | None = None) -> float:
-    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=absent)
-
-
-def llm_cancelled(server, absent: float | None = None) -> float:
-    return metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=absent)
+def baselines(server: TritonServer) -> tuple[float, float]:
+    """(requests the LLM dropped, tokens it made) once its stub is idle and its counts have shipped."""
+    goes_quiet(stub_pid(server, LLM))
+    return (settled(lambda: llm_requests(server, "cancelled", absent=0.0)),
+            settled(lambda: llm_tokens(server, absent=0.0)))
 
 
 def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -> None:
     pid = stub_pid(router, LLM)
-    goes_quiet(pid)
-    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router, absent=0.0)
+    llm_before, tokens_before = baselines(router)
     options = {"stream": True, "use_case": "agent", "sampling_parameters": LONG}
     threads = [threading.Thread(target=abandon, args=(router.grpc_url, options)) for _ in range(3)]
     for t in threads:
@@ -112,9 +91,10 @@ def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -
     for t in threads:
         t.join()
     goes_quiet(pid)
-    spent = tokens(router) - tokens_before
+    spent = llm_tokens(router) - tokens_before
     assert spent < 3 * 100, f"{spent} tokens generated for 3 answers of 400 abandoned after their first piece"
-    wait_for(lambda: llm_cancelled(router) >= llm_before + 3, "the LLM finished the abandoned requests")
+    assert wait_for(lambda: llm_requests(router, "cancelled", absent=0.0) >= llm_before + 3, 30), \
+        "the LLM finished the abandoned requests"
     text, decision = RouterClient(router.grpc_url, "grpc").route(
         "What is the capital of France?", {"sampling_parameters": {"max_tokens": 16, "temperature": 0}, "cache": "off"})
     assert "Paris" in text and decision["model"] == LLM and not decision["fallbacks"]
@@ -122,16 +102,16 @@ def test_abandoned_streams_stop_the_llm_and_the_next_request_is_served(router) -
 
 def test_a_cancelled_request_that_was_not_streamed_stops_too(router) -> None:
     pid = stub_pid(router, LLM)
-    goes_quiet(pid)
-    llm_before, tokens_before = llm_cancelled(router, absent=0.0), tokens(router, absent=0.0)
+    llm_before, tokens_before = baselines(router)
     # The client leaves once the LLM has begun its answer (its backend's token count moved).
     pieces, error = abandon(router.grpc_url, {"use_case": "agent", "sampling_parameters": LONG}, after_s=300,
-                            leave_when=lambda: tokens(router, absent=0.0) > tokens_before)
+                            leave_when=lambda: llm_tokens(router, absent=0.0) > tokens_before)
     assert pieces == 0 and not error  # nothing came: the answer was still being made
     goes_quiet(pid)
-    spent = tokens(router) - tokens_before
+    spent = llm_tokens(router) - tokens_before
     assert spent < 400, f"{spent} tokens generated for an answer of 400 whose client left at its start"
-    wait_for(lambda: llm_cancelled(router) >= llm_before + 1, "the LLM finished a request whose client left")
+    assert wait_for(lambda: llm_requests(router, "cancelled", absent=0.0) >= llm_before + 1, 30), \
+        "the LLM finished a request whose client left"
 
 
 def test_requests_abandoned_while_waiting_for_a_worker_give_their_places_back(tmp_path) -> None:
@@ -153,8 +133,8 @@ def test_requests_abandoned_while_waiting_for_a_worker_give_their_places_back(tm
         for t in leavers:
             t.join()
         # absent until the first cancellation is counted (the router ships its metrics every 250 ms)
-        wait_for(lambda: metric(srv, "tmr_cancelled_total", use_case="unknown", absent=0.0) >= 3,
-                 "abandoned requests kept their places in the queue")
+        assert wait_for(lambda: metric(srv, "tmr_cancelled_total", use_case="unknown", absent=0.0) >= 3, 30), \
+            "abandoned requests kept their places in the queue"
         assert busy.is_alive()  # the first request still runs: the places came back while it did
         admitted = [abandon(srv.grpc_url, {"use_case": "agent"}, 0, 0.5) for _ in range(3)]
         assert all("overloaded" not in error for _, error in admitted), admitted

@@ -11,34 +11,22 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import openai
 import pytest
 
 from client import RouterClient
 from client.samples import text_image
-from launcher import DEFAULT_MODELS_DIR, FrontProcess, TritonServer, free_port
+from launcher import DEFAULT_MODELS_DIR, FrontProcess, TritonServer
 
-from .conftest import LLM, metric, start_server, stop_server
-from .observe import UNLOAD_WITHIN_S, index_states, wait_for
+from .conftest import LLM, start_server, stop_server
+from .observe import UNLOAD_WITHIN_S, index_states, llm_requests, llm_tokens, settled, wait_for
+from .services import KEY, error_of, start_front, stop_front
 
 pytestmark = pytest.mark.integration
-KEY = "test-key-14"
 SHORT = {"max_tokens": 32, "temperature": 0}
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def start_front(server: TritonServer, tmp: Path, api_key: str | None = KEY) -> FrontProcess:
-    return FrontProcess(server.grpc_url, port=free_port(), host="127.0.0.1", api_key=api_key,
-                        log_file=tmp / "openai.log").start()
-
-
-def stop_front(front: FrontProcess) -> None:
-    """It stops on SIGTERM by itself (exit 0), and its port is free after."""
-    assert front.stop() == 0, front.tail()
-    with pytest.raises(OSError):
-        urllib.request.urlopen(f"{front.url}/health", timeout=2)
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +137,6 @@ def test_speech_then_transcription_round_trip(sdk: openai.OpenAI) -> None:
     assert "good morning" in plain.lower()
 
 
-def error_of(call, *args, **kwargs) -> openai.APIStatusError:
-    with pytest.raises(openai.APIStatusError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
 def test_client_errors_are_openai_errors_naming_the_field(sdk: openai.OpenAI, front: FrontProcess) -> None:
     create = sdk.chat.completions.create
     # The router's own checks, the field named as the client sent it.
@@ -222,26 +204,11 @@ def test_sse_framing_on_plain_http(front: FrontProcess) -> None:
     assert json.loads(rest)["error"]["param"] == "temperature"
 
 
-def settled(read: Callable[[], float], quiet_s: float = 1.0, within_s: float = 120.0) -> float:
-    """A counter's value once it has stopped moving for `quiet_s` (the backend ships its counts every 250 ms)."""
-    deadline, last = time.monotonic() + within_s, read()
-    while time.monotonic() < deadline:
-        time.sleep(quiet_s)
-        now = read()
-        if now == last:
-            return now
-        last = now
-    raise AssertionError(f"the counter still moves after {within_s} s")
-
-
 def test_pieces_reach_the_client_while_the_llm_still_generates(front: FrontProcess, server: TritonServer) -> None:
     """Streaming, shown by order rather than by the clock: the client takes its first piece of a 1000-token
     answer and leaves; had the front or the router held the pieces back until the end, the LLM would have
     generated all 1000 tokens by then. Counted by the LLM's own backend on Triton's metrics port."""
-    def generated() -> float:
-        return metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
-
-    before = settled(generated)
+    before = settled(lambda: llm_tokens(server, absent=0.0))
     body = {"model": "auto", "messages": FRANCE, "stream": True, "max_tokens": 1000, "temperature": 0,
             "ignore_eos": True}
     conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=300)
@@ -257,17 +224,18 @@ def test_pieces_reach_the_client_while_the_llm_still_generates(front: FrontProce
         *events, buf = buf.split(b"\n\n")
         pieces += [json.loads(e[6:])["choices"][0]["delta"].get("content") for e in events if e != b"data: [DONE]"]
     conn.close()  # the client leaves holding its first piece
-    assert settled(generated) - before < 1000, "all 1000 tokens were generated before the client had a piece"
+    assert settled(lambda: llm_tokens(server)) - before < 1000, \
+        "all 1000 tokens were generated before the client had a piece"
 
 
 def test_a_client_that_leaves_cancels_its_router_request(front: FrontProcess, server: TritonServer) -> None:
-    """Mid-stream, and before a whole answer: the LLM drops each (its backend's own count, on Triton's
-    metrics port, outside the front and the router)."""
+    """Mid-stream, and before a whole answer: the LLM drops each, counted as cancelled, not finished
+    (its backend's own counts, on Triton's metrics port, outside the front and the router)."""
     def dropped() -> float:
-        return metric(server, "tmr_generation_requests_total", model=LLM, result="cancelled", absent=0.0)
+        return llm_requests(server, "cancelled", absent=0.0)  # a missing series cannot pass the waits below
 
-    before = dropped()
-    # 1000 tokens whatever the model says: far longer than the 2 s the second client waits, on any CPU.
+    before, finished = settled(dropped), settled(lambda: llm_requests(server, "finished", absent=0.0))
+    # 1000 tokens whatever the model says: the clients leave once the LLM has begun.
     story = {"model": "auto", "max_tokens": 1000, "temperature": 0, "ignore_eos": True,
              "messages": [{"role": "user", "content": "Write a very long story about a dragon."}]}
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
@@ -276,12 +244,16 @@ def test_a_client_that_leaves_cancels_its_router_request(front: FrontProcess, se
     resp = conn.getresponse()
     assert resp.status == 200 and resp.read1(65536).startswith(b"data: ")
     conn.close()  # after the first chunks
-    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=2)
+    assert wait_for(lambda: dropped() >= before + 1, 60), "the LLM did not drop the stream its client left"
+    # A whole answer, asked for; the client leaves once the LLM's token count shows it is being made.
+    tokens = settled(lambda: llm_tokens(server, absent=0.0))
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=300)
     conn.request("POST", "/v1/chat/completions", json.dumps(story), headers)
-    with pytest.raises(TimeoutError):
-        conn.getresponse()  # 1000 tokens take far longer: the client gives up first
+    assert wait_for(lambda: llm_tokens(server, absent=0.0) > tokens, 120, poll_s=0.05), "the LLM never began the answer"
     conn.close()
-    assert wait_for(lambda: dropped() >= before + 2, 30), f"the LLM dropped {dropped() - before} of 2 requests"
+    assert wait_for(lambda: dropped() >= before + 2, 60), f"the LLM dropped {dropped() - before} of 2 requests"
+    # No "finished" series is none finished: the family is there, its cancelled series rose.
+    assert llm_requests(server, "finished", absent=0.0) == finished, "the LLM finished an answer nobody waited for"
 
 
 def test_overloaded_is_503_with_retry_after_and_the_unexpected_is_500(tmp_path: Path) -> None:

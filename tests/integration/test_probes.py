@@ -161,10 +161,12 @@ def test_readiness_follows_the_classifier_unloaded_and_loaded_again(server: Trit
     _post(server, f"models/{classifier}/unload")
     try:
         assert wait_for(lambda: index_states(server).get(classifier) not in ("READY", "UNLOADING"), 120)
-        # The router follows Triton's states once a second.
-        assert wait_for(lambda: not deep_report(server)["ready"], 30), "the router still says ready"
-        row = deep_report(server)["models"][classifier]
-        assert row["status"] == "unloaded" and not row["healthy"], row
+        # The router follows Triton's states once a second; it says "unloading" (not ready already) before
+        # "unloaded": wait for the final status, which the probe then names.
+        assert wait_for(lambda: deep_report(server)["models"][classifier]["status"] == "unloaded", 30), \
+            deep_report(server)["models"][classifier]
+        report = deep_report(server)
+        assert not report["ready"] and not report["models"][classifier]["healthy"], report
         ready = run_probe("readinessProbe", probes["readinessProbe"], server.http_url)
         assert ready.returncode == 1 and f"{classifier} unloaded" in ready.stderr, ready.stderr
         live = run_probe("livenessProbe", probes["livenessProbe"], server.http_url)

@@ -4,9 +4,9 @@ has reloaded the router; a stream that had delivered pieces ends with an error e
 client: an answer or an error, never a hang."""
 from __future__ import annotations
 
+import functools
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -17,31 +17,38 @@ from typing import Callable, Iterator, TypeVar
 import pytest
 
 from client import RouterClient
-from client.api import InferenceServerException
+from client.api import InferenceServerException, Routed
 from launcher import FrontProcess, TritonServer, free_port, keep_router_alive
-from model_router import REPO_ROOT
+from model_router.sampling import MAX_TOKENS_LIMIT
 from model_router.serving.stubs import stub_pids
 
-from .conftest import LLM, metric, start_server
-from .observe import server_processes, shm_regions, stub_pid, wait_for
-from .test_cancellation import goes_quiet
+from .conftest import LLM, start_server
+from .observe import goes_quiet, llm_requests, llm_tokens, server_processes, settled, shm_regions, stub_pid, wait_for
+from .router_setup import LLM_BF16, make_repository, set_parameter
 
 pytestmark = pytest.mark.integration
 # A hang bound, not a speed target (benchmarks prove speed: README gives the retry's 7 s): far past the
 # 4 s of silence, the router's reload and one short answer on a busy machine, far short of a timeout.
 ANSWER_WITHIN_S = 60.0
-# Long enough that the router is killed well before the LLM finishes (a few polls of the metrics port
-# after its first token), short enough that the retry's answer comes far inside the hang bound.
-RETRIED_TOKENS = 64
-# The most the LLM makes of one answer (its config's max_tokens_limit): a dead router's must stop short.
-LIMIT_TOKENS = int(re.search(r'key: "max_tokens_limit" value: \{ string_value: "(\d+)" \}',
-                             (REPO_ROOT / "model_repository" / LLM / "config.pbtxt").read_text()).group(1))
+# An answer's tokens: long enough that the router is killed while the client still waits (a few polls
+# of the metrics port after the LLM's first token); the longer ones only where a fast CPU had made the
+# whole answer before the kill landed.
+RETRIED_TOKENS = (64, 256, 1024)
+# The most a client may ask the router for; this server's LLM (a copied config) makes answers that long,
+# far more than it makes before it leaves a dead requester behind (a send stuck for 5 s, README).
+LIMIT_TOKENS = MAX_TOKENS_LIMIT
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[TritonServer]:
-    srv = start_server(["query_classifier", "router", LLM])
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """The real models and registry chains, the LLM's max_tokens_limit raised to LIMIT_TOKENS."""
+    tmp = tmp_path_factory.mktemp("router-crash")
+    repo, registry = make_repository(tmp, lambda raw: raw["chains"]["cpu"].update(agent=[LLM, LLM_BF16]),
+                                     copies=(LLM,))
+    set_parameter(repo / LLM / "config.pbtxt", "max_tokens_limit", str(LIMIT_TOKENS))
+    srv = start_server(["query_classifier", "router", LLM], model_repository=repo, log_file=tmp / "tritonserver.log",
+                       env={"TMR_REGISTRY": str(registry)})
     stop = threading.Event()
     watchdog = threading.Thread(target=keep_router_alive, args=(srv, stop, 0.5), daemon=True)
     watchdog.start()  # as the run command does
@@ -91,71 +98,76 @@ def chat(front: FrontProcess, stream: bool, max_tokens: int, **fields: object) -
                                   headers={"Content-Type": "application/json"})
 
 
-def llm_tokens(server: TritonServer) -> float:
-    """The LLM backend's generated-token counter, from Triton's metrics port (absent before its first)."""
-    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=0.0)
-
-
-def llm_requests(server: TritonServer, result: str) -> float:
-    """The LLM backend's requests that ended with `result` (finished, cancelled, failed)."""
-    return metric(server, "tmr_generation_requests_total", model=LLM, result=result, absent=0.0)
-
-
-def answered_across_a_router_kill(server: TritonServer, ask: Callable[[], T]) -> T:
-    """What `ask` returns when the router dies once the LLM is generating its answer (the LLM's token
-    counter moved, so the kill lands inside the request): the client was still waiting when it landed,
-    a new router stub served the retry, and the LLM made the answer again (more than RETRIED_TOKENS in
-    all). An error the client gets instead fails the test."""
-    old, before, out = router_pid(server), llm_tokens(server), {}
+def asking(ask: Callable[[], T]) -> tuple[threading.Thread, dict]:
+    """`ask` running on a thread of its own; what it returns ("answer") or raises ("error") in the dict."""
+    out: dict = {}
 
     def run() -> None:
         try:
             out["answer"] = ask()
-        except Exception as exc:  # reported below, on the test's thread
+        except Exception as exc:  # reported on the test's thread
             out["error"] = exc
 
-    asking = threading.Thread(target=run)
-    asking.start()
-    assert wait_for(lambda: llm_tokens(server) > before or not asking.is_alive(), ANSWER_WITHIN_S, poll_s=0.01), \
-        "the LLM never started"
-    os.kill(old, signal.SIGKILL)
-    assert asking.is_alive(), f"the client was done before the kill: nothing to retry ({out})"
-    asking.join(2 * ANSWER_WITHIN_S)  # a hang bound: silence, the router's reload, the retry's answer
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def answered_across_a_router_kill(server: TritonServer, ask: Callable[[int], T]) -> tuple[T, int]:
+    """(what `ask(max_tokens)` returns, max_tokens) when the router dies while the LLM makes the answer
+    (its token counter moved) and the client still waits: a new router stub served the retry, and the
+    LLM made the answer again (more than max_tokens in all). Where the client had its whole answer
+    before the kill landed (a fast CPU), it is asked again for a longer one. An error fails the test."""
+    for max_tokens in RETRIED_TOKENS:
+        router_answers(server)
+        goes_quiet(stub_pid(server, LLM))  # nothing of an earlier request still generating
+        old, before = router_pid(server), settled(lambda: llm_tokens(server, absent=0.0))
+        thread, out = asking(functools.partial(ask, max_tokens))
+        assert wait_for(lambda: llm_tokens(server, absent=0.0) > before or not thread.is_alive(), ANSWER_WITHIN_S,
+                        poll_s=0.05), "the LLM never started"
+        os.kill(old, signal.SIGKILL)
+        if thread.is_alive():
+            break
+        assert "answer" in out, f"the client got an error before the router was killed: {out['error']}"
+    else:
+        pytest.fail(f"the client had its whole answer before the router's kill, up to {max_tokens} tokens")
+    thread.join(2 * ANSWER_WITHIN_S)  # a hang bound: silence, the router's reload, the retry's answer
     assert "answer" in out, f"the client got no answer: {out.get('error', 'still waiting')}"
     assert router_pid(server) != old, "the router's stub was not replaced"
     # The backend ships its counts on a thread of its own: the last of them may come after the answer.
-    assert wait_for(lambda: llm_tokens(server) - before > RETRIED_TOKENS, ANSWER_WITHIN_S), \
+    assert wait_for(lambda: llm_tokens(server) - before > max_tokens, ANSWER_WITHIN_S), \
         "the answer was not made again: no retry"
-    return out["answer"]
+    return out["answer"], max_tokens
 
 
 def test_a_request_whose_router_died_is_answered_by_the_retry(server: TritonServer, front: FrontProcess) -> None:
     """The OpenAI front's own retry (not RouterClient's): a whole answer to an HTTP client whose
     router died while the LLM was making it, complete (all its tokens), not an error."""
-    router_answers(server)
-    request = chat(front, False, RETRIED_TOKENS, model=LLM, ignore_eos=True)
-
-    def ask() -> dict:
+    def ask(max_tokens: int) -> dict:
+        request = chat(front, False, max_tokens, model=LLM, ignore_eos=True)
         with urllib.request.urlopen(request, timeout=2 * ANSWER_WITHIN_S) as resp:
             return json.loads(resp.read())
 
-    body = answered_across_a_router_kill(server, ask)
+    body, max_tokens = answered_across_a_router_kill(server, ask)
     assert body["choices"][0]["finish_reason"] == "length" and body["choices"][0]["message"]["content"], body
-    assert body["usage"]["completion_tokens"] == RETRIED_TOKENS, body["usage"]
+    assert body["usage"]["completion_tokens"] == max_tokens, body["usage"]
 
 
 def test_router_client_retries_work_that_died_before_its_first_piece(server: TritonServer) -> None:
     """RouterClient's retry, the same way: the answer complete, not an error."""
-    router_answers(server)
     client = RouterClient(server.grpc_url, "grpc", timeout=ANSWER_WITHIN_S)
-    options = {"model": LLM, "sampling_parameters": {"max_tokens": RETRIED_TOKENS, "ignore_eos": True}}
-    routed = answered_across_a_router_kill(server, lambda: client.route("Tell me a story.", options))
-    assert routed.finish_reason == "length" and routed.usage.completion_tokens == RETRIED_TOKENS, routed.usage
+
+    def ask(max_tokens: int) -> Routed:
+        options = {"model": LLM, "sampling_parameters": {"max_tokens": max_tokens, "ignore_eos": True}}
+        return client.route("Tell me a story.", options)
+
+    routed, max_tokens = answered_across_a_router_kill(server, ask)
+    assert routed.finish_reason == "length" and routed.usage.completion_tokens == max_tokens, routed.usage
     client.close()
 
 
-# Last on this server: a router killed while the LLM streams to it can leave the LLM's replies
-# stalled for a call's deadline (README, Not yet).
+# The last two on this server kill the router while the LLM streams to it: the LLM's send to the dead
+# requester never returns (Triton 24.10), and that instance can no longer be unloaded (README).
 def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: TritonServer,
                                                                        front: FrontProcess) -> None:
     router_answers(server)
@@ -183,12 +195,14 @@ def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: 
 def test_the_llm_stops_generating_for_a_router_that_died_mid_stream(server: TritonServer) -> None:
     """The router dies while the LLM streams a long answer to it: the LLM's sends to the dead router
     never return, and it must stop making that answer rather than run to max_tokens for nobody. Seen
-    on the LLM's side: its stub's CPU goes quiet (/proc) with its token counter (Triton's metrics
-    port) short of max_tokens, and the request counted as dropped, not finished."""
+    on the LLM's side (Triton's metrics port, /proc): the request counted as cancelled, not finished;
+    its stub's CPU goes quiet with its token counter short of max_tokens."""
     router_answers(server)
     llm = stub_pid(server, LLM)
     goes_quiet(llm)  # nothing of an earlier test still generating
-    before, dropped = llm_tokens(server), llm_requests(server, "cancelled")
+    before, dropped, finished = (settled(lambda: llm_tokens(server, absent=0.0)),
+                                 settled(lambda: llm_requests(server, "cancelled", absent=0.0)),
+                                 settled(lambda: llm_requests(server, "finished", absent=0.0)))
     router, client = router_pid(server), RouterClient(server.grpc_url, "grpc", timeout=ANSWER_WITHIN_S)
     options = {"stream": True, "model": LLM,
                "sampling_parameters": {"max_tokens": LIMIT_TOKENS, "ignore_eos": True}}
@@ -201,11 +215,13 @@ def test_the_llm_stops_generating_for_a_router_that_died_mid_stream(server: Trit
 
     with pytest.raises(InferenceServerException, match="stopped answering"):
         client.route("Write a very long story about a dragon.", options, on_piece=kill_at_first_piece)
+    assert wait_for(lambda: llm_requests(server, "cancelled", absent=0.0) > dropped, ANSWER_WITHIN_S), \
+        "the LLM did not drop the dead router's request"
     goes_quiet(llm, timeout_s=2 * ANSWER_WITHIN_S)
     spent = llm_tokens(server) - before
     assert spent < LIMIT_TOKENS, f"the LLM made all {spent} tokens of an answer for a dead router"
-    assert wait_for(lambda: llm_requests(server, "cancelled") > dropped, ANSWER_WITHIN_S), \
-        "the LLM did not drop the dead router's request"
+    # No "finished" series is none finished: the family is there, its cancelled series rose.
+    assert llm_requests(server, "finished", absent=0.0) == finished, "the LLM finished an answer for a dead router"
     client.close()
 
 

@@ -13,7 +13,7 @@ from client import RouterClient
 from launcher import FrontProcess, TritonServer
 
 from .conftest import LLM
-from .test_openai import KEY, start_front, stop_front
+from .services import KEY, start_front, stop_front
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"

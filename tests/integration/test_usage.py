@@ -14,7 +14,7 @@ from client import RouterClient
 from launcher import FrontProcess, TritonServer
 
 from .conftest import LLM
-from .test_openai import KEY, start_front, stop_front
+from .services import KEY, start_front, stop_front
 
 pytestmark = pytest.mark.integration
 N = 12

@@ -5,6 +5,7 @@ that fails fails alone; the counts it reports are those of its tokens."""
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import pytest
 import torch
@@ -115,7 +116,8 @@ class Ordered(Record):
     """A sink that writes its name into `order` when its request ends; `then` runs at its `after`-th
     piece, on the engine's thread between two steps (so what it submits is waiting at the next one)."""
 
-    def __init__(self, name: str, order: list[str], then=None, after: int = 0) -> None:
+    def __init__(self, name: str, order: list[str], then: Callable[[], None] | None = None,
+                 after: int = 0) -> None:
         super().__init__(after=after)
         self.name, self.order, self.then = name, order, then
 

@@ -1,77 +1,26 @@
 """The Kubernetes deployment (deploy/kubernetes), checked offline: every overlay renders, every object
 validates (Kubernetes 1.32's kinds strictly, KServe's, KEDA's and the Prometheus operator's against
 their pinned upstream CRDs), the pod KServe would build gives each container what it reads, and
-image, ports, probes, flags and the autoscaler's arithmetic agree with compose, the images and the
-launcher."""
+image, ports, probes, flags and the autoscaler's arithmetic agree with compose, the images, the
+launcher and README. The weights, the optional components and the probe script:
+test_kubernetes_components.py."""
 from __future__ import annotations
 
 import copy
 import hashlib
-import http.server
-import importlib.util
 import json
 import math
 import re
-import shutil
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import Iterator
-
-import kubernetes_validate
-import pytest
-import yaml
 
 from model_router import REPO_ROOT
 from model_router.registry import load_registry
 from model_router.settings import RouterSettings
+from model_router.triton.control import repository_config
 
-KUBE = REPO_ROOT / "deploy" / "kubernetes"
-OVERLAYS = ("cpu", "gpu")
-SERVICES = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
-COMPOSE = SERVICES["triton"]
-DOCKERFILE = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
-CPU_DOCKERFILE = (REPO_ROOT / "deploy" / "Dockerfile.cpu").read_text()
-PINS = yaml.safe_load((KUBE / "schemas" / "pins.yaml").read_text())
-README = (REPO_ROOT / "README.md").read_text()
-READY_PATHS = ["/v2/health/ready", "router-deep"]  # Triton, and the router's deep health
-STARTUP_PATHS = ["/v2/health/ready", "/v2/models/router/ready"]
-# KServe's name for the container it merges the InferenceService's model spec into (v0.20.0,
-# pkg/constants: InferenceServiceContainerName), and where it mounts a storageUri.
-KSERVE_CONTAINER, KSERVE_MODEL_MOUNT = "kserve-container", "/mnt/models"
-
-
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-validate = load("kube_validate", KUBE / "validate.py")
-healthcheck = load("healthcheck", REPO_ROOT / "deploy" / "healthcheck.py")
-
-
-def render(overlay: Path) -> list[dict]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    return validate.render(overlay)
-
-
-@pytest.fixture(scope="module", params=OVERLAYS)
-def rendered(request) -> tuple[str, dict[str, dict]]:
-    """(overlay, {kind: the one object of that kind})."""
-    docs = render(KUBE / "overlays" / request.param)
-    by_kind = {d["kind"]: d for d in docs}
-    assert len(by_kind) == len(docs), "one object of each kind"
-    return request.param, by_kind
-
-
-def container(objs: dict[str, dict], name: str = KSERVE_CONTAINER) -> dict:
-    (c,) = [c for c in objs["ServingRuntime"]["spec"]["containers"] if c["name"] == name]
-    return c
+from .kube import (COMPOSE, CPU_DOCKERFILE, DOCKERFILE, KSERVE_CONTAINER, KSERVE_MODEL_MOUNT, KUBE, OVERLAYS, PINS,
+                   README, READY_PATHS, SERVICES, STARTUP_PATHS, container, healthcheck, render, validate)
+from .kube import rendered  # noqa: F401 (a fixture)
 
 
 def compose_args() -> list[str]:
@@ -309,64 +258,6 @@ def test_profile_and_resources(rendered) -> None:
         assert COMPOSE["environment"]["TMR_PROFILE"] == "gpu"
 
 
-# -- weights ---------------------------------------------------------------------------------------
-def gpu_hub_repositories() -> set[str]:
-    """The Hugging Face repositories the GPU model repository loads."""
-    repos = set()
-    for folder in (REPO_ROOT / "model_repository_gpu").iterdir():
-        engine = folder / "1" / "model.json"
-        if engine.exists():
-            repos.add(json.loads(engine.read_text())["model"])
-        repos.update(re.findall(r'key: "model_path" value: \{ string_value: "([^"]+)" \}', (folder / "config.pbtxt").read_text()))
-    return repos
-
-
-def test_the_cpu_profile_serves_the_weights_its_image_prepared(rendered) -> None:
-    overlay, objs = rendered
-    if overlay != "cpu":
-        pytest.skip("the GPU overlay has a models volume")
-    env = {e["name"]: e["value"] for e in container(objs)["env"] if "value" in e}
-    assert re.search(rf"^ENV .*\bTMR_MODELS={re.escape(env['TMR_MODELS'])}\b", CPU_DOCKERFILE, re.M)
-    assert env["TMR_MODELS"] == "/opt/tmr/.cache/models"  # setup.sh's default, inside the image
-    assert "bash scripts/setup.sh" in CPU_DOCKERFILE
-
-
-def test_the_gpu_models_volume_binds_and_the_job_fills_what_the_pods_read(rendered) -> None:
-    overlay, objs = rendered
-    if overlay != "gpu":
-        pytest.skip("the CPU image carries its weights")
-    pvc, job = objs["PersistentVolumeClaim"], objs["Job"]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in pvc["spec"]  # the default class
-    (fill,) = job["spec"]["template"]["spec"]["containers"]
-    assert fill["image"] == SERVICES["triton-cpu"]["image"]  # the image with prepare_models.py and its wheels
-    (volume,) = job["spec"]["template"]["spec"]["volumes"]
-    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
-    script = fill["command"][-1]
-    runtime = objs["ServingRuntime"]["spec"]
-    (models,) = [v for v in runtime["volumes"] if v.get("persistentVolumeClaim")]
-    assert models["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"], "readOnly": True}
-    job_env = {e["name"]: e["value"] for e in fill["env"]}
-    for c in runtime["containers"]:
-        env = {e["name"]: e.get("value") for e in c["env"]}
-        assert f"scripts/prepare_models.py --dest {env['TMR_MODELS']} " in script
-        assert env["HF_HOME"] == job_env["HF_HOME"]
-    assert set(script.split("sys.argv[1:]]'")[1].split()) == gpu_hub_repositories()
-
-
-def test_a_shared_models_class_is_one_component_away(tmp_path: Path) -> None:
-    shutil.copytree(KUBE, tmp_path / "kubernetes")
-    overlay = tmp_path / "kubernetes" / "overlays" / "gpu"
-    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
-    # what README's two `kustomize edit` commands write
-    kustomization["components"] = ["../../components/shared-models"]
-    kustomization["patches"].append({"target": {"kind": "PersistentVolumeClaim", "name": "tmr-models"},
-                                     "patch": '[{"op": "replace", "path": "/spec/storageClassName", "value": "nfs"}]'})
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    (pvc,) = [d for d in render(overlay) if d["kind"] == "PersistentVolumeClaim"]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"] and pvc["spec"]["storageClassName"] == "nfs"
-    assert validate.problems(pvc) == []
-
-
 # -- metrics and autoscaling -----------------------------------------------------------------------
 def test_the_pod_monitor_carries_the_kube_prometheus_stack_label(rendered) -> None:
     _, objs = rendered
@@ -376,8 +267,18 @@ def test_the_pod_monitor_carries_the_kube_prometheus_stack_label(rendered) -> No
     assert re.search(rf"^helm install {release} \S+ .*--namespace monitoring\b", README, re.M)
 
 
-# README, "Pods for N users": users -> pods at each overlay's `served` threshold.
-README_PODS = {"cpu": {20: 5, 100: 22}, "gpu": {100: 6, 1000: 54}}
+def readme_pods() -> tuple[float, dict[str, tuple[float, dict[int, int]]]]:
+    """README's "Pods for N users", from its words: (seconds between a user's requests, {overlay: (its
+    `served` threshold, {users: pods})})."""
+    paragraph = re.search(r"^\*\*Pods for N users.*?(?=\n\n)", README, re.M | re.S).group(0)
+    text = " ".join(paragraph.split()).replace(",000", "000")
+    (every_s,) = re.findall(r"asks about once every [\d.]+ \+ [\d.]+ = ([\d.]+) s", text)
+    thresholds = dict(re.findall(r"\b(CPU|GPU) overlay's threshold of (\d+)", text))
+    out = {kind.lower(): (float(thresholds[kind]), {int(users): int(pods), int(more): int(more_pods)})
+           for users, pods, kind, more, more_pods
+           in re.findall(r"(\d+) users need (\d+) (CPU|GPU) pods,? (?:and )?(\d+) users (\d+)", text)}
+    assert set(out) == set(OVERLAYS), f"README's pods for N users name {sorted(out)}, not {OVERLAYS}"
+    return float(every_s), out
 
 
 def hpa_replicas(value: float, threshold: str) -> int:
@@ -395,9 +296,12 @@ def test_autoscaler_arithmetic(rendered) -> None:
         assert hpa_replicas(20, threshold["busy"]) == 4
     else:
         check_gpu_thresholds(objs, threshold)
-    # README's pods for N users: a request every 2.35 s a user (1.1 s of answer, 1.25 s between)
-    for users, pods in README_PODS[overlay].items():
-        assert hpa_replicas(users / 2.35, threshold["served"]) == pods, f"{users} users on {overlay}"
+    # README's pods for N users: a request every `every_s` a user (an answer's time, plus the time between)
+    every_s, pods_for = readme_pods()
+    readme_threshold, pods = pods_for[overlay]
+    assert readme_threshold == float(threshold["served"]), f"README's {overlay} threshold is not the overlay's"
+    for users, replicas in pods.items():
+        assert hpa_replicas(users / every_s, threshold["served"]) == replicas, f"{users} users on {overlay}"
     # rejected: the replicas there are (one inflight series each) plus the rejections a second
     query = triggers["rejected"]["metadata"]["query"]
     count, _, rejections = query.partition(" + ")
@@ -410,10 +314,9 @@ def test_autoscaler_arithmetic(rendered) -> None:
 
 def router_settings(objs: dict[str, dict]) -> RouterSettings:
     """The router's settings in this overlay's pod: its config.pbtxt, under the container's TMR_ env."""
-    config = (REPO_ROOT / "model_repository" / "router" / "config.pbtxt").read_text()
-    params = re.findall(r'key: "(\w+)" value: \{ string_value: "([^"]*)" \}', config)
+    config = json.loads(repository_config(REPO_ROOT / "model_repository" / "router"))  # as Triton hands it
     env = {e["name"]: e.get("value", "") for e in container(objs).get("env", [])}
-    return RouterSettings.read({"parameters": {k: {"string_value": v} for k, v in params}}, env)
+    return RouterSettings.read(config, env)
 
 
 def check_gpu_thresholds(objs: dict[str, dict], threshold: dict[str, str]) -> None:
@@ -441,133 +344,3 @@ def test_autoscaler_targets_the_router_deployment_on_our_metrics(rendered) -> No
             assert f'"{metric}"' in exported, f"{metric} is not a metric the router exports"
         assert query.count(f'namespace="{namespace}"') == query.count(f'pod=~"{deployment}-.*"') == query.count("{")
         assert float(trigger["metadata"]["threshold"]) > 0
-
-
-# -- the probe script ------------------------------------------------------------------------------
-class _Triton(http.server.BaseHTTPRequestHandler):
-    ready = {"/v2/health/ready", "/v2/health/live"}
-    router_ready = False  # what the router's deep health report says
-
-    def do_GET(self) -> None:
-        if self.path == "/slow":
-            time.sleep(2)
-        self.send_response(200 if self.path in self.ready else 400)
-        self.end_headers()
-
-    def do_POST(self) -> None:  # the router's generate route, asked for its deep health
-        asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert json.loads(asked["options"]) == {"health": True}
-        report = {"ready": self.router_ready, "models": {
-            "query_classifier": {"pinned": True, "healthy": self.router_ready, "status": "loaded",
-                                 "recovering": "" if self.router_ready else "recovering: its stub died; reloading"}}}
-        body = json.dumps({"text_output": "", "routing": json.dumps(report)}).encode()
-        self.send_response(200 if self.path == "/v2/models/router/generate" else 404)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_triton() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_the_probe_fails_when_any_path_is_not_ready(fake_triton: str) -> None:
-    assert healthcheck.check(["/v2/health/ready", "/v2/health/live"], fake_triton, 2) is None
-    assert healthcheck.check(STARTUP_PATHS, fake_triton, 2) == "/v2/models/router/ready: HTTP 400"
-    assert healthcheck.check(READY_PATHS, fake_triton, 2) == \
-        "router-deep: not ready (query_classifier recovering: its stub died; reloading)"
-    assert healthcheck.check(["/v2/health/live", "router-live"], fake_triton, 2) is None  # answers, not ready
-    assert healthcheck.check(["router-live"], "http://127.0.0.1:1", 2).startswith("router-live: ")
-    _Triton.router_ready = True
-    try:
-        assert healthcheck.check(READY_PATHS, fake_triton, 2) is None
-    finally:
-        _Triton.router_ready = False
-    assert healthcheck.check(["/v2/health/ready"], "http://127.0.0.1:1", 2).startswith("/v2/health/ready: ")
-
-
-def test_the_probe_gives_all_its_checks_one_budget(fake_triton: str) -> None:
-    """A slow answer fails the probe with its reason, and the checks after it are not asked."""
-    assert "timed out" in healthcheck.check(["/slow"], fake_triton, 0.5)
-    assert healthcheck.check(["/slow", "/v2/health/ready"], fake_triton, 0.5).startswith("/slow: ")
-
-
-def test_requirements_pin_the_validator() -> None:
-    pins = (REPO_ROOT / "requirements.txt").read_text()
-    assert re.search(rf"^kubernetes-validate=={re.escape(kubernetes_validate.__version__)}\b", pins, re.M)
-
-
-def test_the_openai_front_is_a_sidecar_with_its_own_service(rendered) -> None:
-    overlay, objs = rendered
-    sidecar = container(objs, "openai-front")
-    front = SERVICES["openai"]
-    assert sidecar["command"][:3] == front["command"][:3] == ["python3", "-m", "openai_front"]
-    assert "127.0.0.1:8001" in sidecar["command"]  # its own pod's router
-    service = objs["Service"]
-    assert service["spec"]["selector"] == {"serving.kserve.io/inferenceservice": objs["InferenceService"]["metadata"]["name"]}
-    assert service["spec"]["ports"][0]["port"] == 9000 == sidecar["ports"][0]["containerPort"]
-
-
-def test_validate_script_runs_from_the_command_line() -> None:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    out = subprocess.run([sys.executable, str(KUBE / "validate.py")],
-                         capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0 and "overlays/gpu: 8 objects, valid" in out.stdout, out.stdout + out.stderr
-
-
-# -- the response cache's Redis (components/redis) -------------------------------------------------
-def with_component(tmp_path: Path, overlay: str, component: str) -> list[dict]:
-    """The overlay rendered after README's `kustomize edit add component ../../components/<component>`."""
-    shutil.copytree(KUBE, tmp_path / "kubernetes")
-    folder = tmp_path / "kubernetes" / "overlays" / overlay
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
-    kustomization["components"] = [f"../../components/{component}"]
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    return render(folder)
-
-
-def memory_bytes(quantity: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)([KMG]i|[kmg]b)", quantity).groups()
-    return int(number) * 1024 ** {"k": 1, "m": 2, "g": 3}[unit[0].lower()]
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_optional_redis_is_one_component_away_and_the_router_finds_it(tmp_path: Path, overlay: str) -> None:
-    from model_router.cache import parse_cache_url
-
-    docs = with_component(tmp_path, overlay, "redis")
-    assert [p for d in docs for p in validate.problems(d)] == []
-    for d in docs:  # in our namespace, labelled as ours, like the rest
-        assert d["metadata"].get("namespace") == ("tmr" if d["kind"] != "Namespace" else None), d["metadata"]["name"]
-        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "triton-model-router"
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "tmr-redis"]
-    objs = {d["kind"]: d for d in docs if d["kind"] not in ("Service", "Deployment")}
-    env = {e["name"]: e.get("value") for e in container(objs)["env"]}
-    url = parse_cache_url(env["TMR_CACHE_URL"])
-    assert url.backend == "redis"
-    host, port = re.fullmatch(r"redis://([^:/]+):(\d+)/\d+", url.url).groups()
-    assert host == service["metadata"]["name"] and int(port) == service["spec"]["ports"][0]["port"]
-    pod = deployment["spec"]["template"]
-    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
-    (redis,) = pod["spec"]["containers"]
-    assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in redis["ports"]}
-    args = dict(zip(redis["args"][::2], redis["args"][1::2]))
-    assert args["--maxmemory-policy"] == "allkeys-lru" and args["--save"] == ""  # a cache: evicts, never persists
-    assert memory_bytes(args["--maxmemory"]) < memory_bytes(redis["resources"]["limits"]["memory"])
-    assert "TMR_CACHE_URL" not in {e["name"] for e in container(objs, "openai-front").get("env", [])}
-
-
-def test_without_the_component_each_replica_keeps_its_own_cache(rendered) -> None:
-    _, objs = rendered
-    assert "TMR_CACHE_URL" not in {e["name"] for e in container(objs)["env"]}  # the router's default: memory
-    assert "Deployment" not in objs
