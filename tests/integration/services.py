@@ -7,7 +7,8 @@ import signal
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import openai
 import pytest
@@ -33,6 +34,16 @@ def stop_front(front: FrontProcess) -> None:
     assert front.stop() == 0, front.tail()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{front.url}/health", timeout=2)
+
+
+@contextmanager
+def sdk_through_a_front(server: TritonServer, tmp: Path) -> Iterator[openai.OpenAI]:
+    """The openai SDK on a front of its own beside `server` (no retries: each answer as the server gave it)."""
+    front = start_front(server, tmp)
+    try:
+        yield openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+    finally:
+        stop_front(front)
 
 
 def error_of(call: Callable[..., Any], *args: Any, **kwargs: Any) -> openai.APIStatusError:

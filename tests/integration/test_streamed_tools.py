@@ -3,17 +3,16 @@ text that may turn out to be a tool call, so no piece streams; the words still r
 in the last response (RouterClient over gRPC, and the openai SDK through the front)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import openai
 import pytest
 
 from client import RouterClient
-from launcher import FrontProcess, TritonServer
+from launcher import TritonServer
 
 from .conftest import LLM
-from .services import KEY, start_front, stop_front
+from .services import sdk_through_a_front
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of France?"
@@ -25,9 +24,8 @@ GREEDY = {"max_tokens": 24, "temperature": 0}
 
 @pytest.fixture(scope="module")
 def sdk(router: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
-    front: FrontProcess = start_front(router, Path(tmp_path_factory.mktemp("streamed-tools")))
-    yield openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=300)
-    stop_front(front)
+    with sdk_through_a_front(router, tmp_path_factory.mktemp("streamed-tools")) as client:
+        yield client
 
 
 def test_words_answered_to_a_streamed_request_with_tools_reach_the_router_client(router: TritonServer) -> None:

@@ -4,17 +4,16 @@ what reaches the client (through the router with RouterClient, and through the O
 max_tokens (ignore_eos) reports max_tokens, streamed or not."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import openai
 import pytest
 
 from client import RouterClient
-from launcher import FrontProcess, TritonServer
+from launcher import TritonServer
 
 from .conftest import LLM
-from .services import KEY, start_front, stop_front
+from .services import sdk_through_a_front
 
 pytestmark = pytest.mark.integration
 N = 12
@@ -24,9 +23,8 @@ RUN_ON = {"max_tokens": N, "temperature": 0, "ignore_eos": True}
 
 @pytest.fixture(scope="module")
 def sdk(router: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
-    front: FrontProcess = start_front(router, Path(tmp_path_factory.mktemp("usage")))
-    yield openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=300)
-    stop_front(front)
+    with sdk_through_a_front(router, tmp_path_factory.mktemp("usage")) as client:
+        yield client
 
 
 def test_a_streamed_answer_through_the_router_reports_every_token(router: TritonServer) -> None:
