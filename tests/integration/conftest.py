@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import re
 import signal
 import warnings
@@ -13,15 +12,17 @@ from client import RouterClient
 from launcher import TritonServer
 
 from .observe import LLM, server_processes, shm_regions  # noqa: F401 (LLM: the tests' name for it)
+from .stub_kill import sigkill_stub
 
 # Servers (by id) whose tests SIGKILLed one of their stubs (kill_stub).
 _STUB_KILLED: set[int] = set()
 
 
 def kill_stub(server: TritonServer, pid: int) -> None:
-    """SIGKILL a stub of `server`; its stop may then run into the exit timeout (stop_server)."""
+    """SIGKILL a stub of `server` (outside its shared-memory locks: stub_kill); its stop may then run
+    into the exit timeout (stop_server)."""
     _STUB_KILLED.add(id(server))
-    os.kill(pid, signal.SIGKILL)
+    sigkill_stub(pid)
 
 
 def start_server(load: list[str], **kwargs) -> TritonServer:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import signal
 import threading
 import time
 import urllib.request
@@ -25,6 +23,7 @@ from model_router.serving.stubs import stub_pids
 from .conftest import LLM, start_server
 from .observe import goes_quiet, llm_requests, llm_tokens, server_processes, settled, shm_regions, stub_pid, wait_for
 from .router_setup import LLM_BF16, make_repository, set_parameter
+from .stub_kill import sigkill_stub
 
 pytestmark = pytest.mark.integration
 # A hang bound, not a speed target (benchmarks prove speed: README gives the retry's 7 s): far past the
@@ -125,7 +124,7 @@ def answered_across_a_router_kill(server: TritonServer, ask: Callable[[int], T])
         thread, out = asking(functools.partial(ask, max_tokens))
         assert wait_for(lambda: llm_tokens(server, absent=0.0) > before or not thread.is_alive(), ANSWER_WITHIN_S,
                         poll_s=0.05), "the LLM never started"
-        os.kill(old, signal.SIGKILL)
+        sigkill_stub(old)
         if thread.is_alive():
             break
         assert "answer" in out, f"the client got an error before the router was killed: {out['error']}"
@@ -179,7 +178,7 @@ def test_a_stream_whose_router_died_mid_answer_ends_with_an_error_event(server: 
                 continue
             events.append(json.loads(line[6:]))
             if len(events) == 3:  # pieces are out: now the router dies
-                os.kill(router_pid(server), signal.SIGKILL)
+                sigkill_stub(router_pid(server))
     took = time.monotonic() - started
     assert any(e.get("choices") and e["choices"][0]["delta"].get("content") for e in events)
     assert "error" in events[-1] and "stopped answering" in events[-1]["error"]["message"], events[-1]
@@ -210,7 +209,7 @@ def test_the_llm_stops_generating_for_a_router_that_died_mid_stream(server: Trit
 
     def kill_at_first_piece(_: str) -> None:
         if not killed:
-            os.kill(router, signal.SIGKILL)
+            sigkill_stub(router)
             killed.append(router)
 
     with pytest.raises(InferenceServerException, match="stopped answering"):
@@ -231,7 +230,7 @@ def test_a_dead_router_is_a_clear_error_when_the_retry_cannot_help(tmp_path: Pat
     try:
         client = RouterClient(srv.grpc_url, "grpc")
         client.route("Hi", {"sampling_parameters": {"max_tokens": 2}})
-        os.kill(router_pid(srv), signal.SIGKILL)
+        sigkill_stub(router_pid(srv))
         started = time.monotonic()
         with pytest.raises(Exception) as raised:
             client.route("Hi again", {"sampling_parameters": {"max_tokens": 8}})
