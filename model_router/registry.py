@@ -17,6 +17,8 @@ StepRole = Literal["read_image", "sample_video", "transcribe", "speak"]
 # Steps the router runs around the chosen model (routing/pipeline.py), by role: the interface each needs.
 STEP_INTERFACES: dict[str, str] = {"read_image": "ocr", "sample_video": "frames", "transcribe": "stt", "speak": "tts"}
 _NAME = r"^[A-Za-z0-9_\-]+$"
+# Backends that render tools with their own chat template, given the `tools` input (contract.generation).
+TAKES_TOOLS = frozenset({"llamacpp"})
 # Numbers must be numbers ("lots" of memory is an error, not a string to coerce).
 Number = Annotated[float, Strict()]
 
@@ -25,7 +27,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=_NAME)
-    backend: Literal["python", "transformers", "vllm"]
+    backend: Literal["python", "transformers", "llamacpp", "vllm"]
     interface: Interface
     use_cases: tuple[UseCase, ...]
     languages: tuple[Language, ...] = LANGUAGES  # what it serves well
@@ -43,22 +45,24 @@ class ModelSpec(BaseModel):
     # Attachment kinds a text generator takes itself (the vLLM backend's `image`).
     media: tuple[Attachment, ...] = ()
     # A vLLM-backend model takes a raw prompt: the router renders conversations with this tokenizer's
-    # chat template (a Hugging Face id found in the local cache, or a folder).
+    # chat template (a Hugging Face id found in the local cache, or a folder). Without one, the model
+    # gets the turns as `messages` and its backend applies its own template.
     tokenizer: str = ""
     # What stands for each image in the prompt, where a model needs one per image (Qwen2-VL's family).
     image_placeholder: str = ""
     # Agents: calls functions (tools), and its engine enforces an output grammar (structured_output);
-    # tool_prompt: its chat template renders tools itself (template), or the router writes them in
-    # Hermes' <tool_call> format into the system turn (hermes).
+    # tool_prompt: its chat template renders tools itself (template: through `tokenizer`, or, without
+    # one, the backend's own template given the `tools` input), or the router writes them in Hermes'
+    # <tool_call> format into the system turn (hermes).
     tools: StrictBool = False
     structured_output: StrictBool = False
     tool_prompt: Literal["template", "hermes"] = "hermes"
 
     @property
     def cancels_by_id(self) -> bool:
-        """Our backend stops a request named in a cancellation (parameter tmr_cancel), where Triton's
-        BLS iterator cannot cancel (24.10)."""
-        return self.backend == "transformers"
+        """Our backends (llamacpp shares transformers' request handling) stop a request named in a
+        cancellation (parameter tmr_cancel), where Triton's BLS iterator cannot cancel (24.10)."""
+        return self.backend in ("transformers", "llamacpp")
 
 
 class ProfileSpec(BaseModel):
@@ -126,6 +130,22 @@ def _check_chain(registry: Registry, pname: str, use_case: str, chain: tuple[str
         raise RegistryError(f"{where}: a model appears twice in {list(chain)}")
 
 
+def _check_prompt(spec: ModelSpec) -> None:
+    """A text generator's prompt is always rendered by a chat template: the router's (vLLM) or its backend's."""
+    where = f"models.{spec.name}"
+    if spec.interface != "text-generation":
+        return
+    if spec.backend == "vllm" and not spec.tokenizer:
+        raise RegistryError(f"{where}.tokenizer: required for a vLLM-backend text generator (the vLLM backend "
+                            "takes raw prompts: the router renders them with this tokenizer's chat template)")
+    if spec.backend != "vllm" and spec.tokenizer:
+        raise RegistryError(f"{where}.tokenizer: only for vLLM-backend models; backend {spec.backend!r} applies "
+                            "its own chat template, so a prompt the router rendered would be templated twice")
+    if spec.tool_prompt == "template" and not spec.tokenizer and spec.backend not in TAKES_TOOLS:
+        raise RegistryError(f"{where}.tool_prompt: 'template' needs a tokenizer, or a backend whose template takes "
+                            f"the `tools` input ({sorted(TAKES_TOOLS)}); backend {spec.backend!r} takes none")
+
+
 def _check_step(registry: Registry, pname: str, role: str, name: str) -> None:
     where = f"steps.{pname}.{role}"
     if name not in registry.models:
@@ -156,6 +176,8 @@ def parse_registry(raw: Any) -> Registry:
                                              "steps": (raw.get("steps") or {}).get(pname) or {}}, f"profiles.{pname}")
                 for pname, p in raw["profiles"].items()}
     registry = _validated(Registry, {"models": models, "profiles": profiles}, "registry")
+    for spec in registry.models.values():
+        _check_prompt(spec)
     for pname, profile in registry.profiles.items():
         for use_case, chain in profile.chains.items():
             _check_chain(registry, pname, use_case, chain)

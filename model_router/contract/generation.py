@@ -3,7 +3,8 @@
 Inputs: `text_input`, `stream`, `sampling_parameters` (JSON), `exclude_input_in_output`, the vLLM
 backend's `image` (base64, one per image) and additional-output switches (`return_finish_reason`,
 `return_num_input_tokens`, `return_num_output_tokens`, `return_cumulative_logprob`); ours also
-takes `messages` (a conversation as JSON, rendered by the backend's chat template). Outputs:
+takes `messages` (a conversation as JSON, rendered by the backend's chat template) and `tools` (the
+OpenAI tool definitions as JSON, for a backend whose chat template writes them itself). Outputs:
 `text_output`, and those the request switched on, on every response (output tokens counted per
 response, as vLLM counts them). `GenerateRequest` and `GenerateOutput` each own both halves.
 """
@@ -31,6 +32,7 @@ class GenerateRequest:
     exclude_input_in_output: bool = True
     messages: list[dict[str, Any]] | None = None
     images: tuple[bytes, ...] = ()
+    tools: list[dict[str, Any]] | None = None  # OpenAI tool definitions, for the backend's chat template
     # Additional outputs, switched on per request as the vLLM backend does.
     returns: frozenset[str] = frozenset()
 
@@ -41,6 +43,8 @@ class GenerateRequest:
                                                   else json.dumps(self.sampling))}
         if self.messages is not None:
             tensors["messages"] = strings(json.dumps(self.messages, ensure_ascii=False))
+        if self.tools:
+            tensors["tools"] = strings(json.dumps(self.tools, ensure_ascii=False))
         if self.images:
             tensors["image"] = np.array([base64.b64encode(i) for i in self.images], dtype=np.object_)
         for name in self.returns:
@@ -62,13 +66,39 @@ class GenerateRequest:
         turns = parse_messages(one(get, "messages"))
         return cls(prompt, one_text(get, "sampling_parameters"), bool(one(get, "stream", False)),
                    bool(one(get, "exclude_input_in_output", False)),
-                   [t.model_dump() for t in turns] if turns else None,
+                   [t.as_turn() for t in turns] if turns else None,
+                   tools=_tools(one_text(get, "tools")) or None,
                    returns=frozenset(n for n in ADDITIONAL if bool(one(get, f"return_{n}", False))))
 
     @property
     def outputs(self) -> list[str]:
         """The output tensors to ask for."""
         return ["text_output", *sorted(self.returns)]
+
+
+def _tools(raw: str) -> list[dict[str, Any]]:
+    """The `tools` input: a JSON array of OpenAI tool definitions ([] when absent)."""
+    if not raw:
+        return []
+    from ..tools.spec import MAX_TOOLS, Tool
+
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InputError("tools", f"not JSON: {exc}") from None
+    if not isinstance(data, list) or len(data) > MAX_TOOLS:
+        raise InputError("tools", f"must be a JSON array of at most {MAX_TOOLS} tool definitions")
+    from pydantic import ValidationError
+
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(Tool.model_validate(item).model_dump(exclude_none=True))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise InputError(f"tools[{i}]{'.' + where if where else ''}", err["msg"]) from None
+    return out
 
 
 @dataclass(frozen=True)

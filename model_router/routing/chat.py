@@ -1,41 +1,66 @@
 """Conversations as a model takes them: the turns through a tokenizer's chat template.
 
-Our transformers backend applies its own tokenizer's template (it gets the turns as `messages`); the
-vLLM backend takes a raw prompt, so for vLLM-backend targets the router renders the prompt itself with
-the model's tokenizer (registry `tokenizer`), as the OpenAI frontends do.
+Our backends apply their own template (they get the turns as `messages`: transformers the tokenizer's,
+llamacpp the GGUF file's); the vLLM backend takes a raw prompt, so for vLLM-backend targets the router
+renders the prompt itself with the model's tokenizer (registry `tokenizer`), as the OpenAI frontends
+do. A model is never sent an untemplated prompt: without its template, rendering fails and says why.
 """
 from __future__ import annotations
 
-import logging
+import json
 from functools import lru_cache
 from typing import Any
 
-log = logging.getLogger(__name__)
+from ..errors import InputError, ServingError
+from ..registry import ModelSpec
 
 
 @lru_cache(maxsize=8)
 def _template(name: str) -> Any:
-    """The tokenizer `name` from a folder or the local Hugging Face cache, if it has a chat template
-    (None otherwise: looked up once, said once)."""
+    """The tokenizer `name` from a folder or the local Hugging Face cache (looked up again after a miss)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+
+def tokenizer_of(spec: ModelSpec) -> Any:
+    """The tokenizer whose chat template renders `spec`'s prompts; ServingError naming the model and
+    the tokenizer when it cannot be had here or has no chat template."""
     try:
-        from transformers import AutoTokenizer
+        tok = _template(spec.tokenizer)
+    except Exception as exc:  # not a folder, not in the local cache, or unreadable
+        raise ServingError(f"model {spec.name!r}: its tokenizer {spec.tokenizer!r} (registry `tokenizer`) cannot be "
+                           f"found here ({type(exc).__name__}: {exc}); its prompts are rendered with that "
+                           "tokenizer's chat template, so the model cannot be served without it") from None
+    if not getattr(tok, "chat_template", None):
+        raise ServingError(f"model {spec.name!r}: its tokenizer {spec.tokenizer!r} has no chat template to "
+                           "render its prompts with")
+    return tok
 
-        tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except Exception as exc:  # not in the local cache
-        log.warning("no tokenizer %s here (%s): its model gets raw prompts", name, exc)
-        return None
-    return tok if getattr(tok, "chat_template", None) else None
 
-
-def render(tokenizer: str, turns: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str | None:
-    """The prompt of `turns` ({role, content}; content may be a list of parts) through `tokenizer`'s
-    chat template, ending where the assistant's answer starts; None when the tokenizer or its template
-    cannot be had here (the caller then sends the plain text)."""
-    tok = _template(tokenizer)
-    if tok is None:
-        return None
+def render(spec: ModelSpec, turns: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    """The prompt of `turns` ({role, content}; content may be a list of parts) through the chat template
+    of `spec`'s tokenizer, ending where the assistant's answer starts."""
+    tok = tokenizer_of(spec)
     try:
-        return tok.apply_chat_template(turns, tools=tools or None, tokenize=False, add_generation_prompt=True)
-    except Exception as exc:  # a template that cannot take these turns (e.g. image parts)
-        log.warning("chat template of %s refused the turns (%s): sending the raw prompt", tokenizer, exc)
-        return None
+        return tok.apply_chat_template([_for_template(t) for t in turns], tools=tools or None, tokenize=False,
+                                       add_generation_prompt=True)
+    except Exception as exc:  # the template refuses these turns (its own raise_exception, e.g. roles out of order)
+        raise InputError("messages", f"the chat template of model {spec.name!r} refuses this conversation: "
+                                     f"{exc}") from None
+
+
+def _for_template(turn: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI turn as Hugging Face templates take it: a call's arguments as an object, not JSON text
+    (Qwen2.5's template writes them with `tojson`, which would quote the text once more)."""
+    if not turn.get("tool_calls"):
+        return turn
+    calls = []
+    for call in turn["tool_calls"]:
+        function = dict(call["function"])
+        try:
+            function["arguments"] = json.loads(function.get("arguments") or "{}")
+        except ValueError:  # not JSON: the template gets the text as it came
+            pass
+        calls.append({**call, "function": function})
+    return {**turn, "tool_calls": calls}

@@ -2,7 +2,7 @@
 
     score = wq * quality                         (registry, 0..1)
           - wc * cost / max cost in the chain     (registry: relative cost of an output token)
-          + ws * suits                            (1 if the model handles the query's complexity well)
+          + ws * suits                            (1 if the model handles the complexity needed well)
           + 0.50 * sees                           (1 if it takes the attached image or video itself,
                                                    rather than text read from it)
           + 0.25 * loaded                         (1 if loaded now: no cold start)
@@ -12,10 +12,12 @@
           + 0.05 * chain_prior                    (1 for the chain's primary, falling to 0 for its last)
 
 The weights (wq, wc, ws) follow options.prefer, like RouteLLM's threshold: `quality` (1, 0, 1) takes
-the best model that handles the query (a cold one over a loaded one that does not); `balanced` (0.3, 0.6, 1.0, the default) the cheapest model whose quality suffices for
-the query's complexity; `cost` (0.1, 1.0, 0.3) the cheapest. A query of high complexity always gets
-the quality weights (the best model is worth its cost there), and so do chains of models that do not
-write text (speech, transcription: complexity says nothing of them).
+the best model that handles the query (a cold one over a loaded one that does not); `balanced` (0.3, 0.6,
+1.0, the default) the cheapest model whose quality suffices for the query's complexity; `cost` (0.1, 1.0,
+0.3) the cheapest. A query of high complexity always gets the quality weights (the best model is worth
+its cost there), and so do chains of models that do not write text (speech, transcription: complexity
+says nothing of them). A request with tools or an output grammar needs high complexity whatever the
+classifier said: small models call tools and write to a schema poorly (`Query.needs`).
 
 Hard rules before scoring: a model recovering from a dead stub, one cooling down, or one that
 cannot be loaded now (it would not fit the memory budget even after evicting idle models, it
@@ -27,7 +29,7 @@ names the signal that decided (requested, complexity, cost, quality, language, l
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from ..errors import NotFound
@@ -81,6 +83,11 @@ class Query:
     tools: bool = False        # the request offers tools the model may call
     constrained: bool = False  # its output must follow a grammar (JSON, a forced tool call)
 
+    @property
+    def needs(self) -> str:
+        """The complexity a model must handle: the classifier's, high for an agent's tools or structured answer."""
+        return "high" if self.tools or self.constrained else self.complexity
+
 
 def sees(spec: ModelSpec, attachments: tuple[str, ...]) -> bool:
     """Does the model take the attached pictures itself (video goes as its frames, i.e. images)?"""
@@ -106,12 +113,20 @@ def rank(registry: Registry, profile: str, query: Query, live: LiveState) -> Ran
         usable = [m for m in usable if m in speaks or m == query.model_hint]
     # Complexity and cost weigh answers to write; speech and the like go by quality.
     writers = all(registry.model(m).interface == "text-generation" for m in usable)
-    weights = PREFERENCES["quality" if query.complexity == "high" or not writers else query.prefer]
+    weights = PREFERENCES["quality" if query.needs == "high" or not writers else query.prefer]
     max_cost = max((registry.model(m).cost for m in usable), default=1.0) or 1.0
-    scored = [_score(registry.model(name), chain.index(name), len(chain), query, live, weights, max_cost)
-              for name in usable]
-    ranking.candidates = [c for *_, c in sorted(scored, key=lambda t: t[:3])]
-    ranking.decided_by = _decided_by(registry, ranking, query, live, weights)
+
+    def ranked(state: LiveState) -> list[Candidate]:
+        scored = [_score(registry.model(name), chain.index(name), len(chain), query, state, weights, max_cost)
+                  for name in usable]
+        return [c for *_, c in sorted(scored, key=lambda t: t[:3])]
+
+    ranking.candidates = ranked(live)
+    first = ranking.candidates[0].model if ranking.candidates else ""
+    # Loaded state decided when the first would not lead were it cold too.
+    as_if_cold = replace(live, is_loaded=lambda m: m != first and live.is_loaded(m))
+    by_loaded = live.is_loaded(first) and ranked(as_if_cold)[0].model != first
+    ranking.decided_by = _decided_by(registry, ranking, query, by_loaded, weights)
     return ranking
 
 
@@ -159,7 +174,7 @@ def _score(spec: ModelSpec, pos: int, n: int, query: Query, live: LiveState, wei
     loaded = live.is_loaded(spec.name)
     expected = spec.latency_ms + (0.0 if loaded else spec.load_ms)
     ref = query.max_latency_ms or REF_LATENCY_MS
-    fit, looks = suits(spec, query.complexity), sees(spec, query.attachments)
+    fit, looks = suits(spec, query.needs), sees(spec, query.attachments)
     score = (wq * spec.quality - wc * spec.cost / max_cost + ws * fit + W_SEES * looks + W_LOADED * loaded
              - W_LATENCY * min(expected / ref, 2.0) - W_FAILURES * live.recent_failures(spec.name)
              + W_PRIOR * (1.0 - pos / max(n - 1, 1)))
@@ -169,7 +184,7 @@ def _score(spec: ModelSpec, pos: int, n: int, query: Query, live: LiveState, wei
     too_slow = query.max_latency_ms is not None and expected > query.max_latency_ms
     parts = ["requested by options.model"] if hinted else []
     parts += [f"quality {spec.quality:.2f}", f"cost {spec.cost:g}", *(["sees the attachment"] if looks else []),
-              f"handles {query.complexity}" if fit else f"best below {query.complexity} ({spec.complexity})",
+              f"handles {query.needs}" if fit else f"best below {query.needs} ({spec.complexity})",
               "loaded" if loaded else f"cold (+{spec.load_ms / 1000:.0f}s load)", f"expected {expected:.0f} ms",
               f"serves {query.language}" if query.language in spec.languages else f"not tuned for {query.language}"]
     if too_slow:
@@ -177,7 +192,7 @@ def _score(spec: ModelSpec, pos: int, n: int, query: Query, live: LiveState, wei
     return too_slow, -score, pos, Candidate(spec.name, round(score, 4), expected, ", ".join(parts))
 
 
-def _decided_by(registry: Registry, ranking: Ranking, query: Query, live: LiveState,
+def _decided_by(registry: Registry, ranking: Ranking, query: Query, by_loaded: bool,
                 weights: tuple[float, float, float]) -> str:
     """The signal that made the first candidate first, in words."""
     if not ranking.candidates:
@@ -190,14 +205,22 @@ def _decided_by(registry: Registry, ranking: Ranking, query: Query, live: LiveSt
         lead = f"language {query.language}: models that do not list it were passed over"
     elif not others:
         lead = "the only model that can serve now"
-    elif live.is_loaded(best.name) and any(o.quality > best.quality and not live.is_loaded(o.name) for o in others):
-        return "loaded state: a better model is cold, this one answers now"
+    elif by_loaded:
+        return "loaded state: another model would lead, but it is cold and this one answers now"
     elif sees(best, query.attachments) and not all(sees(o, query.attachments) for o in others):
         lead = "media: it takes the attachment itself"
     elif weights == PREFERENCES["quality"]:
-        lead = f"quality ({'complexity high' if query.complexity == 'high' else 'prefer quality'})"
+        lead = f"quality ({_why_quality(query)})"
     elif weights == PREFERENCES["cost"]:
         lead = "cost (prefer cost)"
     else:
         lead = f"complexity {query.complexity}: the cheapest model that handles it"
     return lead
+
+
+def _why_quality(query: Query) -> str:
+    if query.complexity == "high":
+        return "complexity high"
+    if query.needs == "high":
+        return "tools or a structured answer: the strongest model"
+    return "prefer quality"

@@ -18,7 +18,7 @@ from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
 from ..request import RouteOptions, RouteRequest
-from ..tools.parser import tool_calls
+from ..tools.parser import read_answer
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
@@ -261,9 +261,8 @@ class Router:
         decision.total_ms = round((self.clock() - started) * 1000, 2)
         self.metrics.decision(decision.use_case, cand.model)
         usage = Usage(answer.input_tokens, answer.output_tokens or 0) if answer.input_tokens is not None else None
-        text, calls = tool_calls(opts, answer.text)
-        return Done(decision, text, answer.audio, answer.visemes, "tool_calls" if calls else answer.finish_reason,
-                    usage, calls)
+        got = read_answer(opts, answer.text, answer.finish_reason)
+        return Done(decision, got.content, answer.audio, answer.visemes, got.finish_reason, usage, got.calls)
 
     # -- calls ------------------------------------------------------------------------------------
     @staticmethod

@@ -74,7 +74,9 @@ class Target:
 class TextGeneration(Target):
     """The vLLM backend's contract (contract.generation). Ours also takes the whole conversation as
     `messages` and applies its own chat template; for a model the registry gives a tokenizer (the
-    vLLM backend takes raw prompts) the router renders the conversation with its template (routing.chat)."""
+    vLLM backend takes raw prompts) the router renders the conversation with its template (routing.chat).
+    Tools go in Hermes' format into the system turn, or, for a template that writes them itself
+    (registry tool_prompt: template), to that template: through the tokenizer, or as the `tools` input."""
 
     interface, streams = "text-generation", True
 
@@ -86,13 +88,13 @@ class TextGeneration(Target):
         if not turns or turns[-1]["role"] == "user":  # the query's turn carries what the steps prepared
             turns[-1:] = [{"role": "user", "content": prompt}]
         tools = [t.model_dump(exclude_none=True) for t in opts.tools] if opts.wants_tools else []
-        if spec.tool_prompt == "hermes" or not spec.tokenizer:
+        if spec.tool_prompt == "hermes":
             turns, tools = with_tools(turns, tuple(opts.tools) if tools else ()), []
-        messages = turns if len(turns) > 1 or request.messages else None
+        messages = turns if len(turns) > 1 or request.messages or tools else None
         if spec.tokenizer:
             if images:  # the template puts the model's own image placeholders where the parts are
                 turns[-1]["content"] = [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]
-            prompt, messages = render(spec.tokenizer, turns, tools) or prompt, None
+            prompt, messages, tools = render(spec, turns, tools), None, []
         # vLLM gives the i-th image the place of the prompt's i-th image placeholder and refuses a
         # prompt with fewer placeholders than images: they go in front where the prompt has none.
         if images and spec.image_placeholder and spec.image_placeholder not in prompt:
@@ -100,8 +102,8 @@ class TextGeneration(Target):
         constraint = structured_outputs(tuple(opts.tools), opts.tool_choice if opts.wants_tools else None,
                                         opts.response_format)
         sampling = {**opts.sampling_parameters, **as_sampling(constraint)}
-        req = GenerateRequest(prompt, sampling, stream, True, messages, tuple(images),
-                              ENGINE_REPORTS)
+        req = GenerateRequest(prompt, sampling, stream, True, messages, tuple(images), tools or None,
+                              returns=ENGINE_REPORTS)
         return req.encode(), req.outputs
 
     def decode(self, out: Tensors) -> Output:

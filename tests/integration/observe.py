@@ -158,14 +158,14 @@ def metric(server: TritonServer, name: str, suffix: str = "", absent: float | No
     return sum(values)
 
 
-def llm_tokens(server: TritonServer, absent: float | None = None) -> float:
+def llm_tokens(server: TritonServer, absent: float | None = None, model: str = LLM) -> float:
     """Tokens the LLM's backend generated: its own counter, on Triton's metrics port (`absent`: see metric)."""
-    return metric(server, "tmr_generation_tokens_total", model=LLM, absent=absent)
+    return metric(server, "tmr_generation_tokens_total", model=model, absent=absent)
 
 
-def llm_requests(server: TritonServer, result: str, absent: float | None = None) -> float:
+def llm_requests(server: TritonServer, result: str, absent: float | None = None, model: str = LLM) -> float:
     """The LLM backend's requests that ended with `result` (finished, cancelled, failed)."""
-    return metric(server, "tmr_generation_requests_total", model=LLM, result=result, absent=absent)
+    return metric(server, "tmr_generation_requests_total", model=model, result=result, absent=absent)
 
 
 def model_states(client: RouterClient) -> dict[str, str]:

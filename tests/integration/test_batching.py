@@ -45,7 +45,8 @@ def _inputs(prompt: str, sampling: dict, stream: bool) -> list:
 
 
 def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None = None,
-                arrivals: list[float] | None = None, stop: threading.Event | None = None) -> tuple[list[str], int, str]:
+                arrivals: list[float] | None = None, stop: threading.Event | None = None,
+                model: str = LLM) -> tuple[list[str], int, str]:
     """One streamed request on its own gRPC stream: (pieces, final responses seen, error). `arrivals`
     gets the client's clock (time.monotonic) at each response that carried a piece; once `stop` is set,
     the client cancels the request at its next response."""
@@ -55,7 +56,7 @@ def stream_once(url: str, prompt: str, sampling: dict, cancel_after: int | None 
     pieces, finals, error = [], 0, ""
     arrivals = arrivals if arrivals is not None else []
     try:
-        client.async_stream_infer(LLM, _inputs(prompt, sampling, True), enable_empty_final_response=True)
+        client.async_stream_infer(model, _inputs(prompt, sampling, True), enable_empty_final_response=True)
         while True:
             result, err, at = results.get(timeout=300)
             if err is not None:
@@ -214,6 +215,10 @@ def test_a_seed_repeats_its_own_sample_and_differs_from_greedy_and_other_seeds(s
 
 
 def test_the_vllm_sample_client_protocol_works(server) -> None:
+    sample_client_protocol_works(server.grpc_url, LLM)
+
+
+def sample_client_protocol_works(url: str, model: str) -> None:
     """What the vLLM backend's samples/client.py does: several prompts on one gRPC stream, string-valued
     sampling parameters as a tensor and as request parameters, answers told apart by request id."""
     sampling = {"temperature": "0.1", "top_p": "0.95", "max_tokens": "16"}
@@ -221,13 +226,13 @@ def test_the_vllm_sample_client_protocol_works(server) -> None:
                "The future of AI is"]
 
     async def run(streaming: bool) -> dict[str, list[str]]:
-        client = grpcaio.InferenceServerClient(server.grpc_url)
+        client = grpcaio.InferenceServerClient(url)
         answers: dict[str, list[str]] = {str(i): [] for i in range(len(prompts))}
 
         async def requests():
             for i, prompt in enumerate(prompts):
                 inputs = _inputs(prompt, sampling, streaming)[:3]  # text_input, stream, sampling_parameters
-                yield {"model_name": LLM, "inputs": inputs, "outputs": [grpcaio.InferRequestedOutput("text_output")],
+                yield {"model_name": model, "inputs": inputs, "outputs": [grpcaio.InferRequestedOutput("text_output")],
                        "request_id": str(i), "parameters": sampling}
 
         async for result, error in client.stream_infer(inputs_iterator=requests(), stream_timeout=300):

@@ -14,6 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from model_router.contract.generation import GenerateOutput
 from model_router.sampling import SamplingParams
 from transformers_backend.batching import ContinuousBatcher
+from transformers_backend.kv_rows import TorchRows
 from transformers_backend.sequence import Sequence
 
 VOCAB = 64
@@ -98,7 +99,7 @@ def run(engine: ContinuousBatcher, prompt: list[int], n: int, sink: Record | Non
 
 
 def test_staggered_arrivals_get_what_generate_makes(model) -> None:
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8)
     try:
         first_pieces = threading.Event()
         ps = prompts(4)
@@ -136,7 +137,7 @@ def test_a_request_joins_a_batch_already_decoding_and_leaves_it_first(model) -> 
     and ends while the long one goes on: a batch that took no one in until it drained would end the
     long one first. Shown by the order of the ends, not by time."""
     order: list[str] = []
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8)
     try:
         ps = prompts(2)
         short = Ordered("short", order)
@@ -154,7 +155,7 @@ def test_a_request_joins_a_batch_already_decoding_and_leaves_it_first(model) -> 
 
 def test_full_batches_queue_in_order_and_answer_alike(model) -> None:
     sizes, handle = batch_sizes(model)
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=2, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=2, gather_s=0.2)
     try:
         ps = prompts(5)
         sinks = [run(engine, p, 12) for p in ps]
@@ -167,7 +168,7 @@ def test_full_batches_queue_in_order_and_answer_alike(model) -> None:
 
 
 def test_a_row_that_raises_in_a_step_fails_alone(model) -> None:
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8, gather_s=0.2)
     try:
         ps = prompts(3)
         sinks = [run(engine, ps[0], 16), run(engine, ps[1], 16, Record(fail_at=3)), run(engine, ps[2], 16)]
@@ -183,7 +184,7 @@ def test_a_row_that_raises_in_a_step_fails_alone(model) -> None:
 
 
 def test_a_prompt_that_breaks_the_prefill_fails_alone(model) -> None:
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8, gather_s=0.2)
     try:
         ps = prompts(2)
         good = run(engine, ps[0], 10)
@@ -201,7 +202,7 @@ def test_counts_and_finish_reasons(model) -> None:
     free = reference(model, p, 20)
     eos = free[6]
     stop_at = free.index(eos)  # the first time the model makes that token
-    engine = ContinuousBatcher(model, decode, eos={eos}, max_batch_size=8)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos={eos}, max_batch_size=8)
     try:
         length = run(engine, p, stop_at)
         stopped = run(engine, p, 20)
@@ -209,7 +210,7 @@ def test_counts_and_finish_reasons(model) -> None:
             s.wait()
     finally:
         engine.close()
-    engine = ContinuousBatcher(model, decode, eos=set())
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set())
     try:
         by_string = run(engine, p, 20, stop=[decode(free[8:10])]).wait()
     finally:
@@ -229,7 +230,7 @@ def test_cumulative_logprob_is_the_sum_over_the_chosen_tokens(model) -> None:
                          do_sample=False, output_logits=True, return_dict_in_generate=True)
     chosen = out.sequences[0, len(p):]
     expected = sum(float(torch.log_softmax(lg[0].float(), -1)[t]) for lg, t in zip(out.logits, chosen))
-    engine = ContinuousBatcher(model, decode, eos=set())
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set())
     try:
         sink = Record()
         engine.submit(Sequence(p, SamplingParams(max_tokens=8), sink, want_logprob=True))
@@ -241,7 +242,7 @@ def test_cumulative_logprob_is_the_sum_over_the_chosen_tokens(model) -> None:
 
 def test_a_cancelled_request_ends_with_abort(model) -> None:
     cancelled = threading.Event()
-    engine = ContinuousBatcher(model, decode, eos=set())
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set())
     try:
         sink = Record(pieces_seen=cancelled, after=2)
         engine.submit(Sequence(prompts(1)[0], SamplingParams(max_tokens=400), sink, cancelled.is_set))
@@ -254,7 +255,7 @@ def test_a_cancelled_request_ends_with_abort(model) -> None:
 def test_a_busy_batch_sends_longer_pieces_with_the_same_text(model) -> None:
     """From busy_rows rows on, a piece carries up to stream_interval tokens (the first comes alone);
     below it, one token a piece. The text and the token counts are those of every-token streaming."""
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2, stream_interval=3,
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8, gather_s=0.2, stream_interval=3,
                                busy_rows=3)
     try:
         ps = prompts(3)

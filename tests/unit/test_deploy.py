@@ -1,10 +1,12 @@
 """The images' and compose's files, checked as files (no Docker engine runs on our machines): the GPU
 image, the compose file and the model repository agree with each other, with the launcher's flags and
-with the pinned vLLM's engine arguments; the CPU image builds what scripts/setup.sh builds."""
+with the pinned vLLM's engine arguments; the CPU image builds what scripts/setup.sh builds, the
+llama.cpp binding compiled once with its pinned flags, and carries that backend and its models."""
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -330,3 +332,241 @@ def test_the_cpu_images_tritonserver_is_the_launchers() -> None:
 def test_readme_documents_both_compose_profiles() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     assert "docker compose --profile cpu up" in readme and "docker compose --profile gpu up" in readme
+
+
+# -- the llama.cpp backend: its binding, its code and its models in the CPU image ------------------
+LLAMACPP_REQUIREMENTS = REPO_ROOT / "requirements-llamacpp.txt"
+
+
+def llamacpp_pin_and_flags() -> tuple[str, dict[str, str]]:
+    """The binding's pin and its CMake flags ({-DNAME: value}), from their one file."""
+    text = LLAMACPP_REQUIREMENTS.read_text()
+    (pin,) = re.findall(r"^(llama-cpp-python==\S+)", text, re.M)
+    (line,) = re.findall(r"^# CMAKE_ARGS: (.+)$", text, re.M)
+    return pin, dict(flag.partition("=")[::2] for flag in line.split())
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(instruction, its arguments) of a Dockerfile, continuation lines joined, comments left out."""
+    joined = re.sub(r"\\\n", " ", "\n".join(l for l in dockerfile.splitlines() if not l.lstrip().startswith("#")))
+    return [(line.split(None, 1)[0], line.split(None, 1)[1]) for line in joined.splitlines() if line.strip()]
+
+
+def test_the_binding_is_an_avx2_baseline_pinned_in_one_place() -> None:
+    pin, flags = llamacpp_pin_and_flags()
+    assert pin == "llama-cpp-python==0.3.36"
+    # runs on every machine of ours (AVX2 without AVX-512 on AMD EPYC); no native build (SIGSEGV on AMX)
+    assert flags["-DGGML_NATIVE"] == "OFF" and flags["-DGGML_AVX2"] == "ON" and flags["-DGGML_AVX512"] == "OFF"
+    assert flags["-DLLAMA_CURL"] == "OFF"  # nothing fetched by the library itself
+    # the pin and the flags are written once: setup.sh and the images read them from that file
+    for path in ("scripts/setup.sh", "deploy/Dockerfile.cpu", "deploy/Dockerfile", "requirements.txt",
+                 "docker-compose.yml"):
+        text = (REPO_ROOT / path).read_text()
+        assert "-DGGML_" not in text and pin not in text, path
+    assert "requirements-llamacpp.txt" in SETUP
+    # requirements.txt never names the binding: `pip install -r` would take any wheel it finds
+    assert "llama-cpp-python" not in pins((REPO_ROOT / "requirements.txt").read_text())
+
+
+FAKE_PYTHON = r'''#!/usr/bin/env bash
+# A venv's python that records what setup.sh asks of it: pip's arguments and CMAKE_ARGS.
+here=$(dirname "$0")/..
+if [ "$1" = "-c" ]; then
+  case "$2" in
+    *importlib.metadata*) cat "$here/installed" 2>/dev/null || exit 1 ;;
+    *"import llama_cpp"*) [ -f "$here/installed" ] ;;
+  esac
+  exit
+fi
+shift 3  # -m pip install
+line="CMAKE_ARGS=${CMAKE_ARGS:-}|$*"
+while (($#)); do
+  case "$1" in
+    -c) line="$line|constraints: $(grep -v '^#' "$2" | cut -d' ' -f1)"; shift ;;
+    llama-cpp-python==*) echo "${1#*==}" > "$here/installed" ;;
+  esac
+  shift
+done
+echo "$line" >> "$here/pip.log"
+'''
+
+
+def setup_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkout holding setup.sh and its requirements files, with a recording venv, and g++ and
+    cmake present (so that setup.sh installs nothing with apt)."""
+    tree = tmp_path / "repo"
+    (tree / "scripts").mkdir(parents=True)
+    for name in ("scripts/setup.sh", "requirements.txt", "requirements-llamacpp.txt"):
+        (tree / name).write_text((REPO_ROOT / name).read_text())
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, text in (("g++", "#!/bin/sh\n"), ("cmake", "#!/bin/sh\n"), ("python", FAKE_PYTHON)):
+        target = (tree / ".venv" / "bin" / name) if name == "python" else tools / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o755)
+    return tree, tools
+
+
+def run_llamacpp_setup(tree: Path, tools: Path) -> tuple[str, list[str]]:
+    """setup.sh --llamacpp-only: (its output, every pip command it ran so far in that venv)."""
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("VENV", None)
+    out = subprocess.run(["bash", str(tree / "scripts" / "setup.sh"), "--llamacpp-only"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    log = tree / ".venv" / "pip.log"
+    return out.stdout, log.read_text().splitlines() if log.exists() else []
+
+
+def test_setup_builds_the_binding_from_source_once_with_its_flags(tmp_path: Path) -> None:
+    pin, flags = llamacpp_pin_and_flags()
+    tree, tools = setup_tree(tmp_path)
+    out, calls = run_llamacpp_setup(tree, tools)
+    build, deps = calls
+    cmake_args, args = build.split("|")
+    assert cmake_args == "CMAKE_ARGS=" + " ".join(f"{k}={v}" for k, v in flags.items())
+    # from the sdist, never a wheel from an index, a wheel folder or pip's cache; alone
+    assert args.split() == ["-q", "--no-cache-dir", "--no-binary", "llama-cpp-python", "--force-reinstall",
+                            "--no-deps", pin]
+    # then its dependencies from the index, numpy held at requirements.txt's pin
+    numpy_pin = pins((REPO_ROOT / "requirements.txt").read_text())["numpy"]
+    assert deps.split("|")[1].split()[:3] == ["-q", "-r", "requirements-llamacpp.txt"]
+    assert deps.split("|")[2] == f"constraints: numpy=={numpy_pin}"
+    assert re.search(rf"setup: built {re.escape(pin)} in \d+ s", out)
+
+    out, again = run_llamacpp_setup(tree, tools)
+    assert again == calls and "building" not in out  # the stamp: built once
+
+    # another flag, or another version installed behind the stamp's back: built again
+    text = (tree / "requirements-llamacpp.txt").read_text()
+    (tree / "requirements-llamacpp.txt").write_text(text.replace("-DGGML_AVX512=OFF", "-DGGML_AVX512=ON"))
+    _, rebuilt = run_llamacpp_setup(tree, tools)
+    assert len(rebuilt) == 4 and "-DGGML_AVX512=ON" in rebuilt[2].split("|")[0]
+    (tree / ".venv" / "installed").write_text("0.0.1\n")
+    _, rebuilt = run_llamacpp_setup(tree, tools)
+    assert len(rebuilt) == 6 and rebuilt[4].endswith(pin)
+
+
+def test_a_full_setup_builds_the_binding_after_requirements_and_before_the_models() -> None:
+    body = SETUP[SETUP.index("install_llamacpp() {"):]
+    steps = [line.strip() for line in body.splitlines() if not line.startswith((" ", "#", "}"))]
+    requirements = next(i for i, s in enumerate(steps) if s.startswith("stamp="))
+    assert steps.index("install_llamacpp") > requirements
+    assert steps.index("install_llamacpp") < next(i for i, s in enumerate(steps) if "prepare_models.py" in s)
+
+
+def test_the_cpu_image_compiles_the_binding_in_a_layer_code_changes_keep() -> None:
+    steps = instructions(CPU_DOCKERFILE)
+    order = [f"{op} {args}" for op, args in steps]
+    requirements = next(i for i, s in enumerate(order) if "-r requirements.txt" in s)
+    (binding,) = [i for i, s in enumerate(order) if "scripts/setup.sh --llamacpp-only" in s]
+    everything = order.index("COPY . .")
+    assert requirements < binding < everything  # after numpy's pin, before the code
+    copied = {a.split()[0] for op, a in steps[requirements:binding] if op == "COPY"}
+    assert copied == {"requirements-llamacpp.txt", "scripts/setup.sh"}  # all that layer reads
+    # the compiler comes and goes in that layer; llama.cpp's OpenMP runtime stays
+    run = steps[binding][1]
+    compiler = re.search(r"apt-get install -y --no-install-recommends ([^&]+)&&", run)[1].split()
+    assert re.search(rf"apt-get purge -y --auto-remove {' '.join(map(re.escape, compiler))}\b", run)
+    assert run.rstrip().endswith('.venv/bin/python -c "import llama_cpp"')  # still loads without them
+    first_apt = next(a for op, a in steps if op == "RUN" and "apt-get install" in a)
+    assert "libgomp1" in first_apt.split() and "purge" not in first_apt
+    # the full setup.sh afterwards finds the binding's stamp; the wheels of the weights leave the image
+    final = next(a for op, a in steps[everything:] if op == "RUN" and "scripts/setup.sh" in a)
+    assert "--llamacpp-only" not in final and re.search(r"rm -rf [^&]*\.cache/wheels\b", final)
+    assert ".cache/models" not in final
+
+
+def pyproject_packages() -> tuple[set[str], set[str]]:
+    """(the top-level packages the editable install puts on the path, from pyproject.toml as setuptools
+    reads it; every top-level package of the checkout and of each backend's folder)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    found = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    installed = {p for where in found["where"] for p in find_packages(REPO_ROOT / where, include=found["include"])
+                 if "." not in p}
+    present = {p.parent.name for pattern in ("*/__init__.py", "python_backends/*/*/__init__.py")
+               for p in REPO_ROOT.glob(pattern)}
+    return installed, present
+
+
+def imported_modules(folder: Path) -> set[str]:
+    """Top-level modules the Python files under `folder` import (relative imports aside)."""
+    import ast
+
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def repository_backends() -> dict[str, str]:
+    """{model folder: backend} of the CPU image's model repository."""
+    return {folder.name: triton_config(folder)["backend"]
+            for folder in sorted((REPO_ROOT / "model_repository").iterdir()) if (folder / "config.pbtxt").exists()}
+
+
+def test_the_cpu_image_serves_every_backend_its_repository_names(tmp_path: Path) -> None:
+    from launcher import prepare_backends
+
+    ours = set(repository_backends().values()) - {"python"}
+    assert "llamacpp" in ours and "transformers" in ours
+    # Triton's backend directory in the image (tritonserver_cpu.py, prepared once at build) holds each
+    backends = prepare_backends(tmp_path / "backends")
+    for name in ours:
+        assert (backends / name / "model.py").is_file(), name
+    # the image has the whole checkout: nothing of python_backends is left out of its build context
+    ignored = [l for l in (DEPLOY / "Dockerfile.cpu.dockerignore").read_text().splitlines() if l and l[0] != "#"]
+    assert not any("python_backends" in i for i in ignored)
+
+
+def test_every_package_a_backend_imports_is_installed_beside_it() -> None:
+    """The llamacpp backend runs on transformers_backend and model_router: the venv's editable install
+    (pyproject's where and include) puts each first-party package its code imports on the stub's path."""
+    installed, present = pyproject_packages()
+    for backend in (REPO_ROOT / "python_backends").iterdir():
+        if (backend / "model.py").exists():
+            ours = imported_modules(backend) & present
+            assert ours - installed == set(), f"{backend.name} imports {ours - installed}, not installed"
+    assert {"llamacpp_backend", "transformers_backend"} <= imported_modules(REPO_ROOT / "python_backends" / "llamacpp")
+    # and its binding, built by setup.sh
+    assert "llama_cpp" in imported_modules(REPO_ROOT / "python_backends" / "llamacpp")
+
+
+def test_the_cpu_image_prepares_the_gguf_file_of_every_llamacpp_model(tmp_path: Path, monkeypatch) -> None:
+    spec = importlib.util.spec_from_file_location("prepare_models", REPO_ROOT / "scripts" / "prepare_models.py")
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    prepared = []
+    monkeypatch.setattr(prepare, "prepare_smollm2", lambda dest, wheels: None)
+    monkeypatch.setattr(prepare, "prepare_whisper_base", lambda dest, wheels: None)
+    monkeypatch.setattr(prepare, "prepare_gguf", lambda name, dest, wheels: prepared.append(
+        (dest / name / prepare.QWEN_GGUF[name].file).relative_to(tmp_path).as_posix()))
+    monkeypatch.setattr(sys, "argv", ["prepare_models.py", "--dest", str(tmp_path)])
+    prepare.main()  # what setup.sh runs, in the image too
+    llamacpp = [name for name, backend in repository_backends().items() if backend == "llamacpp"]
+    assert {"qwen2_5_coder_1_5b_instruct", "qwen2_5_coder_0_5b_instruct"} <= set(llamacpp)
+    for name in llamacpp:
+        path = triton_config(REPO_ROOT / "model_repository" / name)["parameters"]["model_path"]["string_value"]
+        assert path.startswith("${TMR_MODELS}/") and path.removeprefix("${TMR_MODELS}/") in prepared, name
+    assert "scripts/prepare_models.py" in SETUP and re.search(r"^RUN bash scripts/setup.sh\b", CPU_DOCKERFILE, re.M)
+
+
+def test_llamacpp_models_belong_to_the_cpu_profile_and_image_only() -> None:
+    """The GPU image leaves the llamacpp backend out (deploy/Dockerfile): no model of the GPU profile
+    may need it."""
+    registry = load_registry()
+    llamacpp = {m.name for m in registry.models.values() if m.backend == "llamacpp"}
+    assert llamacpp == {name for name, backend in repository_backends().items() if backend == "llamacpp"}
+    for name in llamacpp:
+        assert registry.models[name].profiles == ("cpu",), name
+    copied = re.findall(r"^COPY (\S+) \S+$", DOCKERFILE, re.M)
+    assert not any(src.startswith("python_backends/llamacpp") for src in copied)
+    assert "llama" not in (DEPLOY / "requirements-gpu.txt").read_text().lower()

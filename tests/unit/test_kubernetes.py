@@ -246,6 +246,18 @@ def test_inference_service_uses_the_runtime(rendered) -> None:
     assert isvc["spec"]["predictor"]["terminationGracePeriodSeconds"] > exit_timeout
 
 
+def mebibytes(quantity: str) -> int:
+    """A Kubernetes (Gi, Mi) or compose (g, m) memory quantity in MiB."""
+    number, unit = re.fullmatch(r"(\d+)(Gi|Mi|g|m)", quantity).groups()
+    return int(number) * (1024 if unit in ("Gi", "g") else 1)
+
+
+# What the router's budget does not count: tritonserver, the stubs' interpreters (torch imported in
+# each), the classifier's runtime. The CPU pod keeps at least this beside the budget.
+CPU_OVERHEAD_MB = 2500
+NODE_MB = 24 * 1024  # the CPU profile's machines: 24 GiB, one replica each with room for the system
+
+
 def test_profile_and_resources(rendered) -> None:
     overlay, objs = rendered
     resources = objs["InferenceService"]["spec"]["predictor"]["model"]["resources"]
@@ -256,6 +268,16 @@ def test_profile_and_resources(rendered) -> None:
     assert gpus == ({"1"} if overlay == "gpu" else {None})
     if overlay == "gpu":
         assert COMPOSE["environment"]["TMR_PROFILE"] == "gpu"
+        return
+    # the CPU pod: memory guaranteed as it is limited, the budget (MB) with Triton's own beside it,
+    # and the whole pod (the OpenAI sidecar too) within one machine
+    assert resources["requests"]["memory"] == limit
+    assert mebibytes(limit) * 1.048576 >= budget_mb + CPU_OVERHEAD_MB
+    sidecar = container(objs, "openai-front")["resources"]["requests"]["memory"]
+    pod_mib = mebibytes(limit) + mebibytes(sidecar)
+    assert pod_mib <= NODE_MB - 2048  # the kubelet's and the system's share of the node
+    # docker compose runs both in one container: its limit holds the pod's two
+    assert mebibytes(SERVICES["triton-cpu"]["mem_limit"]) >= pod_mib
 
 
 # -- metrics and autoscaling -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from model_router import REPO_ROOT
 from model_router.triton.control import repository_config
 
 from .kube import (CPU_DOCKERFILE, KUBE, OVERLAYS, READY_PATHS, SERVICES, STARTUP_PATHS, container, healthcheck,
-                   render, validate)
+                   load, render, validate)
 from .kube import rendered  # noqa: F401 (a fixture)
 
 
@@ -51,6 +51,36 @@ def test_the_cpu_profile_serves_the_weights_its_image_prepared(rendered) -> None
     assert "bash scripts/setup.sh" in CPU_DOCKERFILE
 
 
+def test_the_cpu_pod_serves_the_llamacpp_models_from_its_image(rendered, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Qwen2.5-Coder models on the llama.cpp backend: their configs in the repository the pod
+    serves, the backend's code in the image, their GGUF files where the image prepared them (as the
+    backend reads model_path under the container's TMR_MODELS), their threads within the pod's cores."""
+    from transformers_backend.settings import BackendSettings
+
+    overlay, objs = rendered
+    if overlay != "cpu":
+        pytest.skip("the GPU profile serves its text with vLLM")
+    c = container(objs)
+    repositories = [a.partition("=")[2] for a in c["args"] if a.startswith("--model-repository=")]
+    assert repositories == ["/opt/tmr/model_repository"]
+    assert re.search(r"^COPY \. \.$", CPU_DOCKERFILE, re.M) and re.search(r"^WORKDIR /opt/tmr$", CPU_DOCKERFILE, re.M)
+    repository = REPO_ROOT / repositories[0].removeprefix("/opt/tmr/")
+    configs = {f.name: json.loads(repository_config(f)) for f in repository.iterdir() if (f / "config.pbtxt").exists()}
+    llamacpp = {name: config for name, config in configs.items() if config["backend"] == "llamacpp"}
+    assert {"qwen2_5_coder_1_5b_instruct", "qwen2_5_coder_0_5b_instruct"} <= set(llamacpp)
+    assert (REPO_ROOT / "python_backends" / "llamacpp" / "model.py").is_file()  # linked by prepare_backends
+
+    prepare = load("prepare_models", REPO_ROOT / "scripts" / "prepare_models.py")
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    monkeypatch.setenv("TMR_MODELS", env["TMR_MODELS"])
+    prepared = {f"{env['TMR_MODELS']}/{name}/{gguf.file}" for name, gguf in prepare.QWEN_GGUF.items()}
+    cores = float(objs["InferenceService"]["spec"]["predictor"]["model"]["resources"]["requests"]["cpu"])
+    for name, config in llamacpp.items():
+        settings = BackendSettings.from_config(config)
+        assert settings.model_path in prepared, name
+        assert 1 <= settings.threads <= cores, name
+
+
 def test_the_gpu_models_volume_binds_and_the_job_fills_what_the_pods_read(rendered) -> None:
     overlay, objs = rendered
     if overlay != "gpu":
@@ -58,7 +88,7 @@ def test_the_gpu_models_volume_binds_and_the_job_fills_what_the_pods_read(render
     pvc, job = objs["PersistentVolumeClaim"], objs["Job"]
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in pvc["spec"]  # the default class
     (fill,) = job["spec"]["template"]["spec"]["containers"]
-    assert fill["image"] == SERVICES["triton-cpu"]["image"]  # the image with prepare_models.py and its wheels
+    assert fill["image"] == SERVICES["triton-cpu"]["image"]  # the image with prepare_models.py
     (volume,) = job["spec"]["template"]["spec"]["volumes"]
     assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
     script = fill["command"][-1]

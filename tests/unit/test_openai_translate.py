@@ -368,3 +368,58 @@ def test_a_streamed_speech_answer_carries_its_audio_and_visemes_in_the_last_piec
     assert base64.b64decode(delta["audio"]["data"]) == b"RIFF" and delta["visemes"][0]["viseme"] == "PP"
     plain = json.loads(responses.chunk("c", "m", responses.last_delta("c", RouterAnswer("Hi", True)))[6:])
     assert "audio" not in plain["choices"][0]["delta"] and "visemes" not in plain["choices"][0]["delta"]
+
+
+# A forced call that max_tokens cut, as the router returns it (tools.parser): the call, its arguments as far as written.
+CUT = RouterAnswer("", True, {"model": "m"}, finish_reason="length", usage=RouterUsage(40, 8),
+                   tool_calls=[{"id": "call_3", "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city": "Saint-R'}}])
+
+
+def test_a_call_cut_by_max_tokens_reads_as_openais_whole_and_streamed() -> None:
+    """OpenAI returns a cut call as a call (arguments as cut, no content) with finish_reason "length",
+    and its SDK's parse() raises LengthFinishReasonError holding it: the same here, whole and streamed."""
+    import asyncio
+
+    from openai import LengthFinishReasonError
+    from openai.lib._parsing._completions import parse_chat_completion
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletion as SdkCompletion
+    from openai.types.chat import ChatCompletionChunk as SdkChunk
+
+    whole = SdkCompletion.model_validate(responses.dump(responses.chat_completion("c", "m", CUT)))
+    choice = whole.choices[0]
+    assert (choice.finish_reason, choice.message.content) == ("length", None)
+    assert [c.model_dump() for c in choice.message.tool_calls] == CUT.tool_calls
+    with pytest.raises(LengthFinishReasonError):
+        parse_chat_completion(response_format=None, input_tools=[WEATHER], chat_completion=whole)
+
+    events = asyncio.run(_stream_of(CUT))
+    state = ChatCompletionStreamState()
+    for body in (json.loads(e[6:]) for e in events[:-1]):
+        state.handle_chunk(SdkChunk.model_validate(body))
+    with pytest.raises(LengthFinishReasonError) as raised:
+        state.get_final_completion()
+    streamed = raised.value.completion.choices[0]
+    assert streamed.finish_reason == "length" and not streamed.message.content
+    assert [(c.id, c.function.name, c.function.arguments) for c in streamed.message.tool_calls] == \
+        [("call_3", "get_weather", '{"city": "Saint-R')]
+
+
+def test_a_json_answer_cut_by_max_tokens_is_its_cut_json_as_content_streamed_and_whole() -> None:
+    import asyncio
+
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk as SdkChunk
+
+    whole = responses.chat_completion("c", "m", RouterAnswer('{"city": "Saint-R', True, {}, finish_reason="length"))
+    assert (whole.choices[0].message.content, whole.choices[0].finish_reason) == ('{"city": "Saint-R', "length")
+    assert whole.choices[0].message.tool_calls is None
+    events = asyncio.run(_stream_of(RouterAnswer('{"city": ', final=False), RouterAnswer('"Saint-R', final=False),
+                                    RouterAnswer("", True, {"model": "m"}, finish_reason="length")))
+    state = ChatCompletionStreamState()
+    for body in (json.loads(e[6:]) for e in events[:-1]):
+        state.handle_chunk(SdkChunk.model_validate(body))
+    snapshot = state.current_completion_snapshot.choices[0]
+    assert (snapshot.message.content, snapshot.finish_reason) == ('{"city": "Saint-R', "length")
+    assert not snapshot.message.tool_calls

@@ -17,7 +17,11 @@ from model_router.serving.loader import ModelLoader
 
 from .test_loader import RecordingControl
 
-PRIMARY, FALLBACK = "smollm2_135m_instruct", "smollm2_135m_instruct_bf16"
+# A simple English question (the classification below: low) goes to SmolLM2, then the next cheapest.
+PRIMARY, FALLBACK = "smollm2_135m_instruct", "qwen2_5_coder_0_5b_instruct"
+QWEN_1_5B = "qwen2_5_coder_1_5b_instruct"
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
 def classification(use_case: str = "agent", conf: float = 0.9) -> Classification:
@@ -31,19 +35,23 @@ def unpack(done: Done) -> tuple:
     return done.decision, done.text, extras
 
 
-def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "agent"):
+def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "agent", answer: tuple = ("Par", "is"),
+          sent: list | None = None):
+    """A router on the CPU profile whose models answer `answer` in pieces; `sent` gets each call's inputs."""
     reg = load_registry()
     ctl = RecordingControl()
     managed = {m.name: (m.memory_mb, m.gpu_memory_mb, m.pinned) for m in reg.models.values() if "cpu" in m.profiles}
-    loader = ModelLoader(ctl, managed, 6000)
+    loader = ModelLoader(ctl, managed, reg.profile("cpu").memory_budget_mb)
     calls: list[str] = []
 
     def invoke(spec, inputs, stream, timeout_s, outputs, cancelled=never, gone=None):
         calls.append(spec.name)
+        if sent is not None:
+            sent.append(inputs)
         if spec.name in broken:
             raise TargetError(f"{spec.name}: boom")
         assert json.loads(inputs["sampling_parameters"][0]) == {"max_tokens": 4}
-        for piece in ("Par", "is"):
+        for piece in answer:
             yield {"text_output": np.array([piece.encode()], dtype=np.object_)}
 
     router = Router(reg, "cpu", lambda text, kinds: classification(use_case, conf), invoke, loader,
@@ -186,5 +194,28 @@ def test_a_classifier_that_cannot_answer_leaves_the_request_to_the_general_assis
 
     router.classify, router.on_target_error = dead, lambda model, error: heard.append((model, error))
     decision, text, _ = unpack(list(router.route(req()))[-1])
-    assert text == "Paris" and decision.model == PRIMARY and decision.use_case == "agent"
+    # Read from the attachments alone, complexity is taken for medium: the 0.5B, not SmolLM2.
+    assert text == "Paris" and decision.model == FALLBACK and decision.use_case == "agent"
     assert decision.reason.startswith("classifier unavailable") and heard[0][0] == "query_classifier"
+
+
+def test_a_simple_question_with_tools_goes_to_the_1_5b_which_gets_the_tools_and_answers_a_call() -> None:
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    sent: list[dict] = []
+    router, calls, _ = build(answer=(call,), sent=sent)
+    done = list(router.route(req({"tools": [WEATHER]}, text="Weather in Paris?")))[-1]
+    assert calls == [QWEN_1_5B] and "tools or a structured answer" in done.decision.decided_by
+    assert json.loads(sent[0]["tools"][0]) == [WEATHER]
+    assert json.loads(sent[0]["messages"][0]) == [{"role": "user", "content": "Weather in Paris?"}]
+    assert done.text == "" and done.finish_reason == "tool_calls"
+    assert json.loads(done.tool_calls[0]["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_when_the_1_5b_fails_a_tools_request_falls_back_to_the_0_5b_then_smollm2_in_hermes_form() -> None:
+    sent: list[dict] = []
+    router, calls, _ = build(broken={QWEN_1_5B, FALLBACK}, sent=sent)
+    decision = list(router.route(req({"tools": [WEATHER]}, text="Weather in Paris?")))[-1].decision
+    assert calls == [QWEN_1_5B, FALLBACK, PRIMARY] and decision.model == PRIMARY
+    assert [f["model"] for f in decision.fallbacks] == [QWEN_1_5B, FALLBACK]
+    assert "tools" in sent[1] and "tools" not in sent[2]  # SmolLM2's template takes none: Hermes text instead
+    assert "<tools>" in json.loads(sent[2]["messages"][0])[0]["content"]

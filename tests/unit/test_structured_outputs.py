@@ -15,6 +15,7 @@ from llguidance._tokenizer import TokenizerWrapper
 from model_router.errors import InputError
 from model_router.sampling import SamplingParams, StructuredOutputs
 from transformers_backend.batching import ContinuousBatcher
+from transformers_backend.kv_rows import TorchRows
 from transformers_backend.constraints import Grammars
 from transformers_backend.sequence import Sequence
 
@@ -57,7 +58,7 @@ def constrained(engine, grammars, prompt: list[int], max_tokens: int = 60, sampl
 
 
 def test_a_random_model_answers_within_its_constraint(model, grammars) -> None:
-    engine = ContinuousBatcher(model, decode, eos={EOS}, max_batch_size=8, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos={EOS}, max_batch_size=8, gather_s=0.2)
     try:
         ps = prompts(3)
         as_json = constrained(engine, grammars, ps[0], json=SCHEMA)
@@ -76,7 +77,7 @@ def test_sampled_rows_keep_to_their_constraint(model, grammars) -> None:
     """Rows sampled at temperature 1 (the OpenAI SDK's default), several seeds sharing the batch: the
     grammar's mask holds for sampled choices as for greedy ones, on a random model that left to
     itself would sample anything."""
-    engine = ContinuousBatcher(model, decode, eos={EOS}, max_batch_size=8, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos={EOS}, max_batch_size=8, gather_s=0.2)
     try:
         ps = prompts(4)
         sinks = [constrained(engine, grammars, p, sampling={"temperature": 1.0, "seed": seed}, json=SCHEMA)
@@ -92,7 +93,7 @@ def test_sampled_rows_keep_to_their_constraint(model, grammars) -> None:
 
 def test_constrained_and_free_rows_share_decode_steps(model, grammars) -> None:
     sizes, handle = batch_sizes(model)
-    engine = ContinuousBatcher(model, decode, eos=set(), max_batch_size=8, gather_s=0.2)
+    engine = ContinuousBatcher(TorchRows(model), decode, eos=set(), max_batch_size=8, gather_s=0.2)
     try:
         ps = prompts(3)
         free = [Record(), Record()]

@@ -1,10 +1,6 @@
-"""Triton Python-based backend "transformers": serves a Hugging Face model named in config.pbtxt.
-
-A model folder needs a config.pbtxt with `backend: "transformers"`, a `model_path` parameter (a
-directory, or a hub id found in the local Hugging Face cache: nothing is downloaded) and a `task`
-(transformers_backend.tasks.TASKS: text-generation, automatic-speech-recognition, text-to-speech).
-Parameter `device` (cpu, cuda) follows the instance kind unless set; every parameter the backend
-reads, its type and default: transformers_backend/settings.py.
+"""What a Python-based backend of ours does as a Triton model, whatever its engine: settings read
+and checked once, the task picked by the config's `task`, loaded at the configured priority, requests
+handed to it. Each backend's model.py names its tasks (`Backend.tasks`) and how it finds its weights.
 """
 from __future__ import annotations
 
@@ -18,30 +14,19 @@ from typing import Iterator
 import triton_python_backend_utils as pb_utils
 
 from model_router.triton.adapter import collect_no_more
-from transformers_backend.settings import BackendSettings, SettingsError
-from transformers_backend.tasks import TASKS, Task
+from .settings import BackendSettings, SettingsError
+from .tasks import Task
 
-# The vLLM backend's inputs and outputs (its auto_complete_config), and ours: `messages`, a conversation.
+# The vLLM backend's inputs and outputs (its auto_complete_config), and ours: `messages`, a conversation,
+# and `tools`, the tool definitions its chat template writes.
 _VLLM_INPUTS = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
                 ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True),
                 ("return_finish_reason", "TYPE_BOOL", True), ("return_cumulative_logprob", "TYPE_BOOL", True),
                 ("return_num_input_tokens", "TYPE_BOOL", True), ("return_num_output_tokens", "TYPE_BOOL", True),
-                ("messages", "TYPE_STRING", True)]
+                ("messages", "TYPE_STRING", True), ("tools", "TYPE_STRING", True)]
 _VLLM_OUTPUTS = [("text_output", "TYPE_STRING", [-1]), ("finish_reason", "TYPE_STRING", [-1]),
                  ("cumulative_logprob", "TYPE_FP32", [-1]), ("num_input_tokens", "TYPE_UINT32", [1]),
                  ("num_output_tokens", "TYPE_UINT32", [-1])]
-
-
-def _resolve(model_path: str) -> str:
-    """A directory as it is; a hub id ("openai/whisper-large-v3") from the local cache only."""
-    if os.path.isdir(model_path):
-        return model_path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(model_path, local_files_only=True)
-    except Exception:
-        return ""
 
 
 def _set_priority(policy: int, nice: int, tids: list[int]) -> None:
@@ -72,7 +57,11 @@ def _loading_priority(load_priority: str, serve_nice: int) -> Iterator[None]:
         _set_priority(os.SCHED_OTHER, serve_nice, _threads())
 
 
-class TritonPythonModel:
+class Backend:
+    """The Triton model (TritonPythonModel) of a backend: `tasks` by config name."""
+
+    tasks: dict[str, type[Task]] = {}
+
     @staticmethod
     def auto_complete_config(config):
         parameters = config.as_dict().get("parameters", {})
@@ -109,21 +98,19 @@ class TritonPythonModel:
         except SettingsError as exc:
             raise pb_utils.TritonModelException(f"{name}: {exc}") from None
 
-    @staticmethod
-    def _task(name: str, config: dict, settings: BackendSettings) -> type[Task]:
-        task = TASKS[settings.task]
+    def _task(self, name: str, config: dict, settings: BackendSettings) -> type[Task]:
+        task = self.tasks.get(settings.task)
+        if task is None:
+            raise pb_utils.TritonModelException(f"{name}: parameter task={settings.task!r} is not served by this "
+                                                f"backend (it serves {sorted(self.tasks)})")
         if pb_utils.using_decoupled_model_transaction_policy(config) != task.decoupled:
             policy = "a decoupled" if task.decoupled else "a non-decoupled"
             raise pb_utils.TritonModelException(f"{name}: task {settings.task} needs {policy} transaction policy")
         return task
 
-    @staticmethod
-    def _model_path(name: str, settings: BackendSettings) -> str:
-        resolved = _resolve(settings.model_path)
-        if not resolved:
-            raise pb_utils.TritonModelException(f"{name}: parameter model_path={settings.model_path!r} is neither "
-                                                "a directory nor in the local Hugging Face cache")
-        return resolved
+    def _model_path(self, name: str, settings: BackendSettings) -> str:
+        """Where the weights are, or a TritonModelException naming model_path."""
+        raise NotImplementedError
 
     def execute(self, requests):
         return self.task.execute(requests)

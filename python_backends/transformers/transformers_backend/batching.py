@@ -1,7 +1,8 @@
 """Continuous (iteration-level) batching of text generation on one model.
 
 Requests join the running batch at the next step: their prompts are prefilled together and their
-KV rows appended to the batch's cache (kv_rows). Every step then feeds each row its last token in
+KV rows appended to the batch's cache (a `Rows`: kv_rows.TorchRows for a transformers model, the
+llama.cpp backend's LlamaRows for a GGUF one; the loop is the same). Every step then feeds each row its last token in
 one forward pass. A request leaves as soon as it is done (its end-of-sequence token, max_tokens, a
 stop string, or cancellation) and its row is dropped at once. Limits: `max_batch_size` rows, and
 `max_batch_tokens` (the sum of each row's prompt + max_tokens, the most its cache can grow to);
@@ -22,18 +23,14 @@ mask and position ids per row, a DynamicCache) with rows that come and go.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
-from transformers import DynamicCache
-
-from . import kv_rows
 from .sequence import Sequence
 
 log = logging.getLogger(__name__)
@@ -47,14 +44,27 @@ class BatchEvents:
     ended: Callable[[str], None] = lambda result: None       # finished | cancelled | failed
 
 
+class Rows(Protocol):
+    """A model's side of the batch: the KV cache of the rows that decode together, in batch order.
+    The loop adds rows with `prefill`, feeds them with `step` and drops them with `keep`."""
+
+    def prefill(self, joining: list[Sequence]) -> torch.Tensor:
+        """Run the prompts of `joining` and append their rows; the logits of their next tokens
+        ([len(joining), vocab]). On an exception the batch's rows are as they were."""
+    def step(self, rows: list[Sequence]) -> torch.Tensor:
+        """Feed each row its last generated token at position `length`; the next logits ([rows, vocab])."""
+    def keep(self, kept: list[int]) -> None:
+        """Keep only the rows at these positions, in this order (the others' cache is freed)."""
+    def clear(self) -> None:
+        """Drop every row."""
+
+
 class ContinuousBatcher:
-    def __init__(self, model: torch.nn.Module, decode: Callable[[list[int]], str], eos: set[int], device: str = "cpu",
-                 max_batch_size: int = 8, max_batch_tokens: int = 16384, gather_s: float = 0.0,
-                 events: BatchEvents | None = None, stream_interval: int = 1, busy_rows: int = 0) -> None:
-        self.model, self.decode, self.eos, self.device = model, decode, eos, device
+    def __init__(self, rows: Rows, decode: Callable[[list[int]], str], eos: set[int], max_batch_size: int = 8,
+                 max_batch_tokens: int = 16384, gather_s: float = 0.0, events: BatchEvents | None = None,
+                 stream_interval: int = 1, busy_rows: int = 0) -> None:
+        self.model_rows, self.decode, self.eos = rows, decode, eos
         self.events = events or BatchEvents()
-        # transformers 5 names the KV cache argument `cache`; 4.x (the NGC vLLM images') `past_key_values`.
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.max_batch_size, self.max_batch_tokens, self.gather_s = max_batch_size, max_batch_tokens, gather_s
         # From `busy_rows` rows on, a streamed piece carries up to `stream_interval` tokens: each piece
         # costs CPU on its way (the backend's send, Triton, the router's relay, the client), which a
@@ -63,8 +73,6 @@ class ContinuousBatcher:
         self._waiting: queue.Queue[Sequence | None] = queue.Queue()
         self._held: Sequence | None = None  # the next to join, waiting for room
         self._rows: list[Sequence] = []
-        self._cache: DynamicCache | None = None
-        self._mask = torch.zeros(0, 0, dtype=torch.long, device=device)
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="continuous-batching", daemon=True)
         self._thread.start()
@@ -83,7 +91,7 @@ class ContinuousBatcher:
 
     # -- the loop -----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        with torch.inference_mode():
+        with torch.inference_mode():  # the logits are torch tensors whichever engine made them
             while not self._stopped:
                 joining = self._admit()
                 try:
@@ -135,7 +143,7 @@ class ContinuousBatcher:
         """Run the new prompts together, then add their rows to the batch. A prefill that fails is
         tried again one prompt at a time, so that a prompt at fault fails alone."""
         try:
-            cache, mask, logits = self._run_prompts(joining)
+            logits = self.model_rows.prefill(joining)
         except Exception as exc:
             if len(joining) > 1:
                 for s in joining:
@@ -144,10 +152,6 @@ class ContinuousBatcher:
             log.exception("prefill failed")
             self._end(joining[0], exc)
             return
-        if self._cache is None:
-            self._cache, self._mask = cache, mask
-        else:
-            self._mask = kv_rows.join(self._cache, self._mask, cache, mask)
         done = [False] * len(self._rows)
         self._rows.extend(joining)
         for s in joining:
@@ -156,27 +160,9 @@ class ContinuousBatcher:
         self.events.step(len(joining))
         self._settle(done)
 
-    def _run_prompts(self, joining: list[Sequence]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """The prompts' KV rows (left-padded), their mask and the logits of their next tokens."""
-        width = max(len(s.prompt) for s in joining)
-        ids = torch.zeros(len(joining), width, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(joining):
-            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt, device=self.device)
-            mask[i, width - len(s.prompt):] = 1
-        cache = DynamicCache(config=self.model.config)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1]
-        return cache, mask, logits
-
     def _step(self) -> None:
         """Feed every row its last token; choose each row's next one."""
-        ids = torch.tensor([[s.generated[-1]] for s in self._rows], device=self.device)
-        positions = torch.tensor([[s.length] for s in self._rows], device=self.device)
-        self._mask = torch.nn.functional.pad(self._mask, (0, 1), value=1)
-        logits = self.model(input_ids=ids, attention_mask=self._mask, position_ids=positions, use_cache=True,
-                            **{self._cache_arg: self._cache}).logits[:, -1]
+        logits = self.model_rows.step(self._rows)
         for s in self._rows:
             s.length += 1
         done = self._advance(self._rows, logits)
@@ -208,10 +194,10 @@ class ContinuousBatcher:
                 self._end(s)
         keep = [i for i, d in enumerate(done) if not d]
         self._rows = [self._rows[i] for i in keep]
-        if not self._rows:
-            self._cache, self._mask = None, self._mask[:0, :0]
+        if self._rows:
+            self.model_rows.keep(keep)
         else:
-            self._mask = kv_rows.keep(self._cache, self._mask, keep)
+            self.model_rows.clear()
 
     def _end(self, s: Sequence, error: BaseException | None = None) -> None:
         """Tell its sink it ended (once): its finish reason and the tokens not yet reported."""
@@ -230,4 +216,5 @@ class ContinuousBatcher:
     def _fail_all(self, error: BaseException, joining: list[Sequence]) -> None:
         for s in self._rows + [s for s in joining if s not in self._rows]:
             self._end(s, error)
-        self._rows, self._cache, self._mask = [], None, self._mask[:0, :0]
+        self._rows = []
+        self.model_rows.clear()

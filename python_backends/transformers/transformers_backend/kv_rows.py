@@ -6,8 +6,14 @@ by the attention mask) at the left. Works on transformers' DynamicCache (layers 
 """
 from __future__ import annotations
 
+import inspect
+from typing import TYPE_CHECKING
+
 import torch
 from transformers import DynamicCache
+
+if TYPE_CHECKING:
+    from .sequence import Sequence
 
 
 def pad_left(cache: DynamicCache, mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -42,3 +48,44 @@ def keep(cache: DynamicCache, mask: torch.Tensor, rows: list[int]) -> torch.Tens
         layer.keys = layer.keys.index_select(0, index)[:, :, start:]
         layer.values = layer.values.index_select(0, index)[:, :, start:]
     return mask[:, start:]
+
+
+class TorchRows:
+    """A transformers model's rows (batching.Rows): one DynamicCache, left-padded, with its mask."""
+
+    def __init__(self, model: torch.nn.Module, device: str = "cpu") -> None:
+        self.model, self.device = model, device
+        # transformers 5 names the KV cache argument `cache`; 4.x (the NGC vLLM images') `past_key_values`.
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache: DynamicCache | None = None
+        self._mask = torch.zeros(0, 0, dtype=torch.long, device=device)
+
+    def prefill(self, joining: list[Sequence]) -> torch.Tensor:
+        width = max(len(s.prompt) for s in joining)
+        ids = torch.zeros(len(joining), width, dtype=torch.long, device=self.device)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(joining):
+            ids[i, width - len(s.prompt):] = torch.tensor(s.prompt, device=self.device)
+            mask[i, width - len(s.prompt):] = 1
+        cache = DynamicCache(config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1]
+        if self._cache is None:
+            self._cache, self._mask = cache, mask
+        else:
+            self._mask = join(self._cache, self._mask, cache, mask)
+        return logits
+
+    def step(self, rows: list[Sequence]) -> torch.Tensor:
+        ids = torch.tensor([[s.generated[-1]] for s in rows], device=self.device)
+        positions = torch.tensor([[s.length] for s in rows], device=self.device)
+        self._mask = torch.nn.functional.pad(self._mask, (0, 1), value=1)
+        return self.model(input_ids=ids, attention_mask=self._mask, position_ids=positions, use_cache=True,
+                          **{self._cache_arg: self._cache}).logits[:, -1]
+
+    def keep(self, kept: list[int]) -> None:
+        self._mask = keep(self._cache, self._mask, kept)
+
+    def clear(self) -> None:
+        self._cache, self._mask = None, self._mask[:0, :0]

@@ -81,18 +81,24 @@ class TextGenerationTask(Task):
     def __init__(self, name: str, model_path: str, settings: BackendSettings) -> None:
         super().__init__(name, model_path, settings)
         from .batching import BatchEvents
-        from .text_generation import TextGenerator
 
         self.metrics = GenerationMetrics(pb_utils, name)
         self.outbox = Outbox(warn=pb_utils.Logger.log_warn)
         self.cancels = Cancels()
-        self.engine = TextGenerator(
+        self.engine = self.make_engine(model_path, settings, BatchEvents(step=self.metrics.step,
+                                                                          ended=self.metrics.ended))
+        self.max_tokens_limit = settings.max_tokens_limit
+
+    @staticmethod
+    def make_engine(model_path: str, settings: BackendSettings, events: Any) -> Any:
+        """The text generator: prompts (or conversations) in, pieces out to each request's sink."""
+        from .text_generation import TextGenerator
+
+        return TextGenerator(
             model_path, device=settings.device, threads=settings.threads, use_chat_template=settings.chat_template,
             max_input_tokens=settings.max_input_tokens, dtype=settings.dtype, max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens, gather_s=settings.gather_s,
-            stream_interval=settings.stream_interval, busy_rows=settings.stream_interval_rows,
-            events=BatchEvents(step=self.metrics.step, ended=self.metrics.ended))
-        self.max_tokens_limit = settings.max_tokens_limit
+            stream_interval=settings.stream_interval, busy_rows=settings.stream_interval_rows, events=events)
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -113,7 +119,7 @@ class TextGenerationTask(Task):
         answer = _Answer(self.name, self.outbox, sender, request.is_cancelled, req, prefix)
         cancelled = self.cancels.check(request)
         self.engine.submit(req.prompt, params, answer, lambda: cancelled() or self.outbox.gave_up(sender), req.messages,
-                           want_logprob="cumulative_logprob" in req.returns)
+                           want_logprob="cumulative_logprob" in req.returns, tools=req.tools)
 
     def finalize(self) -> None:
         self.engine.close()

@@ -5,7 +5,7 @@ Kept free of Triton so that it can be run and tested in a plain Python process.
 from __future__ import annotations
 
 import queue
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -16,6 +16,7 @@ from model_router.sampling import SamplingParams
 
 from .batching import BatchEvents, ContinuousBatcher
 from .constraints import Grammars, hf_tokenizer
+from .kv_rows import TorchRows
 from .sequence import Sequence, Sink
 
 
@@ -38,14 +39,15 @@ class TextGenerator:
         eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
         vocab_size = self.model.get_output_embeddings().weight.shape[0]  # the logits' width
         self.grammars = Grammars(lambda: hf_tokenizer(self.tokenizer, vocab_size, eos - {None}), vocab_size, warm=True)
-        self.batcher = ContinuousBatcher(self.model, self._decode, eos - {None}, device, max_batch_size,
+        self.batcher = ContinuousBatcher(TorchRows(self.model, device), self._decode, eos - {None}, max_batch_size,
                                          max_batch_tokens, gather_s, events, stream_interval, busy_rows)
 
-    def encode(self, prompt: str, turns: list[dict[str, str]] | None = None) -> list[int]:
+    def encode(self, prompt: str, turns: list[dict[str, Any]] | None = None,
+               tools: list[dict[str, Any]] | None = None) -> list[int]:
         """The token ids of the prompt, or of the conversation `turns` when given, through the chat
-        template; InputError over max_input_tokens."""
+        template (with `tools`, for a template that writes them); InputError over max_input_tokens."""
         if self.use_chat_template:
-            ids = self.tokenizer.apply_chat_template(turns or [{"role": "user", "content": prompt}],
+            ids = self.tokenizer.apply_chat_template(turns or [{"role": "user", "content": prompt}], tools=tools,
                                                      add_generation_prompt=True, return_dict=True)["input_ids"]
         else:
             ids = self.tokenizer(prompt)["input_ids"]
@@ -57,12 +59,14 @@ class TextGenerator:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def submit(self, prompt: str, params: SamplingParams, sink: Sink, is_cancelled: Callable[[], bool] = lambda: False,
-               turns: list[dict[str, str]] | None = None, want_logprob: bool = False) -> None:
+               turns: list[dict[str, Any]] | None = None, want_logprob: bool = False,
+               tools: list[dict[str, Any]] | None = None) -> None:
         """Queue a request (a prompt, or a conversation); its pieces and its end go to `sink` from the
         batching thread. A request that cannot be served raises here, before it joins any batch."""
         spec = params.structured_outputs
         constraint = self.grammars.constraint(spec) if spec is not None else None
-        self.batcher.submit(Sequence(self.encode(prompt, turns), params, sink, is_cancelled, want_logprob, constraint))
+        self.batcher.submit(Sequence(self.encode(prompt, turns, tools), params, sink, is_cancelled, want_logprob,
+                                     constraint))
 
     def generate(self, prompt: str, params: SamplingParams,
                  is_cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
