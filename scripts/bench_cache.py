@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import shutil
 import socket
@@ -23,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchlib import server
+from benchlib import cpu_name, server
 
 from client import RouterClient
 from model_router import REPO_ROOT
@@ -111,13 +110,6 @@ def part_hit_rate(client: RouterClient, queries: int, seed: int = 7) -> dict:
     return {"requests": len(workload), "distinct": len(set(workload)), "hits": said["hit"],
             "hit_rate": round(said["hit"] / len(workload), 3), "best_possible": round(best / len(workload), 3),
             "decisions": dict(said)}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

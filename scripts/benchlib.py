@@ -13,6 +13,14 @@ from typing import Iterator
 from launcher import TritonServer
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo): every number a benchmark prints is this machine's."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def perf_env() -> dict[str, str]:
     """perf_analyzer links libcudart.so.12: take it from the nvidia-cuda-runtime-cu12 wheel."""
     import nvidia.cuda_runtime

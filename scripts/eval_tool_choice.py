@@ -1,11 +1,11 @@
-"""What `tool_choice: "auto"` can be trusted to do on the CPU LLM, measured through the OpenAI front.
+"""What `tool_choice: "auto"` can be trusted to do on a CPU LLM, measured through the OpenAI front.
 
 Three tools (weather, currency conversion, e-mail); 20 prompts that clearly need one of them and 20
 that clearly need none (chat, writing, arithmetic, knowledge), in several languages, greedy. For the
 first: how often the model calls a tool, the right one, with arguments that validate against its
 parameters (jsonschema); for the second: how often it calls one anyway.
 
-    python scripts/eval_tool_choice.py [--url host:http_port [--grpc host:grpc_port]] [--json out.json]
+    python scripts/eval_tool_choice.py [--model NAME] [--url host:http_port [--grpc host:grpc_port]] [--json out.json]
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import jsonschema
 import openai
-from benchlib import server
+from benchlib import cpu_name, server
 
 from launcher import FrontProcess, free_port
 
-LLM = "smollm2_135m_instruct"
+LLM = "qwen2_5_coder_1_5b_instruct"  # the CPU profile's model for tools
 KEY = "eval-tool-choice"
 CURRENCIES = ["USD", "EUR", "INR", "JPY", "GBP"]
 TOOLS = [
@@ -77,8 +77,8 @@ NO_TOOL = [
 ]
 
 
-def ask(sdk: openai.OpenAI, prompt: str) -> list:
-    answer = sdk.chat.completions.create(model=LLM, messages=[{"role": "user", "content": prompt}], tools=TOOLS,
+def ask(sdk: openai.OpenAI, model: str, prompt: str) -> list:
+    answer = sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}], tools=TOOLS,
                                          tool_choice="auto", temperature=0, max_tokens=96)
     return answer.choices[0].message.tool_calls or []
 
@@ -91,13 +91,13 @@ def validates(call) -> bool:
     return True
 
 
-def evaluate(sdk: openai.OpenAI) -> dict:
+def evaluate(sdk: openai.OpenAI, model: str) -> dict:
     with ThreadPoolExecutor(4) as pool:  # more waits past the router's timeout on a busy 2-core machine
-        needed = list(pool.map(lambda p: ask(sdk, p[0]), NEEDS_TOOL))
-        unneeded = list(pool.map(lambda p: ask(sdk, p), NO_TOOL))
+        needed = list(pool.map(lambda p: ask(sdk, model, p[0]), NEEDS_TOOL))
+        unneeded = list(pool.map(lambda p: ask(sdk, model, p), NO_TOOL))
     called = [calls for calls in needed if calls]
     right = [calls for calls, (_, tool) in zip(needed, NEEDS_TOOL) if calls and calls[0].function.name == tool]
-    return {"model": LLM, "needs_tool": len(NEEDS_TOOL), "called": len(called), "right_tool": len(right),
+    return {"model": model, "needs_tool": len(NEEDS_TOOL), "called": len(called), "right_tool": len(right),
             "arguments_validate": sum(all(validates(c) for c in calls) for calls in called),
             "no_tool_needed": len(NO_TOOL), "called_anyway": sum(bool(calls) for calls in unneeded),
             "examples": [{"prompt": p, "calls": [(c.function.name, c.function.arguments) for c in calls]}
@@ -106,19 +106,21 @@ def evaluate(sdk: openai.OpenAI) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=LLM, help=f"the model asked (default {LLM})")
     ap.add_argument("--url", help="a running server's HTTP host:port (default: start one)")
     ap.add_argument("--grpc", help="that server's gRPC host:port (default: its HTTP port + 1)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    with server(args.url, [LLM, "query_classifier", "router"]) as (_, grpc_url, _srv):
+    with server(args.url, [args.model, "query_classifier", "router"]) as (_, grpc_url, _srv):
         front = FrontProcess(args.grpc or grpc_url, port=free_port(), host="127.0.0.1", api_key=KEY,
                              log_file=Path(tempfile.gettempdir()) / "eval_tool_choice_front.log").start()
         try:
             sdk = openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=600)
-            report = evaluate(sdk)
+            report = evaluate(sdk, args.model)
         finally:
             front.stop()
     n, m = report["needs_tool"], report["no_tool_needed"]
+    print(f"{args.model}, CPU: {cpu_name()}")
     print(f"needs a tool ({n}): called {report['called']}/{n}, right tool {report['right_tool']}/{n}, "
           f"arguments validate {report['arguments_validate']}/{report['called']} of the calls")
     print(f"needs none ({m}): called anyway {report['called_anyway']}/{m}")

@@ -24,6 +24,8 @@ from .observe import metric
 from .services import KEY, error_of, start_front, stop_front
 
 pytestmark = pytest.mark.integration
+# The CPU profile's model for tools and structured answers (registry: the policy gives them the strongest).
+AGENT = "qwen2_5_coder_1_5b_instruct"
 CASES = json.loads((Path(__file__).parents[1] / "data" / "structured_cases.json").read_text())
 GREEDY = {"temperature": 0, "max_tokens": 160}
 WEATHER = {"type": "function", "function": {
@@ -88,7 +90,7 @@ def test_every_json_schema_answer_validates(sdk: openai.OpenAI) -> None:
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(ask, requests))
     for (case, prompt), (content, finish, model) in zip(requests, answers):
-        assert finish == "stop" and model == LLM, (prompt, finish, content)
+        assert finish == "stop" and model == AGENT, (prompt, finish, content)
         jsonschema.validate(json.loads(content), case["schema"])
 
 
@@ -214,21 +216,40 @@ def test_langchain_structured_output_and_bound_tools(front: FrontProcess) -> Non
         """The current weather in a city."""
         return "18 degrees"
 
+    @tool
+    def convert(amount: float, currency: str) -> str:
+        """Convert an amount of money to US dollars."""
+        return "22 USD"
+
+    class Capital(BaseModel):
+        city: str
+        country: str
+
     llm = ChatOpenAI(base_url=f"{front.url}/v1", api_key=KEY, model="auto", max_retries=0, timeout=600,
                      temperature=0, max_tokens=160)
     book = llm.with_structured_output(Book, method="json_schema").invoke("Describe the novel Frankenstein.")
     assert isinstance(book, Book)
+    capital = llm.with_structured_output(Capital, method="json_schema").invoke("What is the capital of Japan?")
+    assert "tokyo" in capital.city.lower() and "japan" in capital.country.lower(), capital
     message = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Is it raining in Oslo?")
     assert [c["name"] for c in message.tool_calls] == ["get_weather"] * len(message.tool_calls) != []
     for call in message.tool_calls:
         jsonschema.validate(call["args"], get_weather.tool_call_schema.model_json_schema())
+    # LangChain's schema allows extra keys: the grammar closes it, so the call ends well before max_tokens.
+    short = ChatOpenAI(base_url=f"{front.url}/v1", api_key=KEY, model="auto", max_retries=0, timeout=600,
+                       temperature=0, max_tokens=120)
+    message = short.bind_tools([convert], tool_choice="convert").invoke("Convert 20 euros to dollars.")
+    assert message.response_metadata["finish_reason"] == "tool_calls" and message.response_metadata["model_name"] == AGENT
+    [call] = message.tool_calls
+    assert call["name"] == "convert" and set(call["args"]) == {"amount", "currency"}
+    assert isinstance(call["args"]["amount"], (int, float))
 
 
 def test_bad_tools_and_schemas_are_400s_naming_the_field_and_reach_no_engine(sdk: openai.OpenAI,
                                                                               server: TritonServer) -> None:
     def served() -> float:
-        # Triton's own count, a series from the LLM's load on: none means the LLM is not loaded, so unserved.
-        return metric(server, "nv_inference_request_success", model=LLM, absent=0.0)
+        # Triton's own counts, a series from each text model's load on: none means not loaded, so unserved.
+        return sum(metric(server, "nv_inference_request_success", model=m, absent=0.0) for m in (LLM, AGENT))
 
     create, before = sdk.chat.completions.create, served()
     bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "minProperties": "two"}}}
@@ -245,4 +266,4 @@ def test_bad_tools_and_schemas_are_400s_naming_the_field_and_reach_no_engine(sdk
     assert err.status_code == 400 and err.body["param"] == "messages[2].tool_call_id"
     err = error_of(create, model="auto", messages=PARIS, tools=[WEATHER] * 65)
     assert err.status_code == 400 and err.body["param"].startswith("tools")
-    assert served() == before  # nothing reached the LLM
+    assert served() == before  # nothing reached a text model
