@@ -158,7 +158,8 @@ def test_structured_outputs_hold_greedy_and_sampled(grpc: RouterClient) -> None:
         answer = grpc.generate(SMALL, prompt, {**sampling, "max_tokens": 60,
                                                "structured_outputs": {"json": PERSON}})
         jsonschema.validate(json.loads(answer), PERSON)
-    answer = grpc.generate(SMALL, "List two colors.", {"max_tokens": 40, "temperature": 1.0,
+    # Greedy and with room: a sampled free-form object may still be open when max_tokens cuts it.
+    answer = grpc.generate(SMALL, "List two colors.", {"max_tokens": 200, "temperature": 0,
                                                        "structured_outputs": {"json_object": True}})
     assert isinstance(json.loads(answer), dict)
     assert re.fullmatch(r"\d{3}-\d{4}", grpc.generate(SMALL, "A phone number:", {
