@@ -4,6 +4,8 @@ through llama.cpp's own memory API), limits are the client's errors, the file's 
 tools and past calls, and files that cannot be served are refused by name."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -99,6 +101,18 @@ def test_the_chat_template_in_the_file_writes_tools_and_past_calls(engine: Llama
     rendered = engine.model.render(turns + [call, {"role": "tool", "tool_call_id": "c1", "content": "18 C"}], WEATHER)
     assert '"arguments": {"city": "Paris"}' in rendered and "18 C" in rendered
     assert rendered.endswith("<|im_start|>assistant\n")
+
+
+def test_a_model_unloaded_right_after_its_load_closes_cleanly() -> None:
+    """Unloaded while its grammar tokenizer is still being read from the vocabulary (a second or so
+    after the load): the close waits for it rather than free the vocabulary under it (a SIGSEGV).
+    In a child process, so that a crash is this test's failure."""
+    backends = Path(__file__).resolve().parents[2] / "python_backends"
+    code = (f"import sys; sys.path[:0] = [{str(backends / 'llamacpp')!r}, {str(backends / 'transformers')!r}]\n"
+            "from llamacpp_backend.text_generation import LlamaTextGenerator\n"
+            f"for _ in range(3): LlamaTextGenerator({str(GGUF)!r}, threads=1, max_batch_tokens=512).close()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
 
 
 def test_arguments_that_are_not_json_stay_text() -> None:

@@ -74,5 +74,6 @@ class LlamaTextGenerator:
 
     def close(self) -> None:
         self.batcher.close()
+        self.grammars.settle()  # llguidance reads the vocabulary that model.close() frees
         self.rows.close()
         self.model.close()

@@ -74,8 +74,15 @@ class Grammars:
         self._make, self.vocab_size = make_tokenizer, vocab_size
         self._tokenizer = None
         self._lock = threading.Lock()
+        self._warming: threading.Thread | None = None
         if warm:
-            threading.Thread(target=lambda: self.tokenizer, name="grammar-tokenizer", daemon=True).start()
+            self._warming = threading.Thread(target=lambda: self.tokenizer, name="grammar-tokenizer", daemon=True)
+            self._warming.start()
+
+    def settle(self) -> None:
+        """Wait for the tokenizer being built: it reads the model's vocabulary, which must outlive it."""
+        if self._warming is not None:
+            self._warming.join()
 
     @property
     def tokenizer(self):
