@@ -7,12 +7,12 @@ do. A model is never sent an untemplated prompt: without its template, rendering
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
 from ..errors import InputError, ServingError
 from ..registry import ModelSpec
+from ..tools.prompt import template_turn
 
 
 @lru_cache(maxsize=8)
@@ -43,24 +43,8 @@ def render(spec: ModelSpec, turns: list[dict[str, Any]], tools: list[dict[str, A
     of `spec`'s tokenizer, ending where the assistant's answer starts."""
     tok = tokenizer_of(spec)
     try:
-        return tok.apply_chat_template([_for_template(t) for t in turns], tools=tools or None, tokenize=False,
+        return tok.apply_chat_template([template_turn(t) for t in turns], tools=tools or None, tokenize=False,
                                        add_generation_prompt=True)
     except Exception as exc:  # the template refuses these turns (its own raise_exception, e.g. roles out of order)
         raise InputError("messages", f"the chat template of model {spec.name!r} refuses this conversation: "
                                      f"{exc}") from None
-
-
-def _for_template(turn: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI turn as Hugging Face templates take it: a call's arguments as an object, not JSON text
-    (Qwen2.5's template writes them with `tojson`, which would quote the text once more)."""
-    if not turn.get("tool_calls"):
-        return turn
-    calls = []
-    for call in turn["tool_calls"]:
-        function = dict(call["function"])
-        try:
-            function["arguments"] = json.loads(function.get("arguments") or "{}")
-        except ValueError:  # not JSON: the template gets the text as it came
-            pass
-        calls.append({**call, "function": function})
-    return {**turn, "tool_calls": calls}

@@ -43,3 +43,19 @@ def with_tools(turns: list[dict[str, Any]], tools: tuple[Tool, ...]) -> list[dic
         else:
             out.insert(0, {"role": "system", "content": system_text(tools)})
     return out
+
+
+def template_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI turn as chat templates take it: a call's arguments as an object, not JSON text
+    (Qwen2.5's template writes them with `tojson`, which would quote the text once more)."""
+    if not turn.get("tool_calls"):
+        return turn
+    calls = []
+    for call in turn["tool_calls"]:
+        function = dict(call["function"])
+        try:
+            function["arguments"] = json.loads(function.get("arguments") or "{}")
+        except ValueError:  # not JSON: the template gets the text as it came
+            pass
+        calls.append({**call, "function": function})
+    return {**turn, "tool_calls": calls}

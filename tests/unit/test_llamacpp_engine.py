@@ -14,7 +14,8 @@ import llama_cpp
 import pytest
 
 from launcher import DEFAULT_MODELS_DIR
-from llamacpp_backend.gguf import GGUFModel, ModelFileError, _for_template
+from llamacpp_backend.gguf import GGUFModel, ModelFileError
+from model_router.tools.prompt import template_turn
 from llamacpp_backend.text_generation import LlamaTextGenerator
 from model_router.errors import InputError
 from model_router.sampling import parse_sampling_parameters
@@ -117,7 +118,7 @@ def test_a_model_unloaded_right_after_its_load_closes_cleanly() -> None:
 
 def test_arguments_that_are_not_json_stay_text() -> None:
     turn = {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]}
-    assert _for_template(turn)["tool_calls"][0]["function"]["arguments"] == "not json"
+    assert template_turn(turn)["tool_calls"][0]["function"]["arguments"] == "not json"
 
 
 def test_files_that_cannot_be_served_are_refused_by_name(tmp_path: Path) -> None:

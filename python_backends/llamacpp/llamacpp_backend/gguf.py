@@ -15,6 +15,7 @@ from typing import Any
 import llama_cpp
 
 from model_router.errors import InputError
+from model_router.tools.prompt import template_turn
 
 _BACKEND = threading.Lock()
 _backend_ready = False
@@ -121,7 +122,7 @@ class GGUFModel:
         """The conversation through the file's own chat template, ending where the answer starts."""
         if not self.template:
             raise ModelFileError("the GGUF file has no chat template (tokenizer.chat_template)")
-        return _compiled(self.template).render(messages=[_for_template(t) for t in turns], tools=tools or None,
+        return _compiled(self.template).render(messages=[template_turn(t) for t in turns], tools=tools or None,
                                                add_generation_prompt=True, bos_token="", eos_token="")
 
     def close(self) -> None:
@@ -131,22 +132,6 @@ class GGUFModel:
         if self.model:
             llama_cpp.llama_model_free(self.model)
             self.model = None
-
-
-def _for_template(turn: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI turn as chat templates take it: a call's arguments as an object, not JSON text."""
-    calls = turn.get("tool_calls")
-    if not calls:
-        return turn
-    fixed = []
-    for call in calls:
-        function = dict(call.get("function", {}))
-        try:
-            function["arguments"] = json.loads(function.get("arguments") or "{}")
-        except (TypeError, ValueError):
-            pass  # not JSON: the template writes the text as it is
-        fixed.append({**call, "function": function})
-    return {**turn, "tool_calls": fixed}
 
 
 _TEMPLATES: dict[str, Any] = {}
