@@ -20,7 +20,7 @@ from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, T
 SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty", "ignore_eos")
 CALL_FIELDS = {"id": True, "type": True, "function": {"name", "arguments"}}  # what the router's turns take
 AGENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format")  # options of the same names
-# Where the router's errors name a sampling field (model_router.request.parse_options).
+# Where the router's errors name a sampling field (model_router.contract.request.parse_options).
 SAMPLING_OPTION = "options.sampling_parameters"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from launcher import DEFAULT_MODELS_DIR
-from model_router.sampling import SamplingParams, StructuredOutputs
+from model_router.contract.sampling import SamplingParams, StructuredOutputs
 from transformers_backend.constraints import hf_tokenizer
 from transformers_backend.text_generation import TextGenerator
 

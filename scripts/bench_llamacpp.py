@@ -154,7 +154,7 @@ def in_process(settings: Any, prompts: list[str], max_tokens: int,
     """Our engine (LlamaTextGenerator) in this process: the prompts' token ids and one Level per concurrency."""
     from llamacpp_backend.text_generation import LlamaTextGenerator
 
-    from model_router.sampling import SamplingParams
+    from model_router.contract.sampling import SamplingParams
 
     gen = LlamaTextGenerator(settings.model_path, threads=settings.threads, use_chat_template=settings.chat_template,
                              max_input_tokens=settings.max_input_tokens, max_batch_size=settings.max_batch_size,

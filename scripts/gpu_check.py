@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 from model_router.serving.loader import Limits, ModelLoader
 from model_router.serving.memory import detect_gpu
 

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from typing import Any
 
-from ..sampling import parse_sampling_parameters
+from ..contract.sampling import parse_sampling_parameters
 
 KEY_PREFIX = "tmr:cache:v1:"
 KEY_FIELDS = ("messages", "text", "attachments", "options", "sampling", "tools", "constraints",

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..request import attachment_kinds, check_query, decode_text
+from ..contract.classifier import Classification
+from ..contract.request import attachment_kinds, check_query, decode_text
 from ..vocabulary import COMPLEXITIES, USE_CASES, modality_of
 from .features import featurize
 from .langid import PAIRS, LanguageIdentifier, NaiveBayes
@@ -15,22 +15,6 @@ from .linear import predict_proba, softmax
 
 DEFAULT_MAX_CHARS = 8000
 ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "classifier.npz"
-
-
-@dataclass
-class Classification:
-    use_case: str
-    language: str
-    complexity: str
-    modality: str
-    confidence: dict[str, float]
-    use_case_scores: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 class QueryClassifier:

@@ -1,9 +1,12 @@
-"""The contract between the processes (the OpenAI front and clients, the router, the models): per
-interface, one module owns how a request is encoded and decoded and how a response is, and errors
-travel as a machine-readable kind. No Triton imports: each side wraps the numpy arrays in its own
-tensor class.
+"""The contract between the processes (the OpenAI front and clients, the router, the models): the
+schema of every interface, typed and validated once where it enters a process, and how each request
+and response is encoded and decoded. It sits at the bottom of `model_router`: it imports nothing of
+ours but the vocabulary and the errors. No Triton imports: each side wraps the numpy arrays in its
+own tensor class.
 
 - `router`: the router's inputs and answers        - `generation`: text generation (vLLM's contract)
-- `media`: tts, stt, OCR, video frames             - `classifier`: the query classifier
-- `errors`: WireError, the error kinds             - `tensors`: arrays by name, read and built
+- `request`: the router's options and conversation - `sampling`: sampling parameters, output constraints
+- `tools`: tools, tool_choice, response_format     - `media`: tts, stt, OCR, video frames
+- `classifier`: the query classifier               - `errors`: WireError, the error kinds
+- `tensors`: arrays by name, read and built        - `jsonfield`: a JSON object in a request field
 """

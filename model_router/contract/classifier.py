@@ -3,16 +3,31 @@ the four heads, their confidences, the use-case scores and the whole Classificat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..classifier import Classification
 from ..vocabulary import USE_CASES
 from .tensors import Get, Tensors, texts
 
 MODEL = "query_classifier"
 HEADS = ("use_case", "language", "complexity", "modality")
+
+
+@dataclass
+class Classification:
+    use_case: str
+    language: str
+    complexity: str
+    modality: str
+    confidence: dict[str, float]
+    use_case_scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import ValidationError
+
 from ..errors import InputError
+from .request import decode_text, parse_messages
 from .tensors import Get, Tensors, flag, one, one_text, strings, texts
+from .tools import MAX_TOOLS, Tool
 
 FINISH_REASONS = ("stop", "length", "abort")
 ADDITIONAL = ("finish_reason", "num_input_tokens", "num_output_tokens", "cumulative_logprob")
@@ -55,8 +59,6 @@ class GenerateRequest:
     def decode(cls, get: Get, max_chars: int) -> GenerateRequest:
         """The request as a model receives it; `sampling` stays JSON text (the engine checks it
         against its own limits)."""
-        from ..request import decode_text, parse_messages
-
         raw = one(get, "text_input")
         if raw is None:
             raise InputError("text_input", "required")
@@ -80,16 +82,12 @@ def _tools(raw: str) -> list[dict[str, Any]]:
     """The `tools` input: a JSON array of OpenAI tool definitions ([] when absent)."""
     if not raw:
         return []
-    from ..tools.spec import MAX_TOOLS, Tool
-
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise InputError("tools", f"not JSON: {exc}") from None
     if not isinstance(data, list) or len(data) > MAX_TOOLS:
         raise InputError("tools", f"must be a JSON array of at most {MAX_TOOLS} tool definitions")
-    from pydantic import ValidationError
-
     out = []
     for i, item in enumerate(data):
         try:

@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from .request import decode_text
 from .tensors import Get, Tensors, one, strings, texts
 
 LANGUAGE_CHARS = 16
 
 
 def _text(get: Get, name: str, max_chars: int, default: str = "") -> str:
-    from ..request import decode_text
-
     return decode_text(one(get, name, default.encode()), max_chars, name)
 
 

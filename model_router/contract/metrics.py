@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .request import decode_text
 from .tensors import Get, Tensors, one
 
 MODEL = "tmr_metrics"
@@ -25,8 +26,6 @@ class MetricOps:
 
     @classmethod
     def decode(cls, get: Get) -> MetricOps:
-        from ..request import decode_text
-
         raw = decode_text(one(get, "ops", b""), MAX_OPS_CHARS, "ops")
         try:
             return cls(tuple((family, how, float(value), dict(labels)) for family, how, value, labels in json.loads(raw)))

@@ -13,15 +13,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..vocabulary import ATTACHMENT_KINDS
+from .request import RouteRequest, make_request
 from .tensors import Get, Tensors, one, strings, texts
-
-if TYPE_CHECKING:
-    from ..request import RouteRequest
 
 MODEL = "router"
 INPUTS = ("text", "messages", *ATTACHMENT_KINDS, "options")
@@ -51,8 +49,6 @@ class RouterRequest:
     @staticmethod
     def decode(get: Get, max_chars: int) -> RouteRequest:
         """The router's validated request (errors name the input and the limit)."""
-        from ..request import make_request
-
         return make_request(one(get, "text"), {k: one(get, k) for k in ATTACHMENT_KINDS}, one(get, "options"),
                             max_chars, one(get, "messages"))
 

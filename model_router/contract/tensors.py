@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import InputError
+
 Tensors = dict[str, np.ndarray]
 Get = Callable[[str], "np.ndarray | None"]
 
@@ -36,8 +38,6 @@ def one(get: Get, name: str, default: Any = None) -> Any:
         return default
     values = arr.reshape(-1)
     if values.size != 1:
-        from ..errors import InputError
-
         raise InputError(name, f"expected exactly one element, got {values.size}")
     return values[0]
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Generator, Iterator, TypeVar
 from ..cache import CachedAnswer, ResponseCache, cacheable, key_of, query_of, scope_of
 from ..contract.router import Usage
 from ..registry import Registry
-from ..request import RouteRequest
+from ..contract.request import RouteRequest
 from .decision import Done, Event, Piece, RoutingDecision
 
 log = logging.getLogger("model_router.cache")

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..classifier import Classification
+from ..contract.classifier import Classification
 from ..contract.router import RouterAnswer, Usage
 
 

@@ -16,7 +16,7 @@ from ..contract.media import (FramesOutput, FramesRequest, OcrOutput, OcrRequest
 from ..contract.tensors import Tensors
 from ..errors import Cancelled, ServingError, never
 from ..registry import ModelSpec, Registry
-from ..request import RouteRequest
+from ..contract.request import RouteRequest
 from ..vocabulary import USE_CASE_TRAITS
 from .targets import Prepared, clip_for_speech
 

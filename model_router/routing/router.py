@@ -13,11 +13,11 @@ from typing import Callable, Generator, Iterator, Protocol
 
 import numpy as np
 
-from ..classifier import Classification
+from ..contract.classifier import Classification
 from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
-from ..request import RouteOptions, RouteRequest
+from ..contract.request import RouteOptions, RouteRequest
 from ..tools.parser import read_answer
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader

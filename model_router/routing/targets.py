@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..contract.generation import GenerateOutput, GenerateRequest
 from ..contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
+from ..contract.request import RouteRequest
 from ..contract.tensors import Tensors
 from ..errors import InputError
 from ..registry import ModelSpec
 from ..tools.constraint import as_sampling, structured_outputs
 from ..tools.prompt import with_tools
 from .chat import render
-
-if TYPE_CHECKING:
-    from ..request import RouteRequest
 
 MAX_SPEECH_CHARS = 2000
 _QUOTED = re.compile(r"'([^']{2,})'|\"([^\"]{2,})\"|‘([^’]{2,})’|“([^”]{2,})”")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .spec import NamedChoice, ResponseFormat, Tool
+from ..contract.tools import NamedChoice, ResponseFormat, Tool
 
 
 # Keywords whose value is a schema, a list of schemas, or a map of names to schemas, that a part of

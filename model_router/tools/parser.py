@@ -16,12 +16,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..contract.request import RouteOptions
 from .constraint import forced_tools
-
-if TYPE_CHECKING:
-    from ..request import RouteOptions
 
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[ \t]*\n?(.*?)(```|\Z)", re.S)  # language, body, closing fence

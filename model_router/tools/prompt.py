@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .spec import Tool
+from ..contract.tools import Tool
 
 INSTRUCTION = ("You may call functions to help with the user's request. The functions are listed as "
                "JSON signatures within <tools></tools>:\n<tools>\n{tools}\n</tools>\n"

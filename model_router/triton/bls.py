@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from ..classifier import Classification
+from ..contract.classifier import Classification
 from ..contract import classifier as classifier_contract
 from ..contract.errors import ErrorKind, WireError
 from ..errors import Cancelled, ServingError, TargetError, never

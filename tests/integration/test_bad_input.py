@@ -10,7 +10,7 @@ import tritonclient.grpc as grpcclient
 
 from client import RouterClient
 from client.api import InferenceServerException
-from model_router.request import MAX_ATTACHMENT_BYTES
+from model_router.contract.request import MAX_ATTACHMENT_BYTES
 from model_router.vocabulary import LANGUAGES, USE_CASES
 
 pytestmark = pytest.mark.integration

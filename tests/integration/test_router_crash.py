@@ -17,7 +17,7 @@ import pytest
 from client import RouterClient
 from client.api import InferenceServerException, Routed
 from launcher import FrontProcess, TritonServer, free_port, keep_router_alive
-from model_router.sampling import MAX_TOKENS_LIMIT
+from model_router.contract.sampling import MAX_TOKENS_LIMIT
 from model_router.serving.stubs import stub_pids
 
 from .conftest import LLM, start_server

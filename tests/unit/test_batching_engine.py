@@ -12,7 +12,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from model_router.contract.generation import GenerateOutput
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 from transformers_backend.batching import ContinuousBatcher
 from transformers_backend.kv_rows import TorchRows
 from transformers_backend.sequence import Sequence

@@ -12,7 +12,7 @@ from model_router import REPO_ROOT
 from model_router.cache import cacheable, key_of, scope_of
 from model_router.cache.keys import CacheKeyError, normalize_text
 from model_router.registry import load_registry
-from model_router.request import make_request
+from model_router.contract.request import make_request
 from model_router.routing.cached import Revision, key_fields
 
 BASE = {

@@ -8,7 +8,7 @@ import pytest
 
 from model_router.errors import InputError, ServingError
 from model_router.registry import ModelSpec, load_registry
-from model_router.request import MAX_TURNS, make_request
+from model_router.contract.request import MAX_TURNS, make_request
 from model_router.routing.chat import render
 from model_router.routing.targets import Prepared, TextGeneration
 

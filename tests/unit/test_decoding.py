@@ -1,7 +1,7 @@
 """A request's text in a batch: released piece by piece, cut at its stop strings; its token choice."""
 import torch
 
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 from transformers_backend.decoding import TextSoFar, TokenChooser
 
 

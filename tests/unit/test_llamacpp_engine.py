@@ -18,7 +18,7 @@ from llamacpp_backend.gguf import GGUFModel, ModelFileError
 from model_router.tools.prompt import template_turn
 from llamacpp_backend.text_generation import LlamaTextGenerator
 from model_router.errors import InputError
-from model_router.sampling import parse_sampling_parameters
+from model_router.contract.sampling import parse_sampling_parameters
 
 GGUF = DEFAULT_MODELS_DIR / "qwen2.5-coder-0.5b-instruct" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -261,8 +261,8 @@ def test_tools_and_the_response_format_go_to_the_router_as_sent_without_nulls() 
 
 
 def test_what_the_front_sends_is_what_the_router_takes() -> None:
-    """The router's own parsers (model_router.request) read the options and turns the front sends."""
-    from model_router.request import parse_messages, parse_options
+    """The router's own parsers (model_router.contract.request) read the options and turns the front sends."""
+    from model_router.contract.request import parse_messages, parse_options
 
     call = chat_call(chat(messages=[user("Weather in Paris?"), {"role": "assistant", "content": None,
                                                                  "tool_calls": [CALLED | {"extra": 1}]},

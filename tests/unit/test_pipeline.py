@@ -9,7 +9,7 @@ import pytest
 
 from model_router.errors import InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
-from model_router.request import make_request
+from model_router.contract.request import make_request
 from model_router.routing.router import Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader

@@ -7,7 +7,7 @@ import pytest
 
 from model_router.classifier import QueryClassifier
 from model_router.errors import InputError
-from model_router.request import check_query, is_blank, make_request
+from model_router.contract.request import check_query, is_blank, make_request
 from model_router.vocabulary import COMPLEXITIES, LANGUAGES, USE_CASES
 
 # Invisible format characters (Unicode Cf) that str.strip() keeps.

@@ -9,7 +9,7 @@ import pytest
 from model_router.classifier import Classification
 from model_router.errors import Cancelled, InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
-from model_router.request import make_request, parse_options
+from model_router.contract.request import make_request, parse_options
 from model_router.routing.decision import Done
 from model_router.routing.router import Metrics, Router
 from model_router.serving.health import HealthTracker
@@ -131,7 +131,7 @@ def test_bad_request_fields() -> None:
     with pytest.raises(InputError, match="text: empty, and no image"):
         make_request("", {}, None)
     with pytest.raises(InputError, match="image: 11 bytes exceeds the limit of 10"):
-        from model_router import request as options
+        from model_router.contract import request as options
 
         limits = dict(options.MAX_ATTACHMENT_BYTES)
         options.MAX_ATTACHMENT_BYTES["image"] = 10

@@ -12,7 +12,7 @@ from model_router.contract.media import SpeechOutput
 from model_router.contract.tensors import strings
 from model_router.errors import Cancelled, TargetError, never
 from model_router.registry import load_registry
-from model_router.request import make_request
+from model_router.contract.request import make_request
 from model_router.routing.cached import Revision, RouterCache, key_fields, revision_of
 from model_router.routing.decision import Done, Piece
 from model_router.routing.router import Router

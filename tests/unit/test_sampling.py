@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from model_router.sampling import SamplingError, SamplingParams, parse_sampling_parameters
+from model_router.contract.sampling import SamplingError, SamplingParams, parse_sampling_parameters
 
 
 def test_empty_gives_defaults() -> None:

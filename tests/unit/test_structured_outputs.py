@@ -13,7 +13,7 @@ from llguidance import LLTokenizer
 from llguidance._tokenizer import TokenizerWrapper
 
 from model_router.errors import InputError
-from model_router.sampling import SamplingParams, StructuredOutputs
+from model_router.contract.sampling import SamplingParams, StructuredOutputs
 from transformers_backend.batching import ContinuousBatcher
 from transformers_backend.kv_rows import TorchRows
 from transformers_backend.constraints import Grammars
@@ -132,7 +132,7 @@ def test_a_constraint_that_cannot_compile_is_the_clients_error(grammars, spec, k
     ("{oops", "sampling_parameters.structured_outputs", "not valid JSON"),
 ])
 def test_structured_outputs_are_checked_naming_the_key(value, field, problem) -> None:
-    from model_router.sampling import SamplingError, parse_sampling_parameters
+    from model_router.contract.sampling import SamplingError, parse_sampling_parameters
 
     with pytest.raises(SamplingError) as err:
         parse_sampling_parameters({"structured_outputs": value})
@@ -141,7 +141,7 @@ def test_structured_outputs_are_checked_naming_the_key(value, field, problem) ->
 
 @pytest.mark.parametrize("value", [{"json": SCHEMA}, {"json": json.dumps(SCHEMA)}, json.dumps({"json": SCHEMA})])
 def test_a_schema_comes_as_an_object_or_as_json_text_as_the_vllm_backend_takes_it(value) -> None:
-    from model_router.sampling import parse_sampling_parameters
+    from model_router.contract.sampling import parse_sampling_parameters
 
     spec = parse_sampling_parameters({"structured_outputs": value}).structured_outputs
     assert (spec.kind, spec.json_schema) == ("json", SCHEMA)

@@ -10,9 +10,9 @@ import pytest
 
 from model_router.errors import InputError
 from model_router.registry import load_registry
-from model_router.request import make_request
+from model_router.contract.request import make_request
 from model_router.routing.targets import TextGeneration
-from model_router.sampling import parse_sampling_parameters
+from model_router.contract.sampling import parse_sampling_parameters
 from model_router.tools.constraint import as_sampling, structured_outputs
 from model_router.tools.parser import Answer, parse, read_answer
 

@@ -12,7 +12,7 @@ import pytest
 
 from model_router.contract.tensors import strings, texts
 from model_router.registry import ModelSpec, Registry, load_registry
-from model_router.request import make_request
+from model_router.contract.request import make_request
 from model_router.routing.pipeline import Pipeline
 from model_router.routing.targets import Prepared, TextGeneration
 

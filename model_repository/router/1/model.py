@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 from model_router.cache import ResponseCache
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.errors import Cancelled
-from model_router.request import parse_options
+from model_router.contract.request import parse_options
 from model_router.routing.cached import Revision, RouterCache
 from model_router.routing.decision import Piece
 from model_router.routing.router import Router

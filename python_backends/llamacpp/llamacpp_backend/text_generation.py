@@ -9,7 +9,7 @@ import warnings
 from typing import Any, Callable
 
 from model_router.errors import InputError
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 from transformers_backend.batching import BatchEvents, ContinuousBatcher
 from transformers_backend.constraints import Grammars
 from transformers_backend.sequence import Sequence, Sink

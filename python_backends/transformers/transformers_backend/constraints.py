@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from model_router.errors import InputError
-from model_router.sampling import StructuredOutputs
+from model_router.contract.sampling import StructuredOutputs
 
 FIELD = "sampling_parameters.structured_outputs"
 # Compact JSON (no free whitespace): a small model cannot wander off into spaces and newlines.

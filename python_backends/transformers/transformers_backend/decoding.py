@@ -11,7 +11,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 
 
 class TokenChooser:

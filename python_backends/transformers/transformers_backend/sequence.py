@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 import torch
 
 from model_router.contract.generation import GenerateOutput
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 
 from .constraints import Constraint
 from .decoding import TextSoFar, TokenChooser

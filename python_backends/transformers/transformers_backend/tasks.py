@@ -13,7 +13,7 @@ import triton_python_backend_utils as pb_utils
 from model_router.contract.generation import GenerateOutput, GenerateRequest
 from model_router.contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
 from model_router.errors import Cancelled, InputError
-from model_router.sampling import parse_sampling_parameters
+from model_router.contract.sampling import parse_sampling_parameters
 from model_router.triton.adapter import FINAL, RequestModel, error_response, getter, response
 from model_router.triton.metrics import GenerationMetrics
 

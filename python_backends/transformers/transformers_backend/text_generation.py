@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model_router.contract.generation import GenerateOutput
 from model_router.errors import InputError
-from model_router.sampling import SamplingParams
+from model_router.contract.sampling import SamplingParams
 
 from .batching import BatchEvents, ContinuousBatcher
 from .constraints import Grammars, hf_tokenizer

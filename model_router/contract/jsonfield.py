@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def json_object(raw: bytes | str | dict | None, field: str) -> dict[str, Any]:

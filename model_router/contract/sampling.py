@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InputError, describe
+from ..errors import InputError, describe
 from .jsonfield import json_object
 
 MAX_TOKENS_LIMIT = 4096

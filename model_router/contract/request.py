@@ -8,11 +8,11 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InputError, describe
+from ..errors import InputError, describe
 from .jsonfield import json_object
 from .sampling import parse_sampling_parameters
-from .tools.spec import ResponseFormat, Tool, ToolChoice, check_tools
-from .vocabulary import ATTACHMENT_KINDS, Language, UseCase
+from .tools import ResponseFormat, Tool, ToolChoice, check_tools
+from ..vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
 MAX_TIMEOUT_S = 600.0
