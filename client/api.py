@@ -14,12 +14,16 @@ from tritonclient.utils import InferenceServerException
 
 from model_router.contract import classifier as classifier_contract
 from model_router.contract import router as router_contract
+from model_router.contract.control import Heartbeat, is_final
 from model_router.contract.errors import ErrorKind, WireError
 from model_router.contract.generation import GenerateOutput, GenerateRequest
-from model_router.contract.router import RouterAnswer, RouterRequest
+from model_router.contract.request import RouteOptions
+from model_router.contract.router import RouterAnswer, RouterInputs
+from model_router.contract.sampling import SamplingParams
 
 from .streams import StreamPool
-from .wire import RouterFailed, event_tensors, http_events, json_value, tensor, text_of
+from .wire import (RouterFailed, event_tensors, http_events, json_value, route_options, tensor,
+                   with_last)
 
 __all__ = ["RouterClient", "Routed", "RouterFailed", "InferenceServerException"]
 HEARTBEAT_S = 0.5    # asked of the router on gRPC routes: a dead router stub goes silent
@@ -102,33 +106,36 @@ class RouterClient:
             outputs = [o["name"] for o in resp["outputs"]] if self.protocol == "http" else [o.name for o in resp.outputs]
         return {n: result.as_numpy(n) for n in outputs}
 
-    def generate(self, model: str, prompt: str, sampling: dict[str, Any] | None = None,
+    def generate(self, model: str, prompt: str, sampling: SamplingParams | dict[str, Any] | None = None,
                  exclude_input: bool = True) -> str:
         """Whole text from a text generator (vLLM contract)."""
         return "".join(self.stream(model, prompt, sampling, exclude_input, stream=False))
 
-    def stream(self, model: str, prompt: str, sampling: dict[str, Any] | None = None,
-               exclude_input: bool = True, stream: bool = True, extra: dict[str, Any] | None = None,
-               output: str = "text_output") -> Iterator[str]:
-        """Yield text pieces as the model sends them (gRPC stream, or HTTP generate_stream)."""
-        inputs: dict[str, Any] = {**GenerateRequest(prompt, sampling or {}, stream, exclude_input).encode(),
-                                  **(extra or {})}
+    def stream(self, model: str, prompt: str, sampling: SamplingParams | dict[str, Any] | None = None,
+               exclude_input: bool = True, stream: bool = True, extra: dict[str, Any] | None = None) -> Iterator[str]:
+        """Yield text pieces as the model sends them (gRPC stream, or HTTP generate_stream). Sampling
+        parameters given as a dict go as they are: the engine checks them and its error names the field."""
+        request = GenerateRequest(prompt, sampling or {}, stream, exclude_input)
+        inputs: dict[str, Any] = {**request.encode(), **(extra or {})}
         if self.protocol == "http":
-            inputs = {k: json_value(v) for k, v in inputs.items()}
-            yield from self._http_generate(model, inputs, stream, output)
+            events = http_events(self.url, model, {k: json_value(v) for k, v in inputs.items()}, stream, self.headers,
+                                 self.timeout)
+            yield from (GenerateOutput.decode(event_tensors(event)).text for event in events)
             return
-        for r in self.stream_responses(model, inputs, [output]):
-            yield GenerateOutput.decode(r).text if output == "text_output" else "".join(text_of(v) for v in r[output].reshape(-1))
-
-    def _http_generate(self, model: str, inputs: dict[str, Any], stream: bool, output: str) -> Iterator[str]:
-        for event in http_events(self.url, model, inputs, stream, self.headers, self.timeout):
-            if output in event:
-                yield text_of(event[output])
+        for r in self.stream_responses(model, inputs, request.outputs):
+            yield GenerateOutput.decode(r).text
 
     def stream_responses(self, model: str, inputs: dict[str, Any], outputs: list[str],
                          silence_s: float | None = None) -> Iterator[dict[str, np.ndarray]]:
         """gRPC bidirectional stream for one decoupled request; yields each response's outputs. With
         `silence_s` (the model sends heartbeats), a stream silent that long fails as retryable."""
+        for got, _ in self._responses(model, inputs, outputs, silence_s):
+            if got:
+                yield got
+
+    def _responses(self, model: str, inputs: dict[str, Any], outputs: list[str],
+                   silence_s: float | None = None) -> Iterator[tuple[dict[str, np.ndarray], bool]]:
+        """Each response's outputs, and whether it is the last (the contract's is_final)."""
         if self.protocol != "grpc":
             raise ValueError("protocol: streaming responses need 'grpc'")
         with self._streams.stream() as stream:
@@ -147,16 +154,16 @@ class RouterClient:
                 if error is not None:
                     stream.cancel = False  # its error ended it: closed, not cancelled (streams.py)
                     raise RouterFailed(WireError.parse(error.message() or str(error), error.status()))
-                final = result.get_response().parameters.get("triton_final_response")
-                done = final is not None and final.bool_param
+                done = is_final(result.get_response().parameters)
                 if done:  # complete before the caller sees it: one that stops reading now must not cancel (streams.py)
                     stream.reuse = True
-                if any(result.as_numpy(o) is not None for o in outputs):
-                    yield {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
+                got = {o: result.as_numpy(o) for o in outputs if result.as_numpy(o) is not None}
+                if got or done:
+                    yield got, done
                 if done:
                     return
 
-    def route(self, text: str, options: dict[str, Any] | None = None, image: bytes | None = None,
+    def route(self, text: str, options: RouteOptions | dict[str, Any] | None = None, image: bytes | None = None,
               audio: bytes | None = None, video: bytes | None = None,
               on_piece: Any = None, messages: list[dict[str, str]] | None = None) -> Routed:
         """Send one request through the router; returns its text, routing decision and audio.
@@ -168,13 +175,15 @@ class RouterClient:
         attachments = {k: v for k, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
         if self.protocol == "http" and attachments:
             raise ValueError("attachments: send them over gRPC (protocol='grpc')")
+        request = RouterInputs(text, options.wire() if isinstance(options, RouteOptions) else options or {},
+                               attachments, messages)
         if self.protocol == "http":
-            request = RouterRequest(text, options or {}, attachments, messages)
-            answers = (RouterAnswer.decode(event_tensors(e), "routing" in e)
-                       for e in http_events(self.url, router_contract.MODEL, request.as_json(), request.stream,
-                                              self.headers, self.timeout))
-            return self._gather(answers, on_piece)
-        request = RouterRequest(text, {**(options or {}), "heartbeat_s": HEARTBEAT_S}, attachments, messages)
+            events = http_events(self.url, router_contract.MODEL, request.as_json(), request.stream, self.headers,
+                                 self.timeout)
+            # The generate route passes no response parameters: its last event is the last response.
+            return self._gather((RouterAnswer.decode(event_tensors(e), last) for e, last in with_last(events)),
+                                on_piece)
+        request = Heartbeat(HEARTBEAT_S).ask(request)
         delivered: list[str] = []
 
         def show(piece: str) -> None:
@@ -190,19 +199,19 @@ class RouterClient:
             self._wait_ready(router_contract.MODEL)
             return self._gather(self._grpc_answers(request), show)
 
-    def _grpc_answers(self, request: RouterRequest) -> Iterator[RouterAnswer]:
-        for out in self.stream_responses(router_contract.MODEL, request.encode(), list(router_contract.OUTPUTS),
-                                         silence_s=DEAD_AFTER_S):
-            yield RouterAnswer.decode(out, "routing" in out)
+    def _grpc_answers(self, request: RouterInputs) -> Iterator[RouterAnswer]:
+        for out, final in self._responses(router_contract.MODEL, request.encode(), list(router_contract.OUTPUTS),
+                                          silence_s=DEAD_AFTER_S):
+            yield RouterAnswer.decode(out, final)
 
     def _wait_ready(self, model: str) -> None:
         """Until the router answers a health check (ahead of its queue): Triton 24.10 still calls a
         router whose stub died READY."""
-        probe = RouterRequest("", {"health": True})
+        probe = RouterInputs("", {"health": True})
         deadline = time.monotonic() + READY_WAIT_S
         while time.monotonic() < deadline:
             try:
-                for _ in self.stream_responses(model, probe.encode(), ["routing"], silence_s=2.0):
+                for _ in self.stream_responses(model, probe.encode(), list(router_contract.OUTPUTS), silence_s=2.0):
                     return
             except InferenceServerException:
                 time.sleep(0.25)
@@ -229,10 +238,7 @@ class RouterClient:
     def cache(self, action: str = "stats", admin_key: str | None = None) -> dict[str, Any]:
         """The response cache's statistics (`stats`) or, `clear`, drop every cached answer; with the
         server's admin key when it has one (options.cache_admin)."""
-        options: dict[str, Any] = {"cache_admin": action}
-        if admin_key:
-            options["admin_key"] = admin_key
-        return self.route("", options).decision
+        return self.route("", route_options(cache_admin=action, admin_key=admin_key or None)).decision
 
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = classifier_contract.MODEL) -> dict[str, Any]:
@@ -240,7 +246,8 @@ class RouterClient:
         req = classifier_contract.ClassifyRequest(text, tuple(attachments))
         result = self._client.infer(model, self._inputs(req.encode()), headers=self.headers,
                                     outputs=[self._mod.InferRequestedOutput(o) for o in req.outputs])
-        return classifier_contract.decode_classification({"classification": result.as_numpy("classification")}).to_dict()
+        outputs = {name: result.as_numpy(name) for name in req.outputs}
+        return classifier_contract.decode_classification(outputs).to_dict()
 
     def metrics(self, metrics_url: str) -> str:
         with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as resp:

@@ -16,6 +16,7 @@ import sys
 from model_router.vocabulary import ATTACHMENT_KINDS
 
 from .api import InferenceServerException, RouterClient
+from .wire import route_options
 
 DEFAULT_MODEL = "smollm2_135m_instruct"
 
@@ -108,10 +109,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Send a request through the router; stream the answer, then print the routing decision."""
-    options = {"stream": args.protocol == "grpc" or args.stream, "sampling_parameters": {"max_tokens": args.max_tokens}}
-    for key in ("use_case", "language", "model"):
-        if getattr(args, key):
-            options[key] = getattr(args, key)
+    options = route_options({"max_tokens": args.max_tokens}, stream=args.protocol == "grpc" or args.stream,
+                            use_case=args.use_case, language=args.language, model=args.model)
 
     def show(piece: str) -> None:
         sys.stdout.write(piece)
@@ -119,7 +118,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     result = _client(args).route(args.text, options, on_piece=show, **_attachments(args))
     text, decision = result
-    if not options["stream"]:
+    if not options.stream:
         sys.stdout.write(text)
     if result.audio is not None:
         with open(args.audio_out, "wb") as f:

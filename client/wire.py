@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from model_router.contract.errors import ErrorKind, WireError
+from model_router.contract.generation import SAMPLING
+from model_router.contract.request import RouteOptions, parse_options
+from model_router.contract.sampling import SamplingParams
 from model_router.contract.tensors import Tensors
+from model_router.errors import InputError
+
+T = TypeVar("T")
 
 
 def array(value: Any) -> np.ndarray:
@@ -76,8 +82,26 @@ def http_events(url: str, model: str, inputs: dict[str, Any], stream: bool, head
         raise RouterFailed(WireError.parse(str(body)), str(exc.code)) from None
 
 
-def text_of(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """Each item, and whether it is the last (told one item late)."""
+    it = iter(items)
+    try:
+        held = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield held, False
+        held = item
+    yield held, True
+
+
+def route_options(sampling: SamplingParams | dict[str, Any] | None = None, **values: Any) -> RouteOptions:
+    """The router's options, typed (`values` that are None left out): RouterFailed names a bad one."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return parse_options({**given, SAMPLING: sampling} if sampling else given)
+    except InputError as exc:
+        raise RouterFailed(WireError.of(exc)) from None
 
 
 def json_value(arr: np.ndarray) -> Any:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, ValidationError
 
+from .contract.limits import ModelLimits
 from .errors import RegistryError, describe
 from .vocabulary import LANGUAGES, Attachment, Complexity, Language, ProfileName, UseCase
 
@@ -57,6 +58,9 @@ class ModelSpec(BaseModel):
     tools: StrictBool = False
     structured_output: StrictBool = False
     tool_prompt: Literal["template", "hermes"] = "hermes"
+    # A text generator's limits: its engine's own, read from its config in the model repository
+    # (Registry.with_limits, engine_config), never written here.
+    limits: ModelLimits = Field(default_factory=ModelLimits, exclude=True)
 
     @property
     def cancels_by_id(self) -> bool:
@@ -100,6 +104,12 @@ class Registry(BaseModel):
         if name not in self.models:
             raise RegistryError(f"model: {name!r} unknown. Available: {sorted(self.models)}")
         return self.models[name]
+
+    def with_limits(self, limits: dict[str, ModelLimits]) -> Registry:
+        """The registry with these models' limits (read from their engines' configs)."""
+        models = {name: spec.model_copy(update={"limits": limits[name]}) if name in limits else spec
+                  for name, spec in self.models.items()}
+        return self.model_copy(update={"models": models})
 
     def managed(self, profile: str) -> list[ModelSpec]:
         """The models of a profile, which its loader may load and unload."""
@@ -165,6 +175,10 @@ def parse_registry(raw: Any) -> Registry:
     unknown = set(raw) - {"models", "profiles", "chains", "steps"}
     if unknown:
         raise RegistryError(f"registry.{sorted(unknown)[0]}: unknown section. Available: ['chains', 'models', 'profiles', 'steps']")
+    for name, d in raw["models"].items():
+        if isinstance(d, dict) and "limits" in d:
+            raise RegistryError(f"models.{name}.limits: read from the model's own config (config.pbtxt "
+                                "parameters or the vLLM engine's model.json), not written here")
     models = {name: _validated(ModelSpec, {**(d or {}), "name": name}, f"models.{name}")
               for name, d in raw["models"].items()}
     for section in ("chains", "steps"):

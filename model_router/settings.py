@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .cache import CacheSettingError, parse_cache_url
 from .cache.cache import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
+from .engine_config import limits_in
 from .errors import RegistryError, describe
 from .registry import REGISTRY_FILE, ProfileSpec, Registry, load_registry
 
@@ -70,6 +71,10 @@ class RouterSettings(BaseModel):
             name = path.lstrip(".").split(".")[0]
             raise RegistryError(f"router setting {name} (TMR_{name.upper()} or parameter {name!r}): {problem}") from None
 
-    def load_registry(self) -> tuple[Registry, ProfileSpec]:
+    def load_registry(self, repository: Path | None = None) -> tuple[Registry, ProfileSpec]:
+        """The registry, each text generator's limits read from its config in `repository`."""
         registry = load_registry(self.registry)
+        if repository is not None:
+            names = [m.name for m in registry.managed(self.profile) if m.interface == "text-generation"]
+            registry = registry.with_limits(limits_in(repository, names))
         return registry, registry.profile(self.profile)

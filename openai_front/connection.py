@@ -18,6 +18,7 @@ import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from model_router.contract import router as contract
+from model_router.contract.control import Heartbeat, is_final, stream_parameters
 from model_router.contract.errors import WireError
 from model_router.contract.router import RouterAnswer, RouterRequest
 
@@ -75,8 +76,7 @@ class RouterConnection:
         """The router's answer to `call`: pieces (final False) while it streams, then the final one. Its
         errors raise ApiError (errors.from_wire). Closing the iterator early cancels the request in Triton.
         Work that died before its first piece is tried once more, once the router is ready."""
-        call = dataclasses.replace(call, request=dataclasses.replace(
-            call.request, options={**call.request.options, "heartbeat_s": HEARTBEAT_S}))
+        call = dataclasses.replace(call, request=Heartbeat(HEARTBEAT_S).ask(call.request))
         delivered = False
         try:
             async for answer in self._attempt(call):
@@ -98,7 +98,7 @@ class RouterConnection:
             await asyncio.sleep(0.25)
 
     async def alive(self, within_s: float = 2.0) -> bool:
-        probe = RouterCall(RouterRequest("", {"health": True}))
+        probe = RouterCall(RouterRequest.of("", {"health": True}))
         try:
             async for answer in self._attempt(probe, within_s):
                 if answer.final:
@@ -113,7 +113,7 @@ class RouterConnection:
         async def requests() -> AsyncIterator[dict[str, Any]]:
             yield {"model_name": contract.MODEL, "inputs": _inputs(call),
                    "outputs": [grpcaio.InferRequestedOutput(o) for o in contract.OUTPUTS],
-                   "parameters": {"triton_enable_empty_final_response": True}}
+                   "parameters": stream_parameters()}
             await done.wait()  # keep our side open: closing it early would end the stream
 
         stream = self._client.stream_infer(requests())
@@ -130,8 +130,7 @@ class RouterConnection:
                     finished = True
                     await _close(stream, done)
                     raise _router_error(error, call)
-                params = result.get_response().parameters
-                final = "triton_final_response" in params and params["triton_final_response"].bool_param
+                final = is_final(result.get_response().parameters)
                 outputs = {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
                 answer = RouterAnswer.decode({k: v for k, v in outputs.items() if v is not None}, final)
                 if final:
@@ -139,7 +138,7 @@ class RouterConnection:
                     await _close(stream, done)
                     yield answer
                     return
-                if answer.text:
+                if not Heartbeat.is_beat(answer):
                     yield answer
             finished = True
             raise ApiError(500, "router: the stream ended without a final response", "server_error", retryable=True)

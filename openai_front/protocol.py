@@ -3,8 +3,10 @@
 OpenAI clients send fields we do not use (user, metadata, store, ...): `extra` is allowed and
 ignored. What we use is validated, and what would change the answer but cannot be honoured here
 (n > 1, logprobs, penalties, the legacy `functions`) is refused by name rather than silently ignored.
-Tools and response formats are checked here for their outline only; the router checks the rest
-(names, schemas, the choice) and names the field.
+Tools, tool_choice, response_format, tool calls and usage are the contract's own types
+(model_router.contract), read here as OpenAI's clients send them (`_as_sent`, `_as_echoed`); what
+spans fields (unique names, a choice that exists, schemas that compile) the contract checks when
+the router's request is built (translate.router_call), naming the client's field.
 """
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from model_router.contract.router import Usage
+from model_router.contract.tools import ResponseFormat, Tool, ToolCall, ToolChoice
+
 AUTO = "auto"  # the model name that lets the router choose
+# Inside a tool's function and a response format, a JSON schema is kept whole: null can mean
+# something there ("default": null).
+_SCHEMAS = ("parameters", "schema")
 
 
 class _Body(BaseModel):
@@ -53,24 +61,31 @@ def _as_parts(value: Any) -> Any:
     return [{"type": "text", "text": value}] if isinstance(value, str) else value
 
 
-class FunctionCall(_Body):
-    name: str
-    arguments: str  # JSON, as the model wrote it
+def _as_sent(value: Any) -> Any:
+    """An object as the contract's type reads it: OpenAI's clients send null for a field they leave
+    unset, so null fields are left out (a schema inside is kept whole)."""
+    if not isinstance(value, dict):
+        return value
+    return {k: v if k in _SCHEMAS else _as_sent(v) for k, v in value.items() if v is not None}
 
 
-class ToolCall(_Body):
-    """A call an assistant turn made, as OpenAI spells it in requests and answers."""
-
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+def _as_echoed(value: Any) -> Any:
+    """A tool call an assistant turn made, as the SDKs send it back: without the `index` of a call
+    assembled from a stream and the `parsed_arguments` of the SDK's parse helpers (both restate the
+    call); any other key is refused by the contract."""
+    if not isinstance(value, dict):
+        return value
+    call = {k: v for k, v in value.items() if k != "index"}
+    if isinstance(call.get("function"), dict):
+        call["function"] = {k: v for k, v in call["function"].items() if k != "parsed_arguments"}
+    return _as_sent(call)
 
 
 class ChatMessage(_Body):
     # "developer" is OpenAI's newer name for the system turn; "tool" carries a tool's result.
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Annotated[list[ContentPart], BeforeValidator(_as_parts)] = Field(default_factory=list)
-    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_calls: list[Annotated[ToolCall, BeforeValidator(_as_echoed)]] | None = None  # an assistant's calls
     tool_call_id: str | None = None  # a tool turn: the call it answers
 
     @model_validator(mode="after")
@@ -78,23 +93,6 @@ class ChatMessage(_Body):
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a 'tool' message needs its 'tool_call_id'")
         return self
-
-
-class Tool(_Body):
-    """A function the model may call: {"type": "function", "function": {name, description, parameters, strict}}."""
-
-    type: Literal["function"]
-    function: dict[str, Any]
-
-
-TOOL_CHOICES = ("none", "auto", "required")
-
-
-class ResponseFormat(_Body):
-    """{"type": "text" | "json_object"}, or {"type": "json_schema", "json_schema": {name, schema, strict}}."""
-
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
 
 
 def _refuse_when(present: bool, problem: str) -> None:
@@ -121,11 +119,11 @@ class ChatCompletionRequest(_Body):
     top_k: int | None = None
     repetition_penalty: float | None = None
     ignore_eos: bool | None = None  # generate max_tokens whatever the model says (benchmarks, tests)
-    # Agents: passed on as they are (nulls dropped); the router checks them and names the field.
-    tools: list[Tool] | None = None
-    tool_choice: Any = None  # one of TOOL_CHOICES or {"type": "function", "function": {"name": ...}}
+    # Agents: the contract's types, passed on as they are; what spans fields is checked with the router's request.
+    tools: list[Annotated[Tool, BeforeValidator(_as_sent)]] | None = None
+    tool_choice: ToolChoice | None = None  # "none", "auto", "required" or a named function
     parallel_tool_calls: bool | None = None
-    response_format: ResponseFormat | None = None
+    response_format: Annotated[ResponseFormat | None, BeforeValidator(_as_sent)] = None
     # Accepted only at the values that change nothing.
     n: int = 1
     functions: list[Any] | None = None
@@ -138,18 +136,6 @@ class ChatCompletionRequest(_Body):
     @classmethod
     def _one_choice(cls, value: int) -> int:
         _refuse_when(value != 1, f"{value} is not supported: one choice per request")
-        return value
-
-    @field_validator("tool_choice")
-    @classmethod
-    def _a_choice_or_a_function(cls, value: Any) -> Any:
-        """A word or a named function; whether the name is one of the tools, the router checks."""
-        if isinstance(value, str):
-            _refuse_when(value not in TOOL_CHOICES, f"{value!r} unknown. Available: {list(TOOL_CHOICES)}")
-        else:
-            _refuse_when(value is not None and not (isinstance(value, dict) and value.get("type") == "function"),
-                         f'expected one of {list(TOOL_CHOICES)} or {{"type": "function", "function": {{"name": ...}}}}'
-                         f", got {value!r}")
         return value
 
     @field_validator("functions", "function_call")
@@ -175,15 +161,17 @@ class ChatCompletionRequest(_Body):
         return bool((self.stream_options or {}).get("include_usage"))
 
 
-class SpeechRequest(_Body):
+class SpeechBody(_Body):
+    """OpenAI's speech request (what the route reads; the router's own is contract.media.SpeechRequest)."""
+
     model: str = Field(min_length=1)
     input: str = Field(min_length=1)
     voice: Any = None  # required by OpenAI's SDK; the router picks the voice for the language
     response_format: Literal["wav"] = "wav"
 
 
-class TranscriptionRequest(_Body):
-    """The form fields of a transcription; the file itself is read from the form apart."""
+class TranscriptionBody(_Body):
+    """The form fields of OpenAI's transcription request; the file itself is read from the form apart."""
 
     model: str = Field(min_length=1)
     language: str | None = None
@@ -191,12 +179,6 @@ class TranscriptionRequest(_Body):
 
 
 # -- responses ------------------------------------------------------------------------------------
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
 class AudioOut(BaseModel):
     id: str
     data: str  # base64 WAV

@@ -30,7 +30,7 @@ def routing_header(decision: dict[str, Any]) -> dict[str, str]:
 
 def usage(answer: RouterAnswer) -> Usage | None:
     """The engine's own counts, as the router passed them on (None: the answer was not generated text)."""
-    return Usage(**answer.usage.as_dict()) if answer.usage is not None else None
+    return answer.usage
 
 
 def finish_reason(answer: RouterAnswer) -> str:

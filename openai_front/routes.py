@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from . import serving
 from .catalog import model_list
 from .errors import ApiError, bad_request, invalid_body, unauthorized
-from .protocol import ChatCompletionRequest, Health, ModelCard, ModelList, SpeechRequest, TranscriptionRequest
+from .protocol import ChatCompletionRequest, Health, ModelCard, ModelList, SpeechBody, TranscriptionBody
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -59,7 +59,7 @@ async def chat_completions(request: Request) -> Response:
 
 @v1.post("/audio/speech")
 async def speech(request: Request) -> Response:
-    return await serving.speech(request, await _parse(request, SpeechRequest))
+    return await serving.speech(request, await _parse(request, SpeechBody))
 
 
 @v1.post("/audio/transcriptions")
@@ -70,9 +70,9 @@ async def transcriptions(request: Request) -> Response:
         raise bad_request("file", "required: the audio file, as multipart/form-data")
     fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
     try:
-        req = TranscriptionRequest.model_validate(fields)
+        req = TranscriptionBody.model_validate(fields)
     except ValidationError as exc:
-        raise invalid_body(exc, TranscriptionRequest) from None
+        raise invalid_body(exc, TranscriptionBody) from None
     return await serving.transcription(request, req, await upload.read())
 
 

@@ -1,6 +1,8 @@
 """Each OpenAI route's work: the request translated into one router call, the answer back. No routing."""
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
@@ -9,7 +11,7 @@ from model_router.contract.router import RouterAnswer, RouterRequest
 from . import relay, responses
 from .connection import RouterConnection
 from .errors import ApiError
-from .protocol import ChatCompletionRequest, SpeechRequest, Transcription, TranscriptionRequest
+from .protocol import ChatCompletionRequest, SpeechBody, Transcription, TranscriptionBody
 from .translate import RouterCall, chat_call, speech_call, transcription_call
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -27,7 +29,8 @@ async def answer(request: Request, call: RouterCall) -> RouterAnswer:
 async def chat(request: Request, req: ChatCompletionRequest) -> Response:
     call = chat_call(req)
     if "no-cache" in request.headers.get("cache-control", "").lower():  # a fresh answer, not the cache's
-        call.request.options["cache"] = "off"
+        call = dataclasses.replace(call, request=dataclasses.replace(
+            call.request, options=call.request.options.model_copy(update={"cache": "off"})))
     events = _router(request).events(call)
     if req.stream:
         # The router refuses a request before its first piece: wait for that piece, so that a refusal
@@ -40,14 +43,14 @@ async def chat(request: Request, req: ChatCompletionRequest) -> Response:
     return JSONResponse(responses.dump(body), headers=responses.routing_header(final.decision))
 
 
-async def speech(request: Request, req: SpeechRequest) -> Response:
+async def speech(request: Request, req: SpeechBody) -> Response:
     final = await answer(request, speech_call(req))
     if final.audio is None:
         raise ApiError(500, f"{final.model}: answered without audio", "server_error")
     return Response(final.audio, media_type="audio/wav", headers=responses.routing_header(final.decision))
 
 
-async def transcription(request: Request, req: TranscriptionRequest, audio: bytes) -> Response:
+async def transcription(request: Request, req: TranscriptionBody, audio: bytes) -> Response:
     final = await answer(request, transcription_call(req, audio))
     headers = responses.routing_header(final.decision)
     if req.response_format == "text":
@@ -57,5 +60,5 @@ async def transcription(request: Request, req: TranscriptionRequest, audio: byte
 
 async def deep_health(request: Request) -> dict:
     """The router's deep health report (as `tmr health --deep` shows it)."""
-    final = await answer(request, RouterCall(RouterRequest("", {"health": True})))
+    final = await answer(request, RouterCall(RouterRequest.of("", {"health": True})))
     return final.decision

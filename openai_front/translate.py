@@ -10,18 +10,18 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
+from model_router.contract.generation import SAMPLING
+from model_router.contract.request import MAX_CONVERSATION_CHARS, Message
 from model_router.contract.router import RouterRequest
+from model_router.errors import InputError
 
 from .errors import bad_request
-from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechRequest, TranscriptionRequest
+from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechBody, TranscriptionBody
 
-SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty", "ignore_eos")
-CALL_FIELDS = {"id": True, "type": True, "function": {"name", "arguments"}}  # what the router's turns take
+SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty", "ignore_eos")
 AGENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format")  # options of the same names
 # Where the router's errors name a sampling field (model_router.contract.request.parse_options).
-SAMPLING_OPTION = "options.sampling_parameters"
+SAMPLING_OPTION = f"options.{SAMPLING}"
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,24 @@ class RouterCall:
 
     def openai_field(self, router_field: str) -> str:
         """The OpenAI field a router field path came from ("options.model" -> "model")."""
-        for prefix in sorted(self.fields, key=len, reverse=True):
-            if router_field == prefix or router_field.startswith((prefix + ".", prefix + "[")):
-                return self.fields[prefix] + router_field[len(prefix):]
-        return router_field
+        return openai_field(self.fields, router_field)
+
+
+def openai_field(fields: dict[str, str], router_field: str) -> str:
+    for prefix in sorted(fields, key=len, reverse=True):
+        if router_field == prefix or router_field.startswith((prefix + ".", prefix + "[")):
+            return fields[prefix] + router_field[len(prefix):]
+    return router_field
+
+
+def router_call(fields: dict[str, str], text: str = "", options: dict[str, Any] | None = None,
+                attachments: dict[str, bytes] | None = None, messages: list[Message] | None = None) -> RouterCall:
+    """The router's request, validated here (as the router will again): an error names the OpenAI field."""
+    try:
+        request = RouterRequest.of(text, options, attachments, messages, max_chars=MAX_CONVERSATION_CHARS)
+    except InputError as exc:
+        raise bad_request(openai_field(fields, exc.field), str(exc).partition(": ")[2]) from None
+    return RouterCall(request, fields)
 
 
 def _preference(model: str) -> dict[str, str]:
@@ -68,9 +82,9 @@ def decode_base64(data: str, where: str) -> bytes:
     return raw
 
 
-def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: dict[str, str]) -> dict[str, Any]:
+def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: dict[str, str]) -> Message:
     """One message as the router's turn: its text parts joined; its media parts into `attachments`; an
-    assistant's tool calls and a tool result's call id as they came."""
+    assistant's tool calls (the contract's type already) and a tool result's call id as they came."""
     texts = []
     for j, part in enumerate(message.content):
         where = f"messages[{i}].content[{j}]"
@@ -88,33 +102,8 @@ def _turn(i: int, message: ChatMessage, attachments: dict[str, bytes], fields: d
         elif part.input_audio is not None:
             attachments[kind] = decode_base64(part.input_audio.data, f"{where}.input_audio.data")
         fields[kind] = where
-    turn: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role,
-                            "content": "\n".join(texts)}
-    if message.tool_calls is not None:
-        turn["tool_calls"] = [call.model_dump(include=CALL_FIELDS) for call in message.tool_calls]
-    if message.tool_call_id is not None:
-        turn["tool_call_id"] = message.tool_call_id
-    return turn
-
-
-def _without_nulls(value: Any) -> Any:
-    """An object as the client sent it, its null fields (and those of the objects it holds) left out;
-    a JSON schema inside is kept whole, where null can mean something ("default": null)."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    if not isinstance(value, dict):
-        return value
-    return {k: v if k in ("parameters", "schema") else _without_nulls(v) for k, v in value.items() if v is not None}
-
-
-def _agent_options(req: ChatCompletionRequest) -> dict[str, Any]:
-    """tools, tool_choice, parallel_tool_calls and response_format, those the client sent."""
-    options: dict[str, Any] = {}
-    for name in AGENT:
-        value = getattr(req, name)
-        if value is not None:
-            options[name] = [_without_nulls(v) for v in value] if isinstance(value, list) else _without_nulls(value)
-    return options
+    return Message(role="system" if message.role == "developer" else message.role, content="\n".join(texts),
+                   tool_calls=message.tool_calls, tool_call_id=message.tool_call_id)
 
 
 def chat_call(req: ChatCompletionRequest) -> RouterCall:
@@ -124,22 +113,22 @@ def chat_call(req: ChatCompletionRequest) -> RouterCall:
     fields = {"text": "messages", "messages": "messages", "options.model": "model", "options.prefer": "prefer",
               "options.use_case": "use_case", **{f"options.{name}": name for name in AGENT}}
     turns = [_turn(i, message, attachments, fields) for i, message in enumerate(req.messages)]
-    if turns[-1]["role"] not in ("user", "tool"):
+    if turns[-1].role not in ("user", "tool"):
         raise bad_request(f"messages[{len(turns) - 1}].role",
                           "the last message must be the user's (the query) or a tool's result")
-    sampling = {k: getattr(req, k) for k in SAMPLING if getattr(req, k) is not None}
+    sampling = {k: getattr(req, k) for k in SAMPLING_FIELDS if getattr(req, k) is not None}
     fields.update({f"{SAMPLING_OPTION}.{k}": k for k in sampling})
     if req.max_completion_tokens is not None:
         sampling["max_tokens"] = req.max_completion_tokens
         fields[f"{SAMPLING_OPTION}.max_tokens"] = "max_completion_tokens"
-    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream, **_agent_options(req),
-                               **{k: getattr(req, k) for k in ("prefer", "use_case") if getattr(req, k) is not None}}
+    passed = {k: getattr(req, k) for k in (*AGENT, "prefer", "use_case") if getattr(req, k) is not None}
+    options: dict[str, Any] = {**_preference(req.model), "stream": req.stream, **passed}
     if sampling:
-        options["sampling_parameters"] = sampling
-    if len(turns) == 1 and turns[0]["role"] == "user":  # the query alone: the router's plain text input
-        return RouterCall(RouterRequest(turns[0]["content"], options, attachments), fields)
+        options[SAMPLING] = sampling
+    if len(turns) == 1 and turns[0].role == "user":  # the query alone: the router's plain text input
+        return router_call(fields, turns[0].content, options, attachments)
     # The whole conversation; the router reads its last user turn as the query.
-    return RouterCall(RouterRequest("", options, attachments, turns), fields)
+    return router_call(fields, "", options, attachments, turns)
 
 
 # The router's tts speaks "the quoted part of a query, else what follows a colon, else the whole
@@ -156,15 +145,14 @@ def verbatim(text: str) -> str:
     return text  # every quote mark in it (rare): the router's rule applies to it as it is
 
 
-def speech_call(req: SpeechRequest) -> RouterCall:
-    return RouterCall(RouterRequest(verbatim(req.input), {"use_case": "tts", **_preference(req.model)}),
-                      fields={"text": "input", "options.model": "model"})
+def speech_call(req: SpeechBody) -> RouterCall:
+    return router_call({"text": "input", "options.model": "model"}, verbatim(req.input),
+                       {"use_case": "tts", **_preference(req.model)})
 
 
-def transcription_call(req: TranscriptionRequest, audio: bytes) -> RouterCall:
+def transcription_call(req: TranscriptionBody, audio: bytes) -> RouterCall:
     options: dict[str, Any] = {"use_case": "stt", **_preference(req.model)}
     if req.language is not None:
         options["language"] = req.language
-    return RouterCall(RouterRequest("", options, {"audio": audio}),
-                      fields={"audio": "file", "text": "file", "options.model": "model",
-                              "options.language": "language"})
+    return router_call({"audio": "file", "text": "file", "options.model": "model", "options.language": "language"},
+                       "", options, {"audio": audio})

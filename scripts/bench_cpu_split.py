@@ -44,7 +44,7 @@ def stream_per_request(url: str) -> Callable[[], None]:
     """A routed request on a gRPC stream of its own, opened and closed around it (on one channel), its
     answer decoded as RouterClient decodes it."""
     client = grpcclient.InferenceServerClient(url)
-    request = RouterRequest(TEXT, OPTIONS, {}, None).encode()
+    request = RouterRequest.of(TEXT, OPTIONS).encode()
 
     def call() -> None:
         responses: queue.Queue = queue.Queue()

@@ -22,7 +22,7 @@ from client import RouterClient
 from model_router.serving.stubs import stub_pids
 
 STEPS = {"classify": "bls.py:classify", "decide": "policy.py:rank", "load lease": "loader.py:acquire",
-         "target call": "bls.py:invoke", "decode request": "request.py:make_request",
+         "target call": "bls.py:invoke", "decode request": "router.py:RouterRequest.of",
          "send responses": "heartbeat.py:_deliver", "cache lookup": "cached.py:lookup"}
 
 

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from typing import Any
 
-from ..contract.sampling import parse_sampling_parameters
+from ..contract.sampling import SamplingParams, parse_sampling_parameters
 
 KEY_PREFIX = "tmr:cache:v1:"
 KEY_FIELDS = ("messages", "text", "attachments", "options", "sampling", "tools", "constraints",
@@ -49,10 +49,14 @@ def normalize_text(text: str) -> str:
     return text[:end]
 
 
-def cacheable(sampling: dict | None) -> tuple[bool, str]:
+def _sampling(value: SamplingParams | dict | None) -> SamplingParams:
+    return value if isinstance(value, SamplingParams) else parse_sampling_parameters(value or {})
+
+
+def cacheable(sampling: SamplingParams | dict | None) -> tuple[bool, str]:
     """Whether an answer is a function of the request: greedy (temperature 0, our default) or seeded
     sampling. The reason ("" when cacheable) for the decision's `cache: skipped (...)`."""
-    params = parse_sampling_parameters(sampling or {})
+    params = _sampling(sampling)
     if params.greedy or params.seed is not None:
         return True, ""
     return False, f"sampled without a seed (temperature {params.temperature:g})"
@@ -99,7 +103,7 @@ def canonical(fields: dict[str, Any], with_query: bool = True) -> dict[str, Any]
         "turns": turns,
         "attachments": sorted((str(k), attachment_digest(v)) for k, v in (fields.get("attachments") or {}).items()),
         "options": {k: options.get(k) for k in ANSWER_OPTIONS},
-        "sampling": parse_sampling_parameters(fields.get("sampling") or {}).model_dump(mode="json"),
+        "sampling": _sampling(fields.get("sampling")).model_dump(mode="json"),
         "tools": fields.get("tools"),
         "constraints": fields.get("constraints"),
         "profile": fields.get("profile"),

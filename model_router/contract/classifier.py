@@ -12,6 +12,8 @@ from .tensors import Get, Tensors, texts
 
 MODEL = "query_classifier"
 HEADS = ("use_case", "language", "complexity", "modality")
+INPUTS = ("text", "attachments")
+OUTPUTS = (*HEADS, "confidence", "use_case_scores", "classification")
 
 
 @dataclass

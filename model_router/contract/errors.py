@@ -9,7 +9,7 @@ backend's) is taken whole, its kind from the Triton code when one is known.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
 from ..errors import Cancelled, InputError, NotFound, RouterError, ServingError
@@ -88,3 +88,7 @@ class WireError:
         if self.kind is ErrorKind.CANCELLED:
             raise Cancelled("by the model")
         raise ServingError(self.message)
+
+
+# The JSON keys of an error's message (`ours` is not sent).
+KEYS = tuple(f.name for f in fields(WireError) if f.name != "ours")

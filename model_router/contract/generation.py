@@ -20,18 +20,34 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..errors import InputError
+from .limits import ModelLimits
 from .request import decode_text, parse_messages
+from .sampling import SamplingParams, parse_sampling_parameters
 from .tensors import Get, Tensors, flag, one, one_text, strings, texts
 from .tools import MAX_TOOLS, Tool
 
 FINISH_REASONS = ("stop", "length", "abort")
 ADDITIONAL = ("finish_reason", "num_input_tokens", "num_output_tokens", "cumulative_logprob")
+# What the router asks every text generator to report: why it stopped and its token counts (usage).
+USAGE_REPORTS = frozenset(ADDITIONAL[:3])
+PROMPT, MESSAGES, SAMPLING, TOOLS = "text_input", "messages", "sampling_parameters", "tools"
+# A model config's tensors: (name, Triton data type, optional) in, (name, data type, dims) out.
+CONFIG_INPUTS = ((PROMPT, "TYPE_STRING", False), ("stream", "TYPE_BOOL", True), (SAMPLING, "TYPE_STRING", True),
+                 ("exclude_input_in_output", "TYPE_BOOL", True),
+                 *((f"return_{name}", "TYPE_BOOL", True) for name in ADDITIONAL),
+                 (MESSAGES, "TYPE_STRING", True), (TOOLS, "TYPE_STRING", True))
+CONFIG_OUTPUTS = (("text_output", "TYPE_STRING", [-1]), ("finish_reason", "TYPE_STRING", [-1]),
+                  ("cumulative_logprob", "TYPE_FP32", [-1]), ("num_input_tokens", "TYPE_UINT32", [1]),
+                  ("num_output_tokens", "TYPE_UINT32", [-1]))
+INPUTS = tuple(name for name, *_ in CONFIG_INPUTS)
+OUTPUTS = tuple(name for name, *_ in CONFIG_OUTPUTS)
 
 
 @dataclass(frozen=True)
 class GenerateRequest:
     prompt: str
-    sampling: dict[str, Any] | str = field(default_factory=dict)  # decoded: the JSON text, checked by the engine
+    # Typed once decoded; a client that leaves the checks to the engine may send its parameters as they are.
+    sampling: SamplingParams | dict[str, Any] = field(default_factory=SamplingParams)
     stream: bool = False
     exclude_input_in_output: bool = True
     messages: list[dict[str, Any]] | None = None
@@ -43,8 +59,8 @@ class GenerateRequest:
     def encode(self) -> Tensors:
         tensors = {"text_input": strings(self.prompt), "stream": flag(self.stream),
                    "exclude_input_in_output": flag(self.exclude_input_in_output),
-                   "sampling_parameters": strings(self.sampling if isinstance(self.sampling, str)
-                                                  else json.dumps(self.sampling))}
+                   "sampling_parameters": strings(json.dumps(self.sampling.wire() if isinstance(
+                       self.sampling, SamplingParams) else self.sampling, ensure_ascii=False))}
         if self.messages is not None:
             tensors["messages"] = strings(json.dumps(self.messages, ensure_ascii=False))
         if self.tools:
@@ -56,21 +72,26 @@ class GenerateRequest:
         return tensors
 
     @classmethod
-    def decode(cls, get: Get, max_chars: int) -> GenerateRequest:
-        """The request as a model receives it; `sampling` stays JSON text (the engine checks it
-        against its own limits)."""
+    def decode(cls, get: Get, max_chars: int, limits: ModelLimits | None = None) -> GenerateRequest:
+        """The request as a model receives it, validated within the model's `limits` (its prompt's
+        tokens are counted by its engine, after the chat template)."""
         raw = one(get, "text_input")
         if raw is None:
             raise InputError("text_input", "required")
         prompt = decode_text(raw, max_chars, "text_input")
         if not prompt.strip():
             raise InputError("text_input", "empty")
-        turns = parse_messages(one(get, "messages"))
-        return cls(prompt, one_text(get, "sampling_parameters"), bool(one(get, "stream", False)),
+        turns = parse_messages(one(get, "messages"), max_chars)
+        sampling = parse_sampling_parameters(one_text(get, "sampling_parameters"), limits)
+        return cls(prompt, sampling, bool(one(get, "stream", False)),
                    bool(one(get, "exclude_input_in_output", False)),
                    [t.as_turn() for t in turns] if turns else None,
                    tools=_tools(one_text(get, "tools")) or None,
                    returns=frozenset(n for n in ADDITIONAL if bool(one(get, f"return_{n}", False))))
+
+    @property
+    def wants_logprob(self) -> bool:
+        return "cumulative_logprob" in self.returns
 
     @property
     def outputs(self) -> list[str]:

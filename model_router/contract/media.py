@@ -13,6 +13,10 @@ from .request import decode_text
 from .tensors import Get, Tensors, one, strings, texts
 
 LANGUAGE_CHARS = 16
+MAX_SPEECH_CHARS = 2000  # what a speech model says in one request (tts refuses more)
+# Every tensor name of these interfaces, in and out.
+INPUTS = ("text", "language", "audio", "image", "video", "frames")
+OUTPUTS = ("audio", "sample_rate", "visemes", "text_output", "language", "segments", "images", "times")
 
 
 def _text(get: Get, name: str, max_chars: int, default: str = "") -> str:

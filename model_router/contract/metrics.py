@@ -14,6 +14,7 @@ from .tensors import Get, Tensors, one
 
 MODEL = "tmr_metrics"
 MAX_OPS_CHARS = 8 << 20
+INPUTS, OUTPUTS = ("ops",), ("applied",)
 
 
 @dataclass(frozen=True)

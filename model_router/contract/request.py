@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import InputError, describe
 from .jsonfield import json_object
-from .sampling import parse_sampling_parameters
-from .tools import ResponseFormat, Tool, ToolChoice, check_tools
+from .sampling import SamplingParams, parse_sampling_parameters
+from .tools import ResponseFormat, Tool, ToolCall, ToolChoice, check_tools
 from ..vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
@@ -70,7 +69,7 @@ class RouteOptions(BaseModel):
     language: Language | None = None
     max_latency_ms: float | None = Field(None, ge=1, le=3_600_000)
     # The contract every text generator honours; checked here, before any model is loaded.
-    sampling_parameters: dict[str, Any] = Field(default_factory=dict)
+    sampling_parameters: SamplingParams = Field(default_factory=SamplingParams)
     stream: bool = False
     allow_fallback: bool = True
     model: str | None = None
@@ -116,9 +115,14 @@ class RouteOptions(BaseModel):
 
     @field_validator("sampling_parameters", mode="before")
     @classmethod
-    def _sampling(cls, value: Any) -> Any:
-        parse_sampling_parameters(value if isinstance(value, dict) else "" if value is None else str(value))
-        return value
+    def _sampling(cls, value: Any) -> SamplingParams:
+        if isinstance(value, SamplingParams):
+            return value
+        return parse_sampling_parameters(value if isinstance(value, dict) else "" if value is None else str(value))
+
+    def wire(self) -> dict[str, Any]:
+        """The options as JSON takes them: only what differs from the defaults."""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
 
 
 def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
@@ -135,16 +139,6 @@ def parse_options(raw: bytes | str | dict | None) -> RouteOptions:
     return opts
 
 
-class ToolCall(BaseModel):
-    """A call an assistant turn made (OpenAI's shape: arguments as a JSON string)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    id: str = Field(min_length=1, max_length=128)
-    type: Literal["function"] = "function"
-    function: dict[str, str]
-
-
 class Message(BaseModel):
     """One turn of a conversation."""
 
@@ -156,17 +150,16 @@ class Message(BaseModel):
     tool_call_id: str | None = None           # a tool turn: the call it answers
 
     def as_turn(self) -> dict[str, Any]:
+        """The turn as JSON takes it (OpenAI's shape: a call's arguments as JSON text)."""
         return self.model_dump(exclude_none=True)
 
 
-def parse_messages(raw: bytes | str | None) -> tuple[Message, ...]:
-    """The `messages` input: a JSON array of {role, content}, within the turn and character limits."""
+def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSATION_CHARS) -> tuple[Message, ...]:
+    """The `messages` input: a JSON array of {role, content} (or the list itself), within the turn and
+    character limits (the client's conversation; an engine passes its own, for turns the router wrote)."""
     if raw is None or raw in (b"", ""):
         return ()
-    try:
-        data = json.loads(decode_text(raw, 4 * MAX_CONVERSATION_CHARS, "messages"))
-    except json.JSONDecodeError as exc:
-        raise InputError("messages", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    data = raw if isinstance(raw, list) else _json(raw, max_chars)
     if not isinstance(data, list):
         raise InputError("messages", f"expected a JSON array of {{role, content}} turns, got {type(data).__name__}")
     if len(data) > MAX_TURNS:
@@ -181,9 +174,16 @@ def parse_messages(raw: bytes | str | None) -> tuple[Message, ...]:
             raise InputError(f"messages[{i}].content", "empty")
     _check_tool_turns(turns)
     total = sum(len(t.content) for t in turns)
-    if total > MAX_CONVERSATION_CHARS:
-        raise InputError("messages", f"{total} characters in all exceeds the limit of {MAX_CONVERSATION_CHARS}")
+    if total > max_chars:
+        raise InputError("messages", f"{total} characters in all exceeds the limit of {max_chars}")
     return tuple(turns)
+
+
+def _json(raw: bytes | str, max_chars: int) -> Any:
+    try:
+        return json.loads(decode_text(raw, 4 * max_chars, "messages"))
+    except json.JSONDecodeError as exc:
+        raise InputError("messages", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
 
 
 def _check_tool_turns(turns: list[Message]) -> None:
@@ -202,41 +202,3 @@ def _check_tool_turns(turns: list[Message]) -> None:
         elif turn.tool_call_id is not None:
             raise InputError(f"messages[{i}].tool_call_id", f"only tool turns answer calls, not {turn.role!r}")
         calls.update(c.id for c in turn.tool_calls or ())
-
-
-@dataclass(frozen=True)
-class RouteRequest:
-    text: str                              # the query: the last user turn when there is a conversation
-    attachments: dict[str, bytes]
-    options: RouteOptions
-    messages: tuple[Message, ...] = ()     # the whole conversation, text's turn last (empty: just text)
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(self.attachments)
-
-
-def make_request(text: bytes | str | None, attachments: dict[str, bytes | None], options: bytes | str | None,
-                 max_chars: int = 8000, messages: bytes | str | None = None) -> RouteRequest:
-    """Text and the conversation: `text`, when given with `messages`, is the user's newest turn."""
-    text = decode_text(text, max_chars)
-    turns = parse_messages(messages)
-    if turns and not is_blank(text):
-        turns += (Message(role="user", content=text),)
-    if turns:
-        if turns[-1].role not in ("user", "tool"):
-            raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's (or a tool result)")
-        # The classifier reads the user's last words; a tool result answers them.
-        text = next((t.content for t in reversed(turns) if t.role == "user"), turns[-1].content)
-    present = {}
-    for kind, data in attachments.items():
-        if kind not in ATTACHMENT_KINDS:
-            raise InputError(kind, f"unknown attachment. Available: {list(ATTACHMENT_KINDS)}")
-        if data:
-            if len(data) > MAX_ATTACHMENT_BYTES[kind]:
-                raise InputError(kind, f"{len(data)} bytes exceeds the limit of {MAX_ATTACHMENT_BYTES[kind]} bytes")
-            present[kind] = data
-    opts = parse_options(options)
-    if not opts.health and not opts.cache_admin:
-        check_query(text, tuple(present))
-    return RouteRequest(text, present, opts, turns)

@@ -6,7 +6,8 @@ piece while streaming); the last one also `routing` (the decision, JSON), `finis
 `num_input_tokens` and `num_output_tokens` (as the answering engine reported them), `tool_calls`
 (OpenAI's shape, JSON) when the model called tools, and for speech
 `audio` (base64 WAV, so that it survives the JSON of Triton's HTTP generate route) and `visemes`.
-`RouterRequest` and `RouterAnswer` own both halves; a new request field is added here, once.
+`RouterRequest` (typed, validated once where it enters a process) and `RouterAnswer` own both
+halves; a new request field is added here or in `request.RouteOptions`, once.
 """
 from __future__ import annotations
 
@@ -16,12 +17,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from ..errors import InputError
 from ..vocabulary import ATTACHMENT_KINDS
-from .request import RouteRequest, make_request
+from .request import (
+    MAX_ATTACHMENT_BYTES,
+    Message,
+    RouteOptions,
+    check_query,
+    decode_text,
+    is_blank,
+    parse_messages,
+    parse_options,
+)
 from .tensors import Get, Tensors, one, strings, texts
 
 MODEL = "router"
+DEFAULT_MAX_CHARS = 8000  # the router's max_text_chars unless its settings say otherwise
 INPUTS = ("text", "messages", *ATTACHMENT_KINDS, "options")
 OUTPUTS = ("text_output", "routing", "audio", "visemes", "finish_reason", "num_input_tokens", "num_output_tokens",
            "tool_calls")
@@ -29,10 +42,68 @@ OUTPUTS = ("text_output", "routing", "audio", "visemes", "finish_reason", "num_i
 
 @dataclass(frozen=True)
 class RouterRequest:
+    """The router's request, validated: `text` is the query (the last user turn when there is a
+    conversation), `messages` the whole conversation (empty: just `text`). Build one with `of`."""
+
+    text: str = ""
+    options: RouteOptions = field(default_factory=RouteOptions)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    messages: tuple[Message, ...] = ()
+
+    @classmethod
+    def of(cls, text: bytes | str | None = "", options: dict[str, Any] | bytes | str | None = None,
+           attachments: dict[str, bytes | None] | None = None, messages: list[Any] | bytes | str | None = None,
+           max_chars: int = DEFAULT_MAX_CHARS) -> RouterRequest:
+        """Validated from what a client sends: InputError names the field (`options.<name>`, `messages[i]`)
+        and the limit. `text`, when given with `messages`, is the user's newest turn."""
+        text = decode_text(text, max_chars)
+        turns = parse_messages(messages)
+        if turns and not is_blank(text):
+            turns += (Message(role="user", content=text),)
+        if turns:
+            if turns[-1].role not in ("user", "tool"):
+                raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's (or a tool result)")
+            # The classifier reads the user's last words; a tool result answers them.
+            text = next((t.content for t in reversed(turns) if t.role == "user"), turns[-1].content)
+        present = _attachments(attachments or {})
+        opts = parse_options(options)
+        if not opts.health and not opts.cache_admin:
+            check_query(text, tuple(present))
+        return cls(text, opts, present, turns)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.attachments)
+
+    @property
+    def stream(self) -> bool:
+        return self.options.stream
+
+    def encode(self) -> Tensors:
+        """A conversation travels as `messages` alone (its query is its last user turn), else `text`."""
+        turns = [m.as_turn() for m in self.messages] or None
+        return RouterInputs("" if turns else self.text, self.options.wire(), self.attachments, turns).encode()
+
+    @classmethod
+    def decode(cls, get: Get, max_chars: int = DEFAULT_MAX_CHARS) -> RouterRequest:
+        """The router's validated request (errors name the input and the limit)."""
+        return cls.of(one(get, "text"), one(get, "options"), {k: one(get, k) for k in ATTACHMENT_KINDS},
+                      one(get, "messages"), max_chars)
+
+
+@dataclass(frozen=True)
+class RouterInputs:
+    """A request as a client sends it, unchecked: the router validates it on arrival (RouterRequest.decode)
+    and its errors name the field. A client that leaves the checks to the server sends this."""
+
     text: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     attachments: dict[str, bytes] = field(default_factory=dict)
-    messages: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]] | None = None  # the conversation so far; `text`, when given, its newest turn
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.options.get("stream"))
 
     def encode(self) -> Tensors:
         tensors = {"text": strings(self.text), "options": strings(json.dumps(self.options, ensure_ascii=False))}
@@ -46,25 +117,41 @@ class RouterRequest:
         return {name: (v[0].decode() if isinstance(v[0], bytes) else str(v[0]))
                 for name, v in self.encode().items() if name not in ATTACHMENT_KINDS}
 
-    @staticmethod
-    def decode(get: Get, max_chars: int) -> RouteRequest:
-        """The router's validated request (errors name the input and the limit)."""
-        return make_request(one(get, "text"), {k: one(get, k) for k in ATTACHMENT_KINDS}, one(get, "options"),
-                            max_chars, one(get, "messages"))
 
+def _attachments(attachments: dict[str, bytes | None]) -> dict[str, bytes]:
+    """The attachments given, each within its kind's limit."""
+    present = {}
+    for kind, data in attachments.items():
+        if kind not in ATTACHMENT_KINDS:
+            raise InputError(kind, f"unknown attachment. Available: {list(ATTACHMENT_KINDS)}")
+        if data:
+            if len(data) > MAX_ATTACHMENT_BYTES[kind]:
+                raise InputError(kind, f"{len(data)} bytes exceeds the limit of {MAX_ATTACHMENT_BYTES[kind]} bytes")
+            present[kind] = data
+    return present
+
+
+class Usage(BaseModel):
+    """An answer's token counts as its engine reported them; OpenAI's `usage`, total included."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+    def __init__(self, prompt_tokens: int, completion_tokens: int, total_tokens: int | None = None,
+                 **extra: Any) -> None:
+        # Positional, as the router counts them: Usage(prompt, completion). OpenAI's JSON also carries
+        # the total, which must add up (pydantic calls this for a nested Usage too).
+        super().__init__(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, **extra)
+        if total_tokens is not None and total_tokens != self.total_tokens:
+            raise ValueError(f"total_tokens: {total_tokens} is not prompt_tokens + completion_tokens "
+                             f"({self.total_tokens})")
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def stream(self) -> bool:
-        return bool(self.options.get("stream"))
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.prompt_tokens + self.completion_tokens}
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ numeric strings; we accept the same subset that a small CPU model can honour and
 everything else with an error that names the field and what is allowed. `structured_outputs` is
 vLLM's (0.13) output constraint: exactly one of a JSON schema, any JSON object, a regex, a choice
 of strings or a Lark grammar, as an object or (as the vLLM backend takes it) its JSON text; its
-shape and size are checked here, its compilation by the engine.
+shape and size are checked here, its compilation by the engine. The limits that belong to a model
+(max_tokens, a schema's size) come with the validation (`parse_sampling_parameters(raw, limits)`):
+the router checks them per model before a load (routing.limits), the model's engine on arrival.
 """
 from __future__ import annotations
 
@@ -26,10 +28,10 @@ from pydantic import (
 
 from ..errors import InputError, describe
 from .jsonfield import json_object
+from .limits import ModelLimits
 
-MAX_TOKENS_LIMIT = 4096
 MAX_STOP_STRINGS = 8
-MAX_SCHEMA_BYTES = 32 * 1024  # a JSON schema or a grammar, as JSON/text
+MAX_GRAMMAR_CHARS = ModelLimits().max_schema_bytes  # a Lark grammar, as text
 MAX_REGEX_CHARS = 4096
 MAX_CHOICES, MAX_CHOICE_CHARS = 64, 512
 # Accepted for compatibility with vLLM clients; they do not change generation here.
@@ -69,11 +71,11 @@ class StructuredOutputs(BaseModel):
     regex: str | None = Field(None, min_length=1, max_length=MAX_REGEX_CHARS)
     choice: list[Annotated[str, Field(min_length=1, max_length=MAX_CHOICE_CHARS)]] | None = Field(
         None, min_length=1, max_length=MAX_CHOICES)
-    grammar: str | None = Field(None, min_length=1, max_length=MAX_SCHEMA_BYTES)  # Lark syntax
+    grammar: str | None = Field(None, min_length=1, max_length=MAX_GRAMMAR_CHARS)  # Lark syntax
 
     @field_validator("json_schema", mode="before")
     @classmethod
-    def _schema(cls, value: Any) -> Any:
+    def _schema(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -81,9 +83,9 @@ class StructuredOutputs(BaseModel):
                 raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON schema (an object), got {type(value).__name__}")
-        size = len(json.dumps(value))
-        if size > MAX_SCHEMA_BYTES:
-            raise ValueError(f"{size} bytes exceeds the limit of {MAX_SCHEMA_BYTES}")
+        size, limit = len(json.dumps(value)), (info.context or {}).get("max_schema_bytes")
+        if limit is not None and size > limit:
+            raise ValueError(f"{size} bytes exceeds this model's limit of {limit}")
         return value
 
     @model_validator(mode="after")
@@ -109,7 +111,7 @@ KINDS = ["json", "json_object", "regex", "choice", "grammar"]
 class SamplingParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_tokens: Int = 128  # within [1, max_tokens_limit], the serving model's limit (validation context)
+    max_tokens: Int = Field(128, ge=1)  # at most the serving model's max_output_tokens (validation context)
     temperature: Float = Field(0.0, ge=0.0, le=2.0)
     top_p: Float = Field(1.0, ge=1e-6, le=1.0)
     top_k: Int = Field(0, ge=-1, le=1000)
@@ -122,9 +124,9 @@ class SamplingParams(BaseModel):
     @field_validator("max_tokens")
     @classmethod
     def _within_limit(cls, value: int, info: ValidationInfo) -> int:
-        limit = (info.context or {}).get("max_tokens_limit", MAX_TOKENS_LIMIT)
-        if not 1 <= value <= limit:
-            raise ValueError(f"{value} is out of range [1, {limit}]")
+        limit = (info.context or {}).get("max_output_tokens")
+        if limit is not None and value > limit:
+            raise ValueError(f"{value} exceeds this model's limit of {limit}")
         return value
 
     @field_validator("top_k")
@@ -136,24 +138,34 @@ class SamplingParams(BaseModel):
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
+    def wire(self) -> dict[str, Any]:
+        """As the vLLM backend takes them: what differs from the defaults, the constraint as its JSON text."""
+        values = self.model_dump(mode="json", exclude_defaults=True, exclude={"structured_outputs"})
+        if self.structured_outputs is not None:
+            values["structured_outputs"] = json.dumps(self.structured_outputs.model_dump(
+                mode="json", by_alias=True, exclude_none=True), ensure_ascii=False)
+        return values
 
-def parse_sampling_parameters(raw: str | bytes | dict | None, max_tokens_limit: int = MAX_TOKENS_LIMIT) -> SamplingParams:
-    """Parse the JSON `sampling_parameters` input; raise SamplingError naming the bad field."""
+
+def parse_sampling_parameters(raw: str | bytes | dict | None, limits: ModelLimits | None = None) -> SamplingParams:
+    """Parse the JSON `sampling_parameters` input, within a model's `limits` when given (a model's engine);
+    raise SamplingError naming the bad field."""
     try:
         values = json_object(raw, "sampling_parameters")
     except InputError as exc:
         raise SamplingError(exc.field, str(exc).partition(": ")[2]) from None
     values = {k: v for k, v in values.items() if k not in IGNORED}
+    context = limits.model_dump() if limits is not None else {}
     if values.get("structured_outputs") is not None:
-        values["structured_outputs"] = _structured_outputs(values["structured_outputs"])
+        values["structured_outputs"] = _structured_outputs(values["structured_outputs"], context)
     try:
-        return SamplingParams.model_validate(values, context={"max_tokens_limit": max_tokens_limit})
+        return SamplingParams.model_validate(values, context=context)
     except ValidationError as exc:
         raise SamplingError(*describe(exc, SamplingParams, "sampling_parameters", "unknown parameter",
                                       known=set(SamplingParams.model_fields) | IGNORED)) from None
 
 
-def _structured_outputs(raw: Any) -> StructuredOutputs:
+def _structured_outputs(raw: Any, context: dict[str, int]) -> StructuredOutputs:
     """Checked on its own, so that its errors name its keys and list its own choices."""
     field = "sampling_parameters.structured_outputs"
     # The vLLM backend takes it as JSON text (StructuredOutputsParams(**json.loads(value))); an object too.
@@ -164,7 +176,7 @@ def _structured_outputs(raw: Any) -> StructuredOutputs:
     except InputError as exc:
         raise SamplingError(field, str(exc).partition(": ")[2]) from None
     try:
-        return StructuredOutputs.model_validate(raw)
+        return StructuredOutputs.model_validate(raw, context=context)
     except ValidationError as exc:
         path, problem = describe(exc, StructuredOutputs, field, "unknown key", known=KINDS)
         raise SamplingError(path.replace(".json_schema", ".json"), problem) from None

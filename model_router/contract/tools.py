@@ -1,4 +1,5 @@
-"""The tools, tool_choice and response_format of a request (OpenAI's shapes), validated.
+"""The tools, tool_choice and response_format of a request, and the tool calls of a conversation
+(OpenAI's shapes, one definition for the OpenAI front and the router), validated.
 
 A schema is checked twice before anything reaches an engine: as JSON Schema (jsonschema's
 check_schema) and by the grammar engine that will enforce it (llguidance, as our backend uses it,
@@ -10,12 +11,14 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 
 MAX_TOOLS = 64
-MAX_SCHEMA_BYTES = 64 * 1024  # all of a request's schemas together, as JSON
+# All of a request's schemas together, as JSON: no more is read. Each model takes less (its
+# limits.max_schema_bytes), checked by the router before a load, naming the tool at fault.
+MAX_SCHEMA_BYTES = 1 << 20
 NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
@@ -56,19 +59,37 @@ class ResponseFormat(_Strict):
     json_schema: JsonSchema | None = None
 
 
+class FunctionCall(_Strict):
+    name: str = Field(min_length=1)
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(_Strict):
+    """A call an assistant turn made: in a conversation, and in an answer."""
+
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 CHOICES = ("none", "auto", "required")
+_NAMED = '{"type": "function", "function": {"name": ...}}'
 
 
 def _choice(value: Any) -> Any:
     """"none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}, said in one message."""
     if isinstance(value, str):
         if value not in CHOICES:
-            raise ValueError(f"{value!r} unknown. Available: {list(CHOICES)} or "
-                             '{"type": "function", "function": {"name": ...}}')
+            raise ValueError(f"{value!r} unknown. Available: {list(CHOICES)} or {_NAMED}")
+        return value
+    if isinstance(value, NamedChoice):
         return value
     if isinstance(value, dict):
-        return NamedChoice.model_validate(value)
-    raise ValueError(f"expected one of {list(CHOICES)} or a named function, got {value!r}")
+        try:
+            return NamedChoice.model_validate(value)
+        except ValidationError:
+            pass  # said below, whatever part of it is wrong
+    raise ValueError(f"expected one of {list(CHOICES)} or {_NAMED}, got {value!r}")
 
 
 ToolChoice = Annotated[Any, BeforeValidator(_choice)]

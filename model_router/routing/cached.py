@@ -1,4 +1,4 @@
-"""The router's side of the response cache: a RouteRequest as the cache's key fields, a Done as a
+"""The router's side of the response cache: a RouterRequest as the cache's key fields, a Done as a
 CachedAnswer and back, and which answers are never kept.
 
 A request is looked up before it is classified; its answer is kept after it was made, unless it
@@ -16,7 +16,7 @@ from typing import Any, Callable, Generator, Iterator, TypeVar
 from ..cache import CachedAnswer, ResponseCache, cacheable, key_of, query_of, scope_of
 from ..contract.router import Usage
 from ..registry import Registry
-from ..contract.request import RouteRequest
+from ..contract.router import RouterRequest
 from .decision import Done, Event, Piece, RoutingDecision
 
 log = logging.getLogger("model_router.cache")
@@ -39,7 +39,7 @@ def _json(value: Any) -> Any:
     return value.model_dump(mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
 
 
-def key_fields(request: RouteRequest, profile: str, revision: str) -> dict[str, Any]:
+def key_fields(request: RouterRequest, profile: str, revision: str) -> dict[str, Any]:
     """Everything that changes the answer, as model_router.cache.keys takes it."""
     opts = request.options
     # An assistant's tool calls and the ids a tool turn answers change the answer, not only the text.
@@ -111,7 +111,7 @@ class RouterCache:
                  mode: str = "exact") -> None:
         self.cache, self.profile, self.revision, self.mode = cache, profile, revision, mode
 
-    def lookup(self, request: RouteRequest) -> Lookup:
+    def lookup(self, request: RouterRequest) -> Lookup:
         mode = request.options.cache or self.mode
         if self.cache is None or not self.cache.enabled:
             return Lookup("skipped: cache off on this server")

@@ -16,7 +16,7 @@ from ..contract.media import (FramesOutput, FramesRequest, OcrOutput, OcrRequest
 from ..contract.tensors import Tensors
 from ..errors import Cancelled, ServingError, never
 from ..registry import ModelSpec, Registry
-from ..contract.request import RouteRequest
+from ..contract.router import RouterRequest
 from ..vocabulary import USE_CASE_TRAITS
 from .targets import Prepared, clip_for_speech
 
@@ -61,7 +61,7 @@ class Pipeline:
         self._memo[role] = out
         return out
 
-    def prepare(self, spec: ModelSpec, request: RouteRequest, use_case: str, language: str) -> Prepared:
+    def prepare(self, spec: ModelSpec, request: RouterRequest, use_case: str, language: str) -> Prepared:
         reading = _Reading(request.text.strip())
         att = request.attachments
         if "audio" in att and "audio" not in spec.media:

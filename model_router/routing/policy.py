@@ -82,6 +82,7 @@ class Query:
     attachments: tuple[str, ...] = ()
     tools: bool = False        # the request offers tools the model may call
     constrained: bool = False  # its output must follow a grammar (JSON, a forced tool call)
+    too_big: dict[str, str] = field(default_factory=dict)  # models whose limits it exceeds, and how (routing.limits)
 
     @property
     def needs(self) -> str:
@@ -146,10 +147,13 @@ def _chain(registry: Registry, profile: str, query: Query) -> list[str]:
 
 
 def _lacks(spec: ModelSpec, query: Query, ranking: Ranking) -> bool:
-    """A model without what the request needs (the registry's `tools`, `structured_output`) never serves it."""
-    why = ("takes no tools (registry: tools)" if query.tools and not spec.tools else
-           "cannot enforce an output grammar (registry: structured_output)"
-           if query.constrained and not spec.structured_output else "")
+    """A model without what the request needs (the registry's `tools`, `structured_output`, limits
+    the request fits in) never serves it."""
+    why = query.too_big.get(spec.name, "")
+    if not why and query.tools and not spec.tools:
+        why = "takes no tools (registry: tools)"
+    elif not why and query.constrained and not spec.structured_output:
+        why = "cannot enforce an output grammar (registry: structured_output)"
     if why:
         ranking.skipped.append((spec.name, why))
     return bool(why)

@@ -17,12 +17,14 @@ from ..contract.classifier import Classification
 from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
-from ..contract.request import RouteOptions, RouteRequest
+from ..contract.request import RouteOptions
+from ..contract.router import RouterRequest
 from ..tools.parser import read_answer
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
 from .decision import Done, Event, Piece, RoutingDecision
+from .limits import client_field, over_limits
 from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
@@ -97,7 +99,7 @@ class Router:
                               recent_failures=health.recent_failures, recovering=recovering)
         self.cache = cache or RouterCache(None, profile, lambda: "")
 
-    def route(self, request: RouteRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
+    def route(self, request: RouterRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
         """Yield Piece events while streaming, then one Done. Raises Cancelled as soon as `cancelled()`
         turns true: between pieces, while a model loads, before each step; the target's call is
         cancelled with it and every lease is given back."""
@@ -130,7 +132,7 @@ class Router:
         raise ServingError(f"no model could serve use case {plan.decision.use_case!r}", plan.tried)
 
     # -- classify and decide ----------------------------------------------------------------------
-    def _decide(self, request: RouteRequest) -> _Plan:
+    def _decide(self, request: RouterRequest) -> _Plan:
         opts = request.options
         t0 = self.clock()
         c, unavailable = self._classify(request)
@@ -140,8 +142,11 @@ class Router:
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
                                    reason=unavailable + reason, classifier_ms=round(classifier_s * 1000, 2))
         forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
+        on_offer = [self.registry.model(m) for m in {*self.registry.chain(self.profile, use_case),
+                                                     *([opts.model] if opts.model in self.registry.models else [])}]
         query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
-                      force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained)
+                      force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained,
+                      too_big=over_limits(on_offer, opts, opts.model))
         t1 = self.clock()
         ranking = rank(self.registry, self.profile, query, self.live)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
@@ -161,7 +166,7 @@ class Router:
         """Recovering or cooling down: an answer that passed it over is a stand-in's."""
         return bool(self.live.recovering(model)) or self.live.cooling_s(model) > 0
 
-    def _classify(self, request: RouteRequest) -> tuple[Classification, str]:
+    def _classify(self, request: RouterRequest) -> tuple[Classification, str]:
         """The classification, or, while the classifier cannot answer (its stub died and is being
         reloaded), one read from the attachments alone, said in the reason: a request is still served."""
         try:
@@ -183,7 +188,7 @@ class Router:
         return True
 
     # -- attempt one candidate ----------------------------------------------------------------------
-    def _attempt(self, spec: ModelSpec, request: RouteRequest, plan: _Plan,
+    def _attempt(self, spec: ModelSpec, request: RouterRequest, plan: _Plan,
                  steps: Pipeline) -> Generator[Piece, None, Output]:
         """Steps -> ensure loaded -> infer -> after-steps. Raises _Failed when the next candidate should try."""
         decision, target = plan.decision, target_of(spec)
@@ -212,13 +217,15 @@ class Router:
             self.health.success(spec.name)
         except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
             self._failed(spec, exc, plan, sent)
+        except InputError as exc:  # the engine's, named as the client sent them
+            raise type(exc)(client_field(exc.field, request), str(exc).partition(": ")[2]) from None
         if prepared:
             decision.degraded = prepared.degraded
         if USE_CASE_TRAITS[decision.use_case].spoken and target.interface == "text-generation":
             self._speak(answer, prepared, decision, steps)
         return answer
 
-    def _prepare(self, spec: ModelSpec, request: RouteRequest, plan: _Plan, steps: Pipeline) -> Prepared:
+    def _prepare(self, spec: ModelSpec, request: RouterRequest, plan: _Plan, steps: Pipeline) -> Prepared:
         try:
             return steps.prepare(spec, request, plan.decision.use_case, plan.decision.language)
         except ServingError as exc:  # a step failed; another candidate may take the media itself

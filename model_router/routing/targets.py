@@ -7,20 +7,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..contract.generation import GenerateOutput, GenerateRequest
-from ..contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
-from ..contract.request import RouteRequest
+from ..contract.generation import USAGE_REPORTS, GenerateOutput, GenerateRequest
+from ..contract.media import MAX_SPEECH_CHARS, SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
+from ..contract.router import RouterRequest
 from ..contract.tensors import Tensors
 from ..errors import InputError
 from ..registry import ModelSpec
-from ..tools.constraint import as_sampling, structured_outputs
+from ..tools.constraint import structured_outputs
 from ..tools.prompt import with_tools
 from .chat import render
 
-MAX_SPEECH_CHARS = 2000
 _QUOTED = re.compile(r"'([^']{2,})'|\"([^\"]{2,})\"|‘([^’]{2,})’|“([^”]{2,})”")
-# What the router asks every text generator to report (the vLLM backend's additional outputs).
-ENGINE_REPORTS = frozenset({"finish_reason", "num_input_tokens", "num_output_tokens"})
 
 
 @dataclass
@@ -59,7 +56,7 @@ class Target:
     interface = ""
     streams = False
 
-    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+    def for_request(self, spec: ModelSpec, request: RouterRequest, language: str, stream: bool,
                     prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         """The inputs when this target answers the request itself, and the outputs to ask for."""
         raise TypeError(f"a {self.interface} model only serves as a step")
@@ -77,7 +74,7 @@ class TextGeneration(Target):
 
     interface, streams = "text-generation", True
 
-    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+    def for_request(self, spec: ModelSpec, request: RouterRequest, language: str, stream: bool,
                     prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         prompt, images = (prepared.prompt, prepared.images) if prepared else (request.text, [])
         opts = request.options
@@ -98,9 +95,9 @@ class TextGeneration(Target):
             prompt = spec.image_placeholder * len(images) + prompt
         constraint = structured_outputs(tuple(opts.tools), opts.tool_choice if opts.wants_tools else None,
                                         opts.response_format)
-        sampling = {**opts.sampling_parameters, **as_sampling(constraint)}
+        sampling = opts.sampling_parameters.model_copy(update={"structured_outputs": constraint} if constraint else {})
         req = GenerateRequest(prompt, sampling, stream, True, messages, tuple(images), tools or None,
-                              returns=ENGINE_REPORTS)
+                              returns=USAGE_REPORTS)
         return req.encode(), req.outputs
 
     def decode(self, out: Tensors) -> Output:
@@ -114,7 +111,7 @@ class Speech(Target):
 
     interface = "tts"
 
-    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+    def for_request(self, spec: ModelSpec, request: RouterRequest, language: str, stream: bool,
                     prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         req = SpeechRequest(what_to_say(request.text), language)
         return req.encode(), list(req.outputs)
@@ -129,7 +126,7 @@ class Transcription(Target):
 
     interface = "stt"
 
-    def for_request(self, spec: ModelSpec, request: RouteRequest, language: str, stream: bool,
+    def for_request(self, spec: ModelSpec, request: RouterRequest, language: str, stream: bool,
                     prepared: Prepared | None) -> tuple[Tensors, list[str]]:
         if "audio" not in request.attachments:
             raise InputError("audio", "speech to text needs an audio attachment")

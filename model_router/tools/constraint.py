@@ -11,9 +11,9 @@ grammar may keep adding keys until max_tokens. The client's schema itself is lef
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ..contract.sampling import StructuredOutputs
 from ..contract.tools import NamedChoice, ResponseFormat, Tool
 
 
@@ -96,19 +96,15 @@ def forced_tools(tools: tuple[Tool, ...], choice: Any) -> tuple[Tool, ...]:
     return tools if choice == "required" else ()
 
 
-def structured_outputs(tools: tuple[Tool, ...], choice: Any, response_format: ResponseFormat | None) -> dict | None:
+def structured_outputs(tools: tuple[Tool, ...], choice: Any,
+                       response_format: ResponseFormat | None) -> StructuredOutputs | None:
     """The constraint of a request (None: free text)."""
     forced = forced_tools(tools, choice)
     if forced:
         schemas = [tool_call_schema(t) for t in forced]
-        return {"json": schemas[0] if len(schemas) == 1 else {"anyOf": schemas}}
+        return StructuredOutputs(json=schemas[0] if len(schemas) == 1 else {"anyOf": schemas})
     if response_format is None or response_format.type == "text":
         return None
     if response_format.type == "json_object":
-        return {"json_object": True}
-    return {"json": closed(response_format.json_schema.schema_)}
-
-
-def as_sampling(constraint: dict | None) -> dict[str, str]:
-    """The sampling_parameters entry that carries it, in the vLLM backend's form (a JSON string)."""
-    return {"structured_outputs": json.dumps(constraint)} if constraint else {}
+        return StructuredOutputs(json_object=True)
+    return StructuredOutputs(json=closed(response_format.json_schema.schema_))

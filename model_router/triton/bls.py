@@ -19,6 +19,7 @@ import numpy as np
 
 from ..contract.classifier import Classification
 from ..contract import classifier as classifier_contract
+from ..contract.control import Cancel
 from ..contract.errors import ErrorKind, WireError
 from ..errors import Cancelled, ServingError, TargetError, never
 from ..registry import ModelSpec
@@ -88,7 +89,7 @@ def _bytes(values: np.ndarray) -> np.ndarray:
 class Bls:
     """The router's calls to the classifier and to its targets."""
 
-    def __init__(self, pb: Any, classifier: str = "query_classifier") -> None:
+    def __init__(self, pb: Any, classifier: str = classifier_contract.MODEL) -> None:
         self.pb, self.classifier = pb, classifier
 
     def classify(self, text: str, kinds: tuple[str, ...], timeout_s: float = 5.0) -> Classification:
@@ -106,7 +107,7 @@ class Bls:
                 wire.raise_as("text")
             raise ServingError(f"{self.classifier}: {wire.message}")
         return classifier_contract.decode_classification(
-            {"classification": pb.get_output_tensor_by_name(resp, "classification").as_numpy()})
+            {name: pb.get_output_tensor_by_name(resp, name).as_numpy() for name in req.outputs})
 
     def invoke(self, model: ModelSpec, inputs: dict[str, np.ndarray], stream: bool, timeout_s: float,
                outputs: list[str], cancelled: Callable[[], bool] = never,
@@ -152,16 +153,16 @@ class Bls:
                 cancel()
 
     def _cancel_by_id(self, model: str, request_id: str) -> None:
-        """Tell our backend to stop generating for `request_id` (parameter tmr_cancel): Triton 24.10's
+        """Tell our backend to stop generating for `request_id` (the contract's Cancel): Triton 24.10's
         BLS response iterator cannot cancel. Sent from a thread of its own, since a model whose stub
         died never answers."""
-        pb = self.pb
+        pb, cancel = self.pb, Cancel(request_id)
 
         def send() -> None:
             try:
-                empty = pb.Tensor("text_input", np.array([b""], dtype=np.object_))
-                for _ in pb.InferenceRequest(model_name=model, inputs=[empty], requested_output_names=["text_output"],
-                                             parameters={"tmr_cancel": request_id}).exec(decoupled=True):
+                inputs = [pb.Tensor(k, v) for k, v in cancel.encode().items()]
+                for _ in pb.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=cancel.outputs,
+                                             parameters=cancel.parameters()).exec(decoupled=True):
                     pass
             except Exception:  # the model is gone or failing: nothing left to stop
                 pass

@@ -14,6 +14,8 @@ from typing import Any
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from ..serving.gpu_share import gpu_memory_utilization
+
 
 class TritonModelControl:
     def __init__(self, url: str, headers: dict[str, str] | None = None, timeout_s: float = 900.0) -> None:
@@ -73,8 +75,6 @@ def repository_config(model_dir: Path) -> str:
 def vllm_load_files(model_dir: Path, gpu_total_mb: float, model_gpu_mb: float) -> dict[str, bytes]:
     """The vLLM model's 1/model.json with gpu_memory_utilization derived from its registry GPU memory
     and the GPU's real total (gpu_share), as a load's file override."""
-    from model_router.serving.gpu_share import gpu_memory_utilization
-
     engine_args = json.loads((model_dir / "1" / "model.json").read_text())
     engine_args["gpu_memory_utilization"] = gpu_memory_utilization(model_dir.name, model_gpu_mb, gpu_total_mb)
     return {"file:1/model.json": json.dumps(engine_args, indent=2).encode()}

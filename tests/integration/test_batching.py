@@ -179,7 +179,7 @@ def test_stop_max_tokens_errors_and_cancellation_stay_per_request(server) -> Non
         together(stream_once, jobs)
     assert "".join(s_pieces) == want_stop and "5" not in want_stop and "4" in want_stop and not s_err
     assert "".join(m_pieces) == want_short and not m_err
-    assert "text_input:" in bad and "tokens exceeds the limit of 2048" in bad
+    assert "text_input:" in bad and "tokens: over the limit of 2048" in bad
     assert c_err == "cancelled by the client" and len(c_pieces) >= 2
     assert "".join(p_pieces) == want_plain and not p_err
     assert wait_for(lambda: llm_requests(server, "cancelled", absent=0.0) >= cancelled_before + 1, 30), \

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router import REPO_ROOT
 from model_router.cache import cacheable, key_of, scope_of
 from model_router.cache.keys import CacheKeyError, normalize_text
 from model_router.registry import load_registry
-from model_router.contract.request import make_request
 from model_router.routing.cached import Revision, key_fields
 
 BASE = {
@@ -139,7 +139,7 @@ def test_an_edited_model_in_the_repository_changes_the_key(tmp_path: Path) -> No
     registry, model = load_registry(), "qwen2_5_7b_instruct"
     folder = tmp_path / model
     shutil.copytree(REPO_ROOT / "model_repository_gpu" / model, folder)
-    request = make_request("What is AI?", {}, None)
+    request = RouterRequest.of("What is AI?", None, {})
     revision = Revision(registry, "gpu", tmp_path)  # the router's, made once at its load
 
     def key() -> str:

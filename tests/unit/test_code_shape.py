@@ -61,3 +61,51 @@ def test_no_import_cycles_between_modules() -> None:
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append((nxt, path + [nxt]))
+
+
+OURS = {"model_router", "openai_front", "client", "launcher"}
+# Imports of our own modules made inside a function, each for a reason other than a cycle.
+LAZY_IMPORTS = {
+    ("model_router/classifier/classifier.py", "model_router.classifier.embedding"):
+        "the e5 embedding model (onnxruntime) loads only when a query needs it",
+    ("client/cli.py", "client.stats"): "the metrics report's parsing, only for `tmr stats`",
+}
+
+
+def _function_imports(path: Path, module: str) -> set[str]:
+    """Our modules that `path` imports inside a function body."""
+    found: set[str] = set()
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    found |= {name for name in _imports_of(node, path, module) if name.split(".")[0] in OURS}
+    return found
+
+
+def _imports_of(node: ast.Import | ast.ImportFrom, path: Path, module: str) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    base = f"{package}.{node.module}" if node.level and node.module else (package if node.level else node.module)
+    return {base}
+
+
+def test_the_contract_is_the_bottom_layer() -> None:
+    """model_router.contract imports nothing of ours but the vocabulary and the errors."""
+    allowed = ("model_router.contract", "model_router.vocabulary", "model_router.errors")
+    for path in sorted((ROOT / "model_router" / "contract").glob("*.py")):
+        module = _module(path)
+        ours = {i for i in _imports(path, module) if i.split(".")[0] in OURS}
+        above = sorted(i for i in ours if not i.startswith(allowed))
+        assert not above, f"{path.name} imports {above}"
+
+
+def test_no_import_of_ours_hides_in_a_function() -> None:
+    """An import inside a function is how a cycle hides; those that remain load something costly."""
+    for path in _sources():
+        rel = str(path.relative_to(ROOT))
+        hidden = {name for name in _function_imports(path, _module(path)) if (rel, name) not in LAZY_IMPORTS}
+        assert not hidden, f"{rel}: imports {sorted(hidden)} inside a function"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.errors import InputError, ServingError
 from model_router.registry import ModelSpec, load_registry
-from model_router.contract.request import MAX_TURNS, make_request
+from model_router.contract.request import MAX_TURNS
 from model_router.routing.chat import render
 from model_router.routing.targets import Prepared, TextGeneration
 
@@ -32,9 +33,9 @@ def vllm_model(tmp_path: Path, template: str | None = QWEN_TEMPLATE) -> ModelSpe
 
 
 def test_the_query_is_the_last_user_turn_and_text_may_add_it() -> None:
-    r = make_request("", {}, None, messages=json.dumps(TURNS))
+    r = RouterRequest.of("", None, {}, messages=json.dumps(TURNS))
     assert r.text == "What is my name?" and len(r.messages) == 4
-    r = make_request("And my age?", {}, None, messages=json.dumps(TURNS[:3]))
+    r = RouterRequest.of("And my age?", None, {}, messages=json.dumps(TURNS[:3]))
     assert r.text == "And my age?" and r.messages[-1].content == "And my age?"
 
 
@@ -50,23 +51,23 @@ def test_the_query_is_the_last_user_turn_and_text_may_add_it() -> None:
 ])
 def test_bad_conversations_name_the_turn_and_the_limit(messages, words: str) -> None:
     with pytest.raises(InputError) as err:
-        make_request("", {}, None, messages=json.dumps(messages))
+        RouterRequest.of("", None, {}, messages=json.dumps(messages))
     assert words in str(err.value)
 
 
 def test_our_backend_gets_the_turns_with_the_prepared_prompt_last() -> None:
     spec = load_registry().model("smollm2_135m_instruct")
-    r = make_request("", {}, None, messages=json.dumps(TURNS))
+    r = RouterRequest.of("", None, {}, messages=json.dumps(TURNS))
     tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     sent = json.loads(tensors["messages"][0])
     assert sent == TURNS and tensors["text_input"][0] == b"What is my name?"
-    alone = TextGeneration().for_request(spec, make_request("Hi", {}, None), "en", False, None)[0]
+    alone = TextGeneration().for_request(spec, RouterRequest.of("Hi", None, {}), "en", False, None)[0]
     assert "messages" not in alone  # a single question stays the plain vLLM contract
 
 
 def test_a_vllm_model_gets_the_conversation_rendered_by_its_chat_template(tmp_path: Path) -> None:
     spec = vllm_model(tmp_path)
-    r = make_request("", {}, None, messages=json.dumps(TURNS))
+    r = RouterRequest.of("", None, {}, messages=json.dumps(TURNS))
     tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     prompt = tensors["text_input"][0].decode()
     assert prompt == ("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nMy name is Ada.<|im_end|>\n"
@@ -77,7 +78,7 @@ def test_a_vllm_model_gets_the_conversation_rendered_by_its_chat_template(tmp_pa
 
 def test_a_vllm_model_whose_template_writes_tools_gets_them_and_past_calls_as_objects(tmp_path: Path) -> None:
     spec = vllm_model(tmp_path)
-    r = make_request("", {}, json.dumps({"tools": [WEATHER]}), messages=json.dumps(CALLED))
+    r = RouterRequest.of("", json.dumps({"tools": [WEATHER]}), {}, messages=json.dumps(CALLED))
     tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     prompt = tensors["text_input"][0].decode()
     assert prompt.startswith('<|im_start|>system\n<tools>{"type": "function", "function": {"name": "get_weather"')
@@ -87,7 +88,7 @@ def test_a_vllm_model_whose_template_writes_tools_gets_them_and_past_calls_as_ob
 
 def test_without_its_tokenizer_a_vllm_model_is_not_served_an_untemplated_prompt() -> None:
     spec = load_registry().model("qwen2_5_vl_7b_instruct").model_copy(update={"tokenizer": "/nonexistent/tok"})
-    r = make_request("What is this?", {"image": b"png"}, None)
+    r = RouterRequest.of("What is this?", None, {"image": b"png"})
     with pytest.raises(ServingError) as err:
         TextGeneration().for_request(spec, r, "en", False, Prepared("What is this?", [b"png"]))
     assert "model 'qwen2_5_vl_7b_instruct': its tokenizer '/nonexistent/tok'" in str(err.value)
@@ -112,21 +113,21 @@ def test_a_conversation_the_template_refuses_names_the_messages(tmp_path: Path) 
 @pytest.mark.parametrize("model", QWEN_CPU)
 def test_a_llamacpp_model_gets_the_openai_turns_and_the_tools_for_its_own_template(model: str) -> None:
     spec = load_registry().model(model)
-    r = make_request("", {}, json.dumps({"tools": [WEATHER]}), messages=json.dumps(CALLED))
+    r = RouterRequest.of("", json.dumps({"tools": [WEATHER]}), {}, messages=json.dumps(CALLED))
     tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     assert json.loads(tensors["messages"][0]) == CALLED  # tool_calls and the tool turn as OpenAI wrote them
     assert json.loads(tensors["tools"][0]) == [WEATHER] and "<tools>" not in tensors["messages"][0].decode()
-    alone = TextGeneration().for_request(spec, make_request("Weather?", {}, json.dumps({"tools": [WEATHER]})), "en",
+    alone = TextGeneration().for_request(spec, RouterRequest.of("Weather?", json.dumps({"tools": [WEATHER]}), {}), "en",
                                          False, None)[0]
     assert json.loads(alone["messages"][0]) == [{"role": "user", "content": "Weather?"}]
     assert json.loads(alone["tools"][0]) == [WEATHER]
-    plain = TextGeneration().for_request(spec, make_request("Hi", {}, None), "en", False, None)[0]
+    plain = TextGeneration().for_request(spec, RouterRequest.of("Hi", None, {}), "en", False, None)[0]
     assert "tools" not in plain and "messages" not in plain
 
 
 def test_smollm2_gets_the_tools_and_past_calls_as_hermes_text_and_no_tools_input() -> None:
     spec = load_registry().model("smollm2_135m_instruct")
-    r = make_request("", {}, json.dumps({"tools": [WEATHER]}), messages=json.dumps(CALLED))
+    r = RouterRequest.of("", json.dumps({"tools": [WEATHER]}), {}, messages=json.dumps(CALLED))
     tensors = TextGeneration().for_request(spec, r, "en", False, None)[0]
     turns = json.loads(tensors["messages"][0])
     assert "tools" not in tensors and turns[0]["role"] == "system" and "<tools>" in turns[0]["content"]
@@ -135,5 +136,5 @@ def test_smollm2_gets_the_tools_and_past_calls_as_hermes_text_and_no_tools_input
 
 
 def test_the_last_turn_may_be_only_an_attachment() -> None:
-    r = make_request("", {"image": b"png"}, None, messages=json.dumps(TURNS[:3] + [{"role": "user", "content": ""}]))
+    r = RouterRequest.of("", None, {"image": b"png"}, messages=json.dumps(TURNS[:3] + [{"role": "user", "content": ""}]))
     assert r.text == "" and r.kinds == ("image",) and len(r.messages) == 4

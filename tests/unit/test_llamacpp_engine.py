@@ -18,8 +18,10 @@ from llamacpp_backend.gguf import GGUFModel, ModelFileError
 from model_router.tools.prompt import template_turn
 from llamacpp_backend.text_generation import LlamaTextGenerator
 from model_router.errors import InputError
+from model_router.contract.limits import ModelLimits
 from model_router.contract.sampling import parse_sampling_parameters
 
+LIMITS = ModelLimits(max_output_tokens=1024)
 GGUF = DEFAULT_MODELS_DIR / "qwen2.5-coder-0.5b-instruct" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}]
@@ -47,7 +49,7 @@ class Sink:
 
 def run(engine: LlamaTextGenerator, prompt: str, sampling: str) -> Sink:
     sink = Sink()
-    engine.submit(prompt, parse_sampling_parameters(sampling, 1024), sink)
+    engine.submit(prompt, parse_sampling_parameters(sampling, LIMITS), sink)
     assert sink.done.wait(120), "no end within 120 s"
     return sink
 
@@ -69,9 +71,9 @@ def test_sequences_and_kv_cells_come_back_when_requests_leave(engine: LlamaTextG
 def test_a_request_that_leaves_a_running_batch_frees_its_cells_alone(engine: LlamaTextGenerator) -> None:
     """A short request ends beside a long one: its cells are freed while the long one keeps its own."""
     stop, long, short = threading.Event(), Sink(), Sink()
-    engine.submit("Tell a long story.", parse_sampling_parameters('{"max_tokens": 400, "ignore_eos": true}', 1024),
+    engine.submit("Tell a long story.", parse_sampling_parameters('{"max_tokens": 400, "ignore_eos": true}', LIMITS),
                   long, stop.is_set)
-    engine.submit("Hi", parse_sampling_parameters('{"max_tokens": 2, "ignore_eos": true}', 1024), short)
+    engine.submit("Hi", parse_sampling_parameters('{"max_tokens": 2, "ignore_eos": true}', LIMITS), short)
     try:
         assert short.done.wait(120) and short.error is None
         held = lambda: [s for s in range(engine.model.n_seq)  # noqa: E731
@@ -87,9 +89,9 @@ def test_a_request_that_leaves_a_running_batch_frees_its_cells_alone(engine: Lla
 
 def test_limits_are_the_clients_errors(engine: LlamaTextGenerator) -> None:
     with pytest.raises(InputError, match="text_input.*limit of 512"):
-        engine.submit("word " * 600, parse_sampling_parameters('{"max_tokens": 4}', 1024), Sink())
+        engine.submit("word " * 600, parse_sampling_parameters('{"max_tokens": 4}', LIMITS), Sink())
     with pytest.raises(InputError, match="max_tokens.*1024 tokens"):
-        engine.submit("Hi", parse_sampling_parameters('{"max_tokens": 1020}', 1024), Sink())
+        engine.submit("Hi", parse_sampling_parameters('{"max_tokens": 1020}', LIMITS), Sink())
 
 
 def test_the_chat_template_in_the_file_writes_tools_and_past_calls(engine: LlamaTextGenerator) -> None:

@@ -171,4 +171,4 @@ def test_the_router_is_asked_for_heartbeats(monkeypatch) -> None:
     conn, _ = _connection([(_Result("ok", True, {}), None)])
     asyncio.run(_all(conn))
     from openai_front.connection import HEARTBEAT_S
-    assert seen[0].request.options["heartbeat_s"] == HEARTBEAT_S
+    assert seen[0].request.options.heartbeat_s == HEARTBEAT_S

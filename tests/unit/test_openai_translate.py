@@ -12,12 +12,11 @@ from model_router.routing.targets import what_to_say
 from openai_front import responses
 from openai_front.catalog import pickable
 from model_router.contract.errors import ErrorKind, WireError
-from model_router.contract.router import RouterAnswer
-from model_router.contract.router import Usage as RouterUsage
+from model_router.contract.router import RouterAnswer, RouterRequest, Usage
 from model_router.errors import InputError, NotFound, ServingError
 from model_router.serving.admission import Overloaded
 from openai_front.errors import ApiError, from_wire, invalid_body, unreachable
-from openai_front.protocol import ChatCompletionRequest, Delta, SpeechRequest, TranscriptionRequest, Usage
+from openai_front.protocol import ChatCompletionRequest, Delta, SpeechBody, TranscriptionBody
 from openai_front.translate import chat_call, speech_call, transcription_call, verbatim
 
 PNG = b"\x89PNG\r\n\x1a\n fake but bytes"
@@ -47,17 +46,17 @@ def refusal(fn, *args) -> ApiError:
 
 def test_a_single_user_turn_is_the_routers_text_and_auto_leaves_the_choice_to_it() -> None:
     call = chat_call(chat(messages=[user("What is the capital of France?")]))
-    assert call.request.text == "What is the capital of France?" and call.request.messages is None and call.request.attachments == {}
-    assert call.request.options == {"stream": False}  # no model preference, no sampling: the router's defaults
+    assert call.request.text == "What is the capital of France?" and call.request.messages == () and call.request.attachments == {}
+    assert call.request.options.wire() == {}  # no model preference, no sampling, no stream: the router's defaults
     assert set(call.request.encode()) == {"text", "options"}
 
 
 def test_sampling_fields_and_a_model_name_become_options() -> None:
     call = chat_call(chat(model="smollm2_135m_instruct", stream=True, messages=[user("Hi")], max_completion_tokens=7,
                           temperature=0.2, top_p=0.9, stop=["\n"], seed=3, user="someone", metadata={"a": 1}))
-    assert call.request.options == {"model": "smollm2_135m_instruct", "stream": True,
-                            "sampling_parameters": {"max_tokens": 7, "temperature": 0.2, "top_p": 0.9, "stop": ["\n"],
-                                                    "seed": 3}}
+    assert call.request.options.wire() == {"model": "smollm2_135m_instruct", "stream": True,
+                                           "sampling_parameters": {"max_tokens": 7, "temperature": 0.2, "top_p": 0.9,
+                                                                   "stop": ["\n"], "seed": 3}}
     # The router's field names lead back to the client's.
     assert call.openai_field("options.sampling_parameters.max_tokens") == "max_completion_tokens"
     assert call.openai_field("options.sampling_parameters.temperature") == "temperature"
@@ -68,11 +67,13 @@ def test_a_conversation_goes_whole_as_messages() -> None:
     call = chat_call(chat(messages=[{"role": "developer", "content": "Be brief."}, user("My name is Ada."),
                                     {"role": "assistant", "content": [{"type": "text", "text": "Hello Ada."}]},
                                     user("What is my name?")]))
-    assert call.request.text == ""  # the router reads the last user turn as the query
-    assert call.request.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My name is Ada."},
-                             {"role": "assistant", "content": "Hello Ada."},
-                             {"role": "user", "content": "What is my name?"}]
-    assert json.loads(call.request.encode()["messages"][0]) == call.request.messages
+    assert call.request.text == "What is my name?"  # the query: the last user turn
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My name is Ada."},
+             {"role": "assistant", "content": "Hello Ada."}, {"role": "user", "content": "What is my name?"}]
+    assert [m.as_turn() for m in call.request.messages] == turns
+    sent = call.request.encode()
+    assert json.loads(sent["messages"][0]) == turns
+    assert RouterRequest.decode(sent.get) == call.request  # the query is not sent a second time as text
 
 
 def test_an_image_part_becomes_the_image_attachment() -> None:
@@ -107,6 +108,11 @@ def test_what_the_router_cannot_take_is_refused_naming_the_field(messages, param
     ({"messages": [user("x")], "tools": [{"type": "function"}]}, "tools[0].function: "),
     ({"messages": [user("x")], "tools": [{"type": "retrieval", "function": {}}]}, "tools[0].type: 'retrieval'"),
     ({"messages": [user("x")], "tools": {"name": "f"}}, "tools: "),
+    ({"messages": [user("x")], "tools": [{"type": "function", "function": {"name": "f"}},
+                                         {"type": "function", "function": {"name": "bad name!"}}]},
+     "tools[1].function.name: string should match pattern"),
+    ({"messages": [user("x")], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": 5}}},
+     "response_format.json_schema.schema: "),
     ({"messages": [user("x")], "tool_choice": "always"}, "tool_choice: 'always' unknown. Available: ['none'"),
     ({"messages": [user("x")], "tool_choice": {"name": "f"}}, "tool_choice: expected one of"),
     ({"messages": [user("x")], "response_format": {"type": "xml"}}, "response_format.type: 'xml'"),
@@ -139,20 +145,20 @@ def test_fields_clients_send_and_we_do_not_use_are_accepted() -> None:
 ])
 def test_speech_input_is_spoken_whole_by_the_routers_rule(text: str) -> None:
     """Checked against the router's own rule (model_router.routing.targets.what_to_say)."""
-    call = speech_call(SpeechRequest(model="auto", input=text, voice="alloy"))
+    call = speech_call(SpeechBody(model="auto", input=text, voice="alloy"))
     assert what_to_say(call.request.text) == text.strip()
-    assert call.request.options == {"use_case": "tts"}
+    assert call.request.options.wire() == {"use_case": "tts"}
 
 
 def test_speech_and_transcription_calls() -> None:
-    assert speech_call(SpeechRequest(model="tts_espeak", input="Hi there")).request.options == {"use_case": "tts",
-                                                                                          "model": "tts_espeak"}
-    call = transcription_call(TranscriptionRequest(model="auto", language="hi"), b"RIFF....")
+    assert speech_call(SpeechBody(model="tts_espeak", input="Hi there")).request.options.wire() == {
+        "use_case": "tts", "model": "tts_espeak"}
+    call = transcription_call(TranscriptionBody(model="auto", language="hi"), b"RIFF....")
     assert call.request.text == "" and call.request.attachments == {"audio": b"RIFF...."}
-    assert call.request.options == {"use_case": "stt", "language": "hi"}
+    assert call.request.options.wire() == {"use_case": "stt", "language": "hi"}
     assert call.openai_field("audio") == "file" and call.openai_field("options.language") == "language"
     with pytest.raises(ValidationError):
-        SpeechRequest(model="auto", input="x", response_format="mp3")
+        SpeechBody(model="auto", input="x", response_format="mp3")
 
 
 def test_verbatim_leaves_text_with_every_quote_mark_as_it_is() -> None:
@@ -160,7 +166,7 @@ def test_verbatim_leaves_text_with_every_quote_mark_as_it_is() -> None:
     assert verbatim(text) == text
 
 
-CALL = chat_call(chat(messages=[user("Hi")], temperature=5))
+CALL = chat_call(chat(messages=[user("Hi")], temperature=0.5))
 
 
 def _through_the_wire(exc: Exception, call=CALL) -> ApiError:
@@ -201,7 +207,7 @@ def test_errors_of_attachments_name_the_part_they_came_from() -> None:
     call = chat_call(chat(messages=[user([{"type": "text", "text": "read"}, image_part(data_url(PNG))])]))
     assert _through_the_wire(InputError("image", "cannot decode (not an image)"), call).param == \
         "messages[0].content[1]"
-    speech = transcription_call(TranscriptionRequest(model="auto"), b"x")
+    speech = transcription_call(TranscriptionBody(model="auto"), b"x")
     assert _through_the_wire(InputError("audio", "cannot decode"), speech).message == "file: cannot decode"
 
 
@@ -210,15 +216,19 @@ def test_stream_chunks_are_server_sent_events() -> None:
     assert text.startswith("data: ") and text.endswith("\n\n") and "\n" not in text[:-2]
     body = json.loads(text[6:])
     assert body["object"] == "chat.completion.chunk" and body["choices"][0]["delta"]["content"] == "Par"
-    usage = json.loads(responses.chunk("c", "m", usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3))[6:])
+    usage = json.loads(responses.chunk("c", "m", usage=Usage(1, 2))[6:])
     assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 3
     assert responses.DONE == "data: [DONE]\n\n"
 
 
 def test_usage_and_finish_reason_are_the_engines() -> None:
-    answer = RouterAnswer("Paris", True, {"model": "m"}, finish_reason="length", usage=RouterUsage(12, 5))
+    answer = RouterAnswer("Paris", True, {"model": "m"}, finish_reason="length", usage=Usage(12, 5))
     body = responses.chat_completion("c", "m", answer)
     assert body.choices[0].finish_reason == "length" and body.usage.total_tokens == 17
+    assert responses.dump(body)["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert RouterAnswer.decode(answer.encode(), final=True).usage == answer.usage  # the router's counts, crossed
+    with pytest.raises(ValueError, match="total_tokens"):  # OpenAI's total is the sum, never a third count
+        Usage.model_validate({"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 16})
     speech = responses.chat_completion("c", "m", RouterAnswer("", True, {}, audio=b"RIFF"))
     assert speech.choices[0].finish_reason == "stop" and speech.usage is None
 
@@ -249,15 +259,16 @@ CALLED = {"id": "call_1", "type": "function", "function": {"name": "get_weather"
 def test_tools_and_the_response_format_go_to_the_router_as_sent_without_nulls() -> None:
     call = chat_call(chat(messages=[user("Weather in Paris?")], tools=[WEATHER], tool_choice="required",
                           parallel_tool_calls=False, response_format=CITY))
-    sent = call.request.options
+    sent = call.request.options.wire()
+    assert json.loads(call.request.encode()["options"][0]) == sent  # what travels to the router
     function = {k: v for k, v in WEATHER["function"].items() if k != "strict"}  # null: left out
     assert sent["tools"] == [{"type": "function", "function": function}]
     assert sent["tools"][0]["function"]["parameters"]["properties"]["unit"] == {"default": None}  # a schema: whole
     assert (sent["tool_choice"], sent["parallel_tool_calls"], sent["response_format"]) == ("required", False, CITY)
     named = chat_call(chat(messages=[user("x")], tools=[WEATHER],
-                           tool_choice={"type": "function", "function": {"name": "get_weather"}})).request.options
+                           tool_choice={"type": "function", "function": {"name": "get_weather"}})).request.options.wire()
     assert named["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert set(chat_call(chat(messages=[user("x")])).request.options) == {"stream"}  # nothing unasked for
+    assert chat_call(chat(messages=[user("x")])).request.options.wire() == {}  # nothing unasked for
 
 
 def test_what_the_front_sends_is_what_the_router_takes() -> None:
@@ -265,13 +276,14 @@ def test_what_the_front_sends_is_what_the_router_takes() -> None:
     from model_router.contract.request import parse_messages, parse_options
 
     call = chat_call(chat(messages=[user("Weather in Paris?"), {"role": "assistant", "content": None,
-                                                                 "tool_calls": [CALLED | {"extra": 1}]},
+                                                                 "tool_calls": [CALLED]},
                                     {"role": "tool", "tool_call_id": "call_1", "name": "get_weather",
                                      "content": [{"type": "text", "text": "18 C, sunny"}]}],
                           tools=[WEATHER], tool_choice="auto", response_format={"type": "json_object"}))
-    assert call.request.messages[1:] == [{"role": "assistant", "content": "", "tool_calls": [CALLED]},
-                                         {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_1"}]
-    options = parse_options(call.request.options)
+    assert [m.as_turn() for m in call.request.messages[1:]] == [
+        {"role": "assistant", "content": "", "tool_calls": [CALLED]},
+        {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_1"}]
+    options = parse_options(call.request.encode()["options"][0])
     assert [t.function.name for t in options.tools] == ["get_weather"] and options.tool_choice == "auto"
     assert [t.role for t in parse_messages(call.request.encode()["messages"][0])] == ["user", "assistant", "tool"]
 
@@ -290,14 +302,12 @@ def test_the_routers_errors_about_tools_name_the_clients_field(router_field, ope
     assert err.message == f"{openai_field}: 'f' is also the name of tools[0]"
 
 
-def test_a_tool_result_may_be_the_last_turn_and_a_lone_one_goes_as_a_conversation() -> None:
-    lone = chat_call(chat(messages=[{"role": "tool", "tool_call_id": "call_9", "content": "42"}]))
-    # the router refuses it (no call to answer), naming messages[0].tool_call_id
-    assert lone.request.text == "" and lone.request.messages == [{"role": "tool", "content": "42",
-                                                                  "tool_call_id": "call_9"}]
+def test_a_lone_tool_result_answers_no_call_and_is_refused_naming_its_call_id() -> None:
+    err = refusal(chat_call, chat(messages=[{"role": "tool", "tool_call_id": "call_9", "content": "42"}]))
+    assert (err.status, err.param) == (400, "messages[0].tool_call_id") and "'call_9' answers no call" in err.message
 
 
-TOOL_ANSWER = RouterAnswer("", True, {"model": "m"}, finish_reason="tool_calls", usage=RouterUsage(40, 21),
+TOOL_ANSWER = RouterAnswer("", True, {"model": "m"}, finish_reason="tool_calls", usage=Usage(40, 21),
                            tool_calls=[CALLED, {"id": "call_2", "type": "function",
                                                 "function": {"name": "get_time", "arguments": "{}"}}])
 
@@ -353,11 +363,35 @@ def test_streamed_tool_calls_assemble_in_the_sdk_to_the_whole_answers() -> None:
     assert bodies[-1]["choices"][0]["finish_reason"] == "tool_calls" and bodies[-1]["routing"] == {"model": "m"}
 
 
+def test_tool_calls_the_sdk_assembled_from_a_stream_go_back_as_it_dumps_them() -> None:
+    """The SDK's message keeps each call's `index` and `function.parsed_arguments`: both are dropped by name,
+    and the router's turn is the contract's call; any other key in a call is refused, naming it."""
+    import asyncio
+
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk as SdkChunk
+
+    state = ChatCompletionStreamState()
+    for event in asyncio.run(_stream_of(TOOL_ANSWER))[:-1]:
+        state.handle_chunk(SdkChunk.model_validate(json.loads(event[6:])))
+    echoed = state.get_final_completion().choices[0].message.model_dump()
+    assert {"index", "function"} <= set(echoed["tool_calls"][0]) and "parsed_arguments" in echoed["tool_calls"][0]["function"]
+    answers = [{"role": "tool", "tool_call_id": c["id"], "content": "done"} for c in echoed["tool_calls"]]
+    call = chat_call(chat(messages=[user("Weather and time?"), echoed, *answers], tools=[WEATHER]))
+    assert call.request.messages[1].as_turn() == {"role": "assistant", "content": "", "tool_calls": TOOL_ANSWER.tool_calls}
+    assert RouterRequest.decode(call.request.encode().get) == call.request  # the router reads the same calls
+    odd = dict(echoed, tool_calls=[CALLED | {"cache_control": {"type": "ephemeral"}}])
+    with pytest.raises(ValidationError) as info:
+        chat(messages=[user("x"), odd, user("y")])
+    err = invalid_body(info.value, ChatCompletionRequest)
+    assert err.param == "messages[1].tool_calls[0].cache_control" and "unknown field" in err.message
+
+
 def test_a_video_part_is_the_video_attachment_and_prefer_is_passed_on() -> None:
     call = chat_call(chat(messages=[user([{"type": "text", "text": "What happens?"},
                                          {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}}])],
                           prefer="cost"))
-    assert call.request.attachments == {"video": b"\x00\x00\x00"} and call.request.options["prefer"] == "cost"
+    assert call.request.attachments == {"video": b"\x00\x00\x00"} and call.request.options.prefer == "cost"
     assert call.openai_field("video") == "messages[0].content[1]" and call.openai_field("options.prefer") == "prefer"
 
 
@@ -371,7 +405,7 @@ def test_a_streamed_speech_answer_carries_its_audio_and_visemes_in_the_last_piec
 
 
 # A forced call that max_tokens cut, as the router returns it (tools.parser): the call, its arguments as far as written.
-CUT = RouterAnswer("", True, {"model": "m"}, finish_reason="length", usage=RouterUsage(40, 8),
+CUT = RouterAnswer("", True, {"model": "m"}, finish_reason="length", usage=Usage(40, 8),
                    tool_calls=[{"id": "call_3", "type": "function",
                                 "function": {"name": "get_weather", "arguments": '{"city": "Saint-R'}}])
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.errors import InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
-from model_router.contract.request import make_request
 from model_router.routing.router import Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader
@@ -54,7 +54,7 @@ def build(use_case: str, broken: frozenset[str] = frozenset(), bad_input: frozen
 
 
 def route(router: Router, text: str = "", stream: bool = False, **attachments: bytes):
-    return list(router.route(make_request(text, attachments, json.dumps({"stream": stream}))))
+    return list(router.route(RouterRequest.of(text, json.dumps({"stream": stream}), attachments)))
 
 
 def prompt_of(calls: list, model: str = LLM) -> str:

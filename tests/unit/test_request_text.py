@@ -1,13 +1,14 @@
-"""Unicode edge cases of a query's text, in both empty checks (the router's make_request and the
+"""Unicode edge cases of a query's text, in both empty checks (the router's RouterRequest.of and the
 classifier's classify share request.check_query): invisible-only text is empty; emoji, ZWJ
 sequences and mixed scripts are text and get a classification."""
 from __future__ import annotations
 
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.classifier import QueryClassifier
 from model_router.errors import InputError
-from model_router.contract.request import check_query, is_blank, make_request
+from model_router.contract.request import check_query, is_blank
 from model_router.vocabulary import COMPLEXITIES, LANGUAGES, USE_CASES
 
 # Invisible format characters (Unicode Cf) that str.strip() keeps.
@@ -47,7 +48,7 @@ def test_invisible_only_text_is_blank_and_refused_naming_text(text: str, clf: Qu
     assert is_blank(text)
     codes = sorted({f"U+{ord(c):04X}" for c in text if not c.isspace()})
     # The router's check and the classifier's, each an InputError naming `text` and the characters.
-    for check in (lambda: make_request(text.encode(), {}, None), lambda: clf.classify(text)):
+    for check in (lambda: RouterRequest.of(text.encode(), None, {}), lambda: clf.classify(text)):
         with pytest.raises(InputError, match=r"^text: empty \(only invisible characters: U\+") as err:
             check()
         assert err.value.field == "text"
@@ -63,13 +64,13 @@ def test_plain_empty_text_keeps_its_message(text: str) -> None:
 @pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
 def test_invisible_text_with_an_attachment_is_a_query(text: str) -> None:
     check_query(text, ("audio",))  # the attachment is the query (e.g. "transcribe this", unsaid)
-    assert make_request(text, {"audio": b"RIFF"}, None).kinds == ("audio",)
+    assert RouterRequest.of(text, None, {"audio": b"RIFF"}).kinds == ("audio",)
 
 
 @pytest.mark.parametrize("text", VISIBLE.values(), ids=VISIBLE.keys())
 def test_emoji_zwj_and_mixed_script_text_is_classified(text: str, clf: QueryClassifier) -> None:
     assert not is_blank(text)
-    assert make_request(text, {}, None).text == text  # accepted as is, joiners kept
+    assert RouterRequest.of(text, None, {}).text == text  # accepted as is, joiners kept
     c = clf.classify(text)
     assert c.use_case in USE_CASES and c.language in LANGUAGES and c.complexity in COMPLEXITIES
     assert c.modality == "text"

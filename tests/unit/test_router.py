@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.classifier import Classification
 from model_router.errors import Cancelled, InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
-from model_router.contract.request import make_request, parse_options
+from model_router.contract.request import parse_options
 from model_router.routing.decision import Done
 from model_router.routing.router import Metrics, Router
 from model_router.serving.health import HealthTracker
@@ -60,7 +61,7 @@ def build(broken: set[str] = frozenset(), conf: float = 0.9, use_case: str = "ag
 
 
 def req(options: dict | None = None, text: str = "capital of France?"):
-    return make_request(text, {}, json.dumps({"sampling_parameters": {"max_tokens": 4}, **(options or {})}))
+    return RouterRequest.of(text, json.dumps({"sampling_parameters": {"max_tokens": 4}, **(options or {})}), {})
 
 
 def test_loads_and_answers_with_a_decision() -> None:
@@ -129,18 +130,18 @@ def test_bad_options(raw: str, words: str) -> None:
 
 def test_bad_request_fields() -> None:
     with pytest.raises(InputError, match="text: empty, and no image"):
-        make_request("", {}, None)
+        RouterRequest.of("", None, {})
     with pytest.raises(InputError, match="image: 11 bytes exceeds the limit of 10"):
         from model_router.contract import request as options
 
         limits = dict(options.MAX_ATTACHMENT_BYTES)
         options.MAX_ATTACHMENT_BYTES["image"] = 10
         try:
-            make_request("x", {"image": b"x" * 11}, None)
+            RouterRequest.of("x", None, {"image": b"x" * 11})
         finally:
             options.MAX_ATTACHMENT_BYTES.update(limits)
     with pytest.raises(InputError, match="text: not valid UTF-8"):
-        make_request(b"\xc3\x28", {}, None)
+        RouterRequest.of(b"\xc3\x28", None, {})
 
 
 class CountingMetrics(Metrics):
@@ -181,7 +182,7 @@ def test_a_cancelled_request_stops_mid_answer_closes_its_call_and_gives_its_leas
 def test_a_request_cancelled_before_its_steps_runs_none_of_them() -> None:
     router, calls, _ = build(use_case="multimodal")
     with pytest.raises(Cancelled, match="before step read_image"):
-        list(router.route(make_request("What does it say?", {"image": b"png"}, None), cancelled=lambda: True))
+        list(router.route(RouterRequest.of("What does it say?", None, {"image": b"png"}), cancelled=lambda: True))
     assert calls == []
 
 

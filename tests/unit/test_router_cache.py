@@ -9,10 +9,10 @@ import pytest
 
 from model_router.cache import ResponseCache, key_of
 from model_router.contract.media import SpeechOutput
+from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.contract.tensors import strings
 from model_router.errors import Cancelled, TargetError, never
 from model_router.registry import load_registry
-from model_router.contract.request import make_request
 from model_router.routing.cached import Revision, RouterCache, key_fields, revision_of
 from model_router.routing.decision import Done, Piece
 from model_router.routing.router import Router
@@ -65,7 +65,7 @@ class Harness:
     def ask(self, options: dict | None = None, text: str = "capital of France?", **attachments: bytes) -> list:
         sampling = {"max_tokens": 4, **(options or {}).pop("sampling", {})} if options else {"max_tokens": 4}
         raw = json.dumps({"sampling_parameters": sampling, **(options or {})})
-        return list(self.router.route(make_request(text, attachments, raw)))
+        return list(self.router.route(RouterRequest.of(text, raw, attachments)))
 
 
 def test_a_repeated_question_is_answered_without_classifying_or_generating() -> None:
@@ -161,7 +161,7 @@ def test_an_image_read_with_ocr_is_not_kept() -> None:
 
 def test_a_cancelled_answer_is_not_kept() -> None:
     h = Harness()
-    stream = h.router.route(make_request("capital of France?", {}, json.dumps({"stream": True})),
+    stream = h.router.route(RouterRequest.of("capital of France?", json.dumps({"stream": True}), {}),
                             cancelled=lambda: bool(h.generated))
     with pytest.raises(Cancelled):
         list(stream)
@@ -172,7 +172,7 @@ def test_keys_differ_when_an_answer_changing_field_differs() -> None:
     registry = load_registry()
 
     def key(options: dict, text: str = "hi", messages: str | None = None) -> str:
-        request = make_request(text, {}, json.dumps(options), messages=messages)
+        request = RouterRequest.of(text, json.dumps(options), {}, messages=messages)
         return key_of(key_fields(request, "cpu", revision_of(registry, "cpu")))
 
     base = key({})
@@ -211,14 +211,13 @@ def test_the_openai_fronts_no_cache_header_asks_the_router_for_a_fresh_answer() 
     """Seen at the front's router connection: the options the router would receive."""
     from fastapi.testclient import TestClient
 
-    from model_router.contract.router import RouterAnswer
     from openai_front.app import Settings, create_app
 
     sent: list[dict] = []
 
     class Connection:
         async def events(self, call):
-            sent.append(dict(call.request.options))
+            sent.append(call.request.options.wire())  # as it travels
             yield RouterAnswer("Paris", True, {"model": PRIMARY, "use_case": "agent"}, finish_reason="stop")
 
         async def close(self) -> None:

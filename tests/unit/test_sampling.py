@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from model_router.contract.limits import ModelLimits
 from model_router.contract.sampling import SamplingError, SamplingParams, parse_sampling_parameters
 
 
@@ -21,8 +22,8 @@ def test_numbers_and_numeric_strings_as_vllm_accepts() -> None:
 
 @pytest.mark.parametrize("raw, field, words", [
     ({"max_tokenz": 3}, "max_tokenz", "unknown parameter. Available:"),
-    ({"max_tokens": 0}, "max_tokens", "out of range [1, 1024]"),
-    ({"max_tokens": 100000}, "max_tokens", "out of range"),
+    ({"max_tokens": 0}, "max_tokens", "must be >= 1"),
+    ({"max_tokens": 100000}, "max_tokens", "exceeds this model's limit of 1024"),
     ({"max_tokens": 1.5}, "max_tokens", "expected an integer"),
     ({"temperature": -1}, "temperature", "out of range [0.0, 2.0]"),
     ({"temperature": "hot"}, "temperature", "expected float"),
@@ -33,9 +34,17 @@ def test_numbers_and_numeric_strings_as_vllm_accepts() -> None:
 ])
 def test_bad_values_name_the_field(raw: dict, field: str, words: str) -> None:
     with pytest.raises(SamplingError) as err:
-        parse_sampling_parameters(json.dumps(raw), max_tokens_limit=1024)
+        parse_sampling_parameters(json.dumps(raw), ModelLimits(max_output_tokens=1024))
     assert f"sampling_parameters.{field}" in str(err.value)
     assert words in str(err.value)
+
+
+def test_max_tokens_is_bounded_by_the_models_limit_alone() -> None:
+    limits = ModelLimits(max_output_tokens=300)
+    assert parse_sampling_parameters({"max_tokens": 300}, limits).max_tokens == 300
+    with pytest.raises(SamplingError, match="sampling_parameters.max_tokens: 301 exceeds this model's limit of 300"):
+        parse_sampling_parameters({"max_tokens": 301}, limits)
+    assert parse_sampling_parameters({"max_tokens": 100000}).max_tokens == 100000  # no model: no limit here
 
 
 @pytest.mark.parametrize("raw, words", [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),

@@ -12,6 +12,7 @@ import pytest
 from llguidance import LLTokenizer
 from llguidance._tokenizer import TokenizerWrapper
 
+from model_router.contract.limits import ModelLimits
 from model_router.errors import InputError
 from model_router.contract.sampling import SamplingParams, StructuredOutputs
 from transformers_backend.batching import ContinuousBatcher
@@ -125,7 +126,8 @@ def test_a_constraint_that_cannot_compile_is_the_clients_error(grammars, spec, k
     ({"schema": {}}, "sampling_parameters.structured_outputs.schema", "unknown key"),
     ({"json": "{not json"}, "sampling_parameters.structured_outputs.json", "not valid JSON"),
     ({"json": [1]}, "sampling_parameters.structured_outputs.json", "expected a JSON schema"),
-    ({"json": {"description": "x" * 40_000}}, "sampling_parameters.structured_outputs.json", "exceeds the limit"),
+    ({"json": {"description": "x" * 40_000}}, "sampling_parameters.structured_outputs.json",
+     "exceeds this model's limit of 32768"),
     ({"choice": []}, "sampling_parameters.structured_outputs.choice", "at least 1"),
     ({"choice": ["a"] * 65}, "sampling_parameters.structured_outputs.choice", "at most 64"),
     ({"json_object": "yes"}, "sampling_parameters.structured_outputs.json_object", "true or false"),
@@ -135,7 +137,7 @@ def test_structured_outputs_are_checked_naming_the_key(value, field, problem) ->
     from model_router.contract.sampling import SamplingError, parse_sampling_parameters
 
     with pytest.raises(SamplingError) as err:
-        parse_sampling_parameters({"structured_outputs": value})
+        parse_sampling_parameters({"structured_outputs": value}, ModelLimits(max_schema_bytes=32 * 1024))
     assert err.value.field == field and problem in str(err.value), str(err.value)
 
 

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.errors import InputError
 from model_router.registry import load_registry
-from model_router.contract.request import make_request
 from model_router.routing.targets import TextGeneration
-from model_router.contract.sampling import parse_sampling_parameters
-from model_router.tools.constraint import as_sampling, structured_outputs
+from model_router.contract.sampling import SamplingParams, StructuredOutputs, parse_sampling_parameters
+from model_router.tools.constraint import structured_outputs
 from model_router.tools.parser import Answer, parse, read_answer
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
@@ -23,7 +23,7 @@ TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"typ
 
 
 def request(**options):
-    return make_request("What is the weather in Paris?", {}, json.dumps(options))
+    return RouterRequest.of("What is the weather in Paris?", json.dumps(options), {})
 
 
 @pytest.mark.parametrize("options, field", [
@@ -57,22 +57,39 @@ def test_a_tool_turn_must_answer_an_earlier_call() -> None:
                  {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
              {"role": "tool", "tool_call_id": "call_2", "content": "sunny"}]
     with pytest.raises(InputError) as raised:
-        make_request("", {}, json.dumps({"tools": [WEATHER]}), messages=json.dumps(turns))
+        RouterRequest.of("", json.dumps({"tools": [WEATHER]}), {}, messages=json.dumps(turns))
     assert raised.value.field == "messages[2].tool_call_id"
     turns[2]["tool_call_id"] = "call_1"
-    req = make_request("", {}, json.dumps({"tools": [WEATHER]}), messages=json.dumps(turns))
+    req = RouterRequest.of("", json.dumps({"tools": [WEATHER]}), {}, messages=json.dumps(turns))
     assert req.text == "Weather?" and req.messages[-1].role == "tool"
+    # The call is typed in the router and travels in OpenAI's JSON shape.
+    assert req.messages[1].tool_calls[0].function.name == "get_weather"
+    assert json.loads(req.encode()["messages"][0]) == turns
+
+
+@pytest.mark.parametrize("call, field", [
+    ({"id": "call_1", "function": {"name": "f"}}, "messages[1].tool_calls[0].function.arguments"),
+    ({"id": "call_1", "function": {"name": "f", "arguments": {"a": 1}}}, "messages[1].tool_calls[0].function.arguments"),
+    ({"id": "", "function": {"name": "f", "arguments": "{}"}}, "messages[1].tool_calls[0].id"),
+    ({"id": "call_1", "function": {"name": "f", "arguments": "{}", "extra": 1}}, "messages[1].tool_calls[0].function.extra"),
+])
+def test_a_bad_call_in_a_conversation_is_refused_naming_its_field(call, field) -> None:
+    turns = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "user", "content": "And?"}]
+    with pytest.raises(InputError) as raised:
+        RouterRequest.of("", "{}", {}, messages=json.dumps(turns))
+    assert raised.value.field == field, raised.value
 
 
 def test_a_forced_call_is_constrained_to_the_tool_call_object() -> None:
     named = request(tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_weather"}})
     c = structured_outputs(tuple(named.options.tools), named.options.tool_choice, None)
-    assert c["json"]["properties"]["name"] == {"const": "get_weather"}
+    assert c.json_schema["properties"]["name"] == {"const": "get_weather"}
     required = request(tools=[WEATHER, TIME], tool_choice="required").options
-    assert len(structured_outputs(tuple(required.tools), "required", None)["json"]["anyOf"]) == 2
+    assert len(structured_outputs(tuple(required.tools), "required", None).json_schema["anyOf"]) == 2
     assert structured_outputs(tuple(required.tools), "auto", None) is None
     fmt = request(response_format={"type": "json_object"}).options
-    assert structured_outputs((), None, fmt.response_format) == {"json_object": True}
+    assert structured_outputs((), None, fmt.response_format) == StructuredOutputs(json_object=True)
 
 
 def test_smollm2_gets_the_tools_in_hermes_format_and_the_constraint_as_vllm_takes_it() -> None:
@@ -195,8 +212,10 @@ def accepts():
 
     tokenizer = LLTokenizer(TokenizerWrapper(Bytes()))
 
-    def check(constraint: dict, text: str) -> bool:
-        spec = parse_sampling_parameters(as_sampling(constraint)).structured_outputs
+    def check(constraint: StructuredOutputs, text: str) -> bool:
+        # As the engine reads it: through the sampling parameters' wire form.
+        spec = parse_sampling_parameters(SamplingParams(structured_outputs=constraint).wire()).structured_outputs
+        assert spec == constraint
         matcher = LLMatcher(tokenizer, grammar_of(spec), log_level=0)
         assert not matcher.is_error(), matcher.get_error()
         return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
@@ -259,8 +278,8 @@ def test_a_json_schema_answer_is_closed_all_the_way_down(accepts) -> None:
      {"kind": "k", "a": "x"}),
 ])
 def test_objects_that_say_they_take_other_keys_stay_open(accepts, schema, extra) -> None:
-    assert accepts({"json": structured_outputs((), None, request(response_format={
-        "type": "json_schema", "json_schema": {"schema": schema}}).options.response_format)["json"]},
+    assert accepts(structured_outputs((), None, request(response_format={
+        "type": "json_schema", "json_schema": {"schema": schema}}).options.response_format),
         json.dumps(extra, separators=(",", ":")))
 
 

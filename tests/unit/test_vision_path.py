@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
+from model_router.contract.router import RouterRequest
 from model_router.contract.tensors import strings, texts
 from model_router.registry import ModelSpec, Registry, load_registry
-from model_router.contract.request import make_request
 from model_router.routing.pipeline import Pipeline
 from model_router.routing.targets import Prepared, TextGeneration
 
@@ -45,7 +45,7 @@ def encode(registry: Registry, model: str, text: str = "",
             return {"images": strings(*FRAMES), "times": np.array(TIMES, dtype=np.float32)}
         return {"text_output": strings(*["EXIT 12"] * inputs["image"].size)}  # OCR
 
-    request = make_request(text, attachments, json.dumps({"stream": True}))
+    request = RouterRequest.of(text, json.dumps({"stream": True}), attachments)
     prepared = Pipeline(registry, "gpu", call, 10.0).prepare(registry.model(model), request, "video", "en")
     return TextGeneration().for_request(registry.model(model), request, "en", True, prepared)[0], steps, prepared.degraded
 
@@ -96,12 +96,12 @@ def test_a_picture_goes_as_one_image_with_one_placeholder(registry: Registry) ->
 def test_a_prompt_that_places_its_own_placeholders_is_left_as_it_is() -> None:
     own = f"Compare {PLACEHOLDER} with {PLACEHOLDER}."
     spec = load_registry().model(VLM).model_copy(update={"tokenizer": ""})  # a raw prompt, as a client wrote it
-    tensors = TextGeneration().for_request(spec, make_request(own, {}, None), "en", False, Prepared(own, [b"a", b"b"]))[0]
+    tensors = TextGeneration().for_request(spec, RouterRequest.of(own, None, {}), "en", False, Prepared(own, [b"a", b"b"]))[0]
     assert texts(tensors["text_input"])[0] == own and tensors["image"].size == 2
 
 
 def test_text_only_requests_carry_no_image_input(registry: Registry) -> None:
-    tensors = TextGeneration().for_request(registry.model(VLM), make_request("Hello", {}, None), "en", False, None)[0]
+    tensors = TextGeneration().for_request(registry.model(VLM), RouterRequest.of("Hello", None, {}), "en", False, None)[0]
     assert "image" not in tensors and prompt(tensors) == "Hello"
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from model_router.cache import ResponseCache
+from model_router.contract.control import Heartbeat, Peek
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.errors import Cancelled
-from model_router.contract.request import parse_options
 from model_router.routing.cached import Revision, RouterCache
 from model_router.routing.decision import Piece
 from model_router.routing.router import Router
@@ -43,7 +43,7 @@ FINALIZE_WAIT_S = 10.0
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.settings = s = RouterSettings.read(json.loads(args["model_config"]))
-        self.registry, self.profile = s.load_registry()
+        self.registry, self.profile = s.load_registry(Path(args["model_repository"]).parent)
         self.repository = Path(args["model_repository"]).parent
         self.gpu = detect_gpu() if self.profile.name == "gpu" else None
         self.control = TritonModelControl(s.control_url, {"admin-key": s.admin_key} if s.admin_key else None)
@@ -59,7 +59,7 @@ class TritonPythonModel:
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
         self.loader.start_reaper(extra=self.recovery.check)
         # Every response goes out on one thread (concurrent sends crashed Triton 24.10's stub: serving.heartbeat).
-        self.outbox = Outbox(lambda: response(RouterAnswer("", final=False).encode()))
+        self.outbox = Outbox(lambda: response(Heartbeat.encode()))
         self._stop = threading.Event()
         threading.Thread(target=self._drop_abandoned, name="abandoned", daemon=True).start()
         pb_utils.Logger.log_info(f"router: profile {self.profile.name}, budget {self.loader.budget_mb:.0f} MB")
@@ -109,9 +109,9 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            peek = _options(request)
+            peek = Peek.decode(getter(request))
             # Ahead of admission: a probe (or the admin) must not wait behind user traffic.
-            if peek.get("health") is True or "cache_admin" in peek:
+            if peek.ahead:
                 self._health(request, self._line(request))
                 continue
             try:
@@ -120,8 +120,8 @@ class TritonPythonModel:
                 self._line(request).send(error_response(exc, "router"), FINAL)
                 self.metrics.rejected()
                 continue
-            beat = peek.get("heartbeat_s")  # beats start now: waiting for a worker is working too
-            line = ticket.line = self._line(request, beat if isinstance(beat, (int, float)) and beat >= 0.2 else None)
+            # Beats start now: waiting for a worker is working too.
+            line = ticket.line = self._line(request, peek.heartbeat.interval_s if peek.heartbeat else None)
             self.pool.submit(self._handle, request, ticket, line)
         self.metrics.requests_inflight(self.admission.inside)
         return None
@@ -133,7 +133,7 @@ class TritonPythonModel:
 
     def _health(self, request, sender) -> None:
         try:
-            opts = parse_options(pb_utils.get_input_tensor_by_name(request, "options").as_numpy().reshape(-1)[0])
+            opts = RouterRequest.decode(getter(request), self.settings.max_text_chars).options
             if opts.cache_admin:
                 report = cache_admin(self.cache, opts.cache_admin, opts.admin_key, self.settings.admin_key)
                 answer = RouterAnswer(opts.cache_admin, decision=report)
@@ -201,16 +201,3 @@ class TritonPythonModel:
         if waiter.is_alive():
             pb_utils.Logger.log_warn(f"router: unloading with requests still running after {FINALIZE_WAIT_S:.0f} s")
         self.outbox.stop()  # after the workers: their last responses are delivered
-
-
-def _options(request) -> dict:
-    """The options, read cheaply for what execute() needs (health, cache_admin, heartbeat_s); the whole
-    request is validated on a worker, which names any fault."""
-    tensor = pb_utils.get_input_tensor_by_name(request, "options")
-    if tensor is None:
-        return {}
-    try:
-        options = json.loads(tensor.as_numpy().reshape(-1)[0])
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return {}
-    return options if isinstance(options, dict) else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...contract.media import MAX_SPEECH_CHARS
 from ...errors import InputError
 from ..audio import pcm16_wav
 from .espeak import Espeak
@@ -11,7 +12,6 @@ from .visemes import timeline
 
 VOICES = {"en": "en-us", "hi": "hi", "mr": "mr", "ta": "ta", "te": "te", "bn": "bn", "gu": "gu", "kn": "kn",
           "ml": "ml", "pa": "pa"}
-MAX_SPEECH_CHARS = 2000
 
 
 @dataclass(frozen=True)

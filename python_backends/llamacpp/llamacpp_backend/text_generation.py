@@ -8,8 +8,9 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from model_router.errors import InputError
+from model_router.contract.generation import MESSAGES, PROMPT
 from model_router.contract.sampling import SamplingParams
+from model_router.errors import InputError
 from transformers_backend.batching import BatchEvents, ContinuousBatcher
 from transformers_backend.constraints import Grammars
 from transformers_backend.sequence import Sequence, Sink
@@ -55,7 +56,8 @@ class LlamaTextGenerator:
         else:
             ids = self.model.tokenize(prompt, special=False)
         if len(ids) > self.max_input_tokens:
-            raise InputError("text_input", f"{len(ids)} tokens exceeds the limit of {self.max_input_tokens}")
+            raise InputError(MESSAGES if turns else PROMPT, f"the prompt, after the chat template and with "
+                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}")
         return ids
 
     def submit(self, prompt: str, params: SamplingParams, sink: Sink, is_cancelled: Callable[[], bool] = lambda: False,

@@ -13,21 +13,10 @@ from typing import Iterator
 
 import triton_python_backend_utils as pb_utils
 
+from model_router.contract.generation import CONFIG_INPUTS, CONFIG_OUTPUTS
 from model_router.triton.adapter import collect_no_more
 from .settings import BackendSettings, SettingsError
 from .tasks import Task
-
-# The vLLM backend's inputs and outputs (its auto_complete_config), and ours: `messages`, a conversation,
-# and `tools`, the tool definitions its chat template writes.
-_VLLM_INPUTS = [("text_input", "TYPE_STRING", False), ("stream", "TYPE_BOOL", True),
-                ("sampling_parameters", "TYPE_STRING", True), ("exclude_input_in_output", "TYPE_BOOL", True),
-                ("return_finish_reason", "TYPE_BOOL", True), ("return_cumulative_logprob", "TYPE_BOOL", True),
-                ("return_num_input_tokens", "TYPE_BOOL", True), ("return_num_output_tokens", "TYPE_BOOL", True),
-                ("messages", "TYPE_STRING", True), ("tools", "TYPE_STRING", True)]
-_VLLM_OUTPUTS = [("text_output", "TYPE_STRING", [-1]), ("finish_reason", "TYPE_STRING", [-1]),
-                 ("cumulative_logprob", "TYPE_FP32", [-1]), ("num_input_tokens", "TYPE_UINT32", [1]),
-                 ("num_output_tokens", "TYPE_UINT32", [-1])]
-
 
 def _set_priority(policy: int, nice: int, tids: list[int]) -> None:
     """Linux schedules threads one by one: set the policy and nice value of each."""
@@ -68,11 +57,11 @@ class Backend:
         if parameters.get("task", {}).get("string_value", "text-generation") != "text-generation":
             return config  # the speech tasks' configs spell out their I/O (model_repository_gpu/)
         have = {i["name"] for i in config.as_dict().get("input", [])}
-        for name, dtype, optional in _VLLM_INPUTS:
+        for name, dtype, optional in CONFIG_INPUTS:  # the vLLM backend's (its auto_complete_config), and ours
             if name not in have:
                 config.add_input({"name": name, "data_type": dtype, "dims": [1], "optional": optional})
         have = {o["name"] for o in config.as_dict().get("output", [])}
-        for name, dtype, dims in _VLLM_OUTPUTS:
+        for name, dtype, dims in CONFIG_OUTPUTS:
             if name not in have:
                 config.add_output({"name": name, "data_type": dtype, "dims": dims})
         config.set_max_batch_size(0)

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from model_router.contract.limits import ModelLimits
+
 TaskName = Literal["text-generation", "automatic-speech-recognition", "text-to-speech"]
 
 
@@ -33,8 +35,11 @@ class BackendSettings(BaseModel):
     load_priority: Literal["serving", "idle"] = "serving"
     # Text generation only.
     chat_template: bool = True  # render prompts through the tokenizer's chat template when it has one
-    max_input_tokens: int = Field(2048, ge=1)
-    max_tokens_limit: int = Field(1024, ge=1)
+    # The model's limits (contract.limits.ModelLimits, read by the router's registry from these same
+    # parameters): the prompt's tokens after the chat template, max_tokens, a request's schemas as JSON.
+    max_input_tokens: int = Field(ModelLimits().max_prompt_tokens, ge=1)
+    max_tokens_limit: int = Field(ModelLimits().max_output_tokens, ge=1)
+    max_schema_bytes: int = Field(ModelLimits().max_schema_bytes, ge=1)
     max_batch_size: int = Field(8, ge=1, le=1024)  # rows generated together (continuous batching)
     max_batch_tokens: int = Field(16384, ge=1)  # the sum of every row's prompt + max_tokens
     gather_ms: float = Field(0.0, ge=0.0, le=1000.0)  # an idle batch waits this long for company
@@ -67,6 +72,11 @@ class BackendSettings(BaseModel):
         if device == "cuda" and device_id:  # the GPU Triton gave this instance
             device = f"cuda:{device_id}"
         return settings.model_copy(update={"device": device})
+
+    @property
+    def limits(self) -> ModelLimits:
+        return ModelLimits(max_output_tokens=self.max_tokens_limit, max_prompt_tokens=self.max_input_tokens,
+                           max_schema_bytes=self.max_schema_bytes)
 
     @property
     def gather_s(self) -> float:

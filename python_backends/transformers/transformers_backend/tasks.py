@@ -3,17 +3,17 @@ building its responses. The backend picks the class once, from the config's `tas
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
+from model_router.contract.control import Cancel
 from model_router.contract.generation import GenerateOutput, GenerateRequest
-from model_router.contract.media import SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
+from model_router.contract.media import (MAX_SPEECH_CHARS, SpeechOutput, SpeechRequest, TranscriptionOutput,
+                                        TranscriptionRequest)
 from model_router.errors import Cancelled, InputError
-from model_router.contract.sampling import parse_sampling_parameters
 from model_router.triton.adapter import FINAL, RequestModel, error_response, getter, response
 from model_router.triton.metrics import GenerationMetrics
 
@@ -21,7 +21,6 @@ from .outbox import Outbox
 from .settings import BackendSettings
 
 MAX_PROMPT_CHARS = 1 << 20  # the token limit (max_input_tokens) is checked on encoding
-MAX_SPEECH_CHARS = 2000
 
 
 class Task(RequestModel):
@@ -87,7 +86,7 @@ class TextGenerationTask(Task):
         self.cancels = Cancels()
         self.engine = self.make_engine(model_path, settings, BatchEvents(step=self.metrics.step,
                                                                           ended=self.metrics.ended))
-        self.max_tokens_limit = settings.max_tokens_limit
+        self.limits = settings.limits
 
     @staticmethod
     def make_engine(model_path: str, settings: BackendSettings, events: Any) -> Any:
@@ -113,13 +112,12 @@ class TextGenerationTask(Task):
         return None
 
     def _submit(self, request: Any, sender: Any) -> None:
-        req = GenerateRequest.decode(getter(request), MAX_PROMPT_CHARS)
-        params = parse_sampling_parameters(req.sampling, self.max_tokens_limit)
+        req = GenerateRequest.decode(getter(request), MAX_PROMPT_CHARS, self.limits)
         prefix = "" if req.stream or req.exclude_input_in_output else req.prompt
         answer = _Answer(self.name, self.outbox, sender, request.is_cancelled, req, prefix)
         cancelled = self.cancels.check(request)
-        self.engine.submit(req.prompt, params, answer, lambda: cancelled() or self.outbox.gave_up(sender), req.messages,
-                           want_logprob="cumulative_logprob" in req.returns, tools=req.tools)
+        self.engine.submit(req.prompt, req.sampling, answer, lambda: cancelled() or self.outbox.gave_up(sender), req.messages,
+                           want_logprob=req.wants_logprob, tools=req.tools)
 
     def finalize(self) -> None:
         self.engine.close()
@@ -129,8 +127,8 @@ class TextGenerationTask(Task):
 
 class Cancels:
     """Requests cancelled by id: the router's way to stop a BLS request on Triton releases whose BLS
-    response iterator cannot cancel (24.10). A request whose parameters hold {"tmr_cancel": <id>}
-    cancels the request of that id (whether it runs, waits, or has not arrived yet)."""
+    response iterator cannot cancel (24.10). A request that carries the contract's Cancel cancels the
+    request of its id (whether it runs, waits, or has not arrived yet)."""
 
     KEEP_S = 600.0  # an id asked for before its request arrives is remembered this long
 
@@ -140,13 +138,13 @@ class Cancels:
 
     def ask(self, request: Any) -> bool:
         """True when `request` is a cancellation (recorded), not a prompt."""
-        target = json.loads(request.parameters() or "{}").get("tmr_cancel")
-        if not target:
+        cancel = Cancel.decode(request.parameters())
+        if cancel is None:
             return False
         now = time.monotonic()
         with self._lock:
             self._ids = {i: t for i, t in self._ids.items() if now - t < self.KEEP_S}
-            self._ids[str(target)] = now
+            self._ids[cancel.request_id] = now
         return True
 
     def check(self, request: Any) -> Any:

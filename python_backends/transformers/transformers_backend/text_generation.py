@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model_router.contract.generation import GenerateOutput
+from model_router.contract.generation import MESSAGES, PROMPT
 from model_router.errors import InputError
 from model_router.contract.sampling import SamplingParams
 
@@ -52,7 +53,8 @@ class TextGenerator:
         else:
             ids = self.tokenizer(prompt)["input_ids"]
         if len(ids) > self.max_input_tokens:
-            raise InputError("text_input", f"{len(ids)} tokens exceeds the limit of {self.max_input_tokens}")
+            raise InputError(MESSAGES if turns else PROMPT, f"the prompt, after the chat template and with "
+                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}")
         return list(ids)
 
     def _decode(self, ids: list[int]) -> str:

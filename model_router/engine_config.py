@@ -1,0 +1,33 @@
+"""What a model's own engine config says of its limits: the config.pbtxt parameters our backends
+read (max_tokens_limit, max_input_tokens, max_schema_bytes), or the vLLM backend's engine arguments
+(1/model.json, max_model_len). The registry carries them (Registry.with_limits); nothing copies them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from .contract.limits import ModelLimits
+from .errors import RegistryError
+
+
+def engine_limits(model_dir: Path) -> ModelLimits | None:
+    """The limits of the model in `model_dir` (None: no config there)."""
+    config, engine_args = model_dir / "config.pbtxt", model_dir / "1" / "model.json"
+    try:
+        if engine_args.is_file():
+            return ModelLimits.from_engine_args(json.loads(engine_args.read_text()))
+        if config.is_file():
+            parsed = text_format.Parse(config.read_text(), model_config_pb2.ModelConfig())
+            return ModelLimits.from_parameters({k: v.string_value for k, v in parsed.parameters.items()})
+    except (ValueError, text_format.ParseError) as exc:  # pydantic's ValidationError is a ValueError
+        raise RegistryError(f"model {model_dir.name}: its limits in {model_dir}: {exc}") from None
+    return None
+
+
+def limits_in(repository: Path, names: list[str]) -> dict[str, ModelLimits]:
+    """The limits of each named model that has a config in `repository`."""
+    found = {name: engine_limits(repository / name) for name in names}
+    return {name: limits for name, limits in found.items() if limits is not None}
