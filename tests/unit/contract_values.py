@@ -95,6 +95,7 @@ def structured_outputs() -> st.SearchStrategy[dict[str, Any]]:
     """Each kind of vLLM's output constraint, exactly one key."""
     return st.one_of(
         json_objects().map(lambda s: {"json": s}),
+        json_objects().map(lambda s: {"json": json.dumps(s, ensure_ascii=False)}),  # the schema as its JSON text
         st.just({"json_object": True}),
         unicode_text(1, 40).map(lambda r: {"regex": r}),
         st.lists(unicode_text(1, 12), min_size=1, max_size=6).map(lambda c: {"choice": c}),
@@ -109,7 +110,7 @@ def sampling_parameters(max_tokens: int = 4096) -> st.SearchStrategy[dict[str, A
     constraint = structured_outputs()
     return st.fixed_dictionaries({}, optional={
         "max_tokens": st.integers(1, max_tokens) | st.integers(1, max_tokens).map(str),
-        "temperature": st.floats(0.0, 2.0),
+        "temperature": st.floats(0.0, 2.0) | st.sampled_from([0, 1, 2, "0.7"]),
         "top_p": st.floats(1e-6, 1.0),
         "top_k": st.integers(-1, 1000),
         "repetition_penalty": st.floats(0.5, 2.0),
@@ -126,12 +127,14 @@ def route_options(draw: st.DrawFn) -> dict[str, Any]:
     """The router's `options` as a client sends them."""
     options = draw(st.fixed_dictionaries({}, optional={
         "use_case": st.sampled_from(USE_CASES), "language": st.sampled_from(LANGUAGES),
-        "max_latency_ms": st.floats(1, 3_600_000), "sampling_parameters": sampling_parameters(),
+        "max_latency_ms": st.floats(1, 3_600_000) | st.integers(1, 3_600_000),
+        "sampling_parameters": sampling_parameters(),
         "stream": st.booleans(), "allow_fallback": st.booleans(),
         "model": st.from_regex(r"[A-Za-z0-9_\-]{1,40}(\.[A-Za-z0-9_\-]{1,8})?", fullmatch=True),
         "prefer": st.sampled_from(["quality", "balanced", "cost"]), "timeout_s": st.floats(0.1, 600),
         "admin_key": unicode_text(max_size=16), "cache": st.sampled_from(["off", "exact", "semantic"]),
-        "heartbeat_s": st.floats(0.2, 60), "parallel_tool_calls": st.booleans(),
+        "heartbeat_s": st.floats(0.2, 60) | st.integers(1, 60), "parallel_tool_calls": st.booleans(),
+        "health": st.booleans(), "cache_admin": st.sampled_from(["stats", "clear"]),
         "tools": tools(), "response_format": response_formats(),
     }))
     names = [t["function"]["name"] for t in options.get("tools", [])]

@@ -38,7 +38,13 @@ from model_router.contract.media import (
     TranscriptionRequest,
 )
 from model_router.contract.metrics import MetricOps
-from model_router.contract.request import Message, parse_messages, parse_options
+from model_router.contract.request import (
+    MAX_CONVERSATION_CHARS,
+    MAX_TURNS,
+    Message,
+    parse_messages,
+    parse_options,
+)
 from model_router.contract.router import RouterAnswer, RouterInputs, RouterRequest, Usage
 from model_router.contract.sampling import SamplingParams, parse_sampling_parameters
 from model_router.contract.tensors import from_dict
@@ -56,10 +62,11 @@ UINT32 = st.integers(0, 2**32 - 1)
 @st.composite
 def client_requests(draw: st.DrawFn) -> dict:
     """What a client may send the router: text and/or a conversation, options, attachments."""
-    messages = draw(st.none() | cv.conversations())
-    text = draw(cv.visible_text(40) if messages is None else st.just("") | cv.visible_text())
-    return {"text": text, "options": draw(cv.route_options()), "attachments": draw(cv.attachments()),
-            "messages": messages}
+    messages, options, attachments = draw(st.none() | cv.conversations()), draw(cv.route_options()), draw(cv.attachments())
+    # Words are optional with a conversation, an attachment, or a request answered ahead of routing.
+    optional = messages is not None or attachments or options.get("health") is True or "cache_admin" in options
+    text = draw(st.just("") | cv.visible_text(40) if optional else cv.visible_text(40))
+    return {"text": text, "options": options, "attachments": attachments, "messages": messages}
 
 
 @FAST
@@ -75,9 +82,16 @@ def test_what_a_client_sends_unchecked_decodes_as_the_checked_request(raw: dict)
     sent = RouterInputs(raw["text"], raw["options"], raw["attachments"], raw["messages"])
     expected = RouterRequest.of(**raw)
     assert RouterRequest.decode(from_dict(sent.encode())) == expected
-    # Triton's HTTP generate route: the same JSON fields, no attachments.
-    body = {name: np.array([value.encode()], dtype=np.object_) for name, value in sent.as_json().items()}
-    assert RouterRequest.decode(from_dict(body)) == dataclasses.replace(expected, attachments={})
+    # Triton's HTTP generate route: the same JSON fields, no attachments (words alone must then do).
+    body = from_dict({name: np.array([value.encode()], dtype=np.object_) for name, value in sent.as_json().items()})
+    try:
+        alone = RouterRequest.of(**{**raw, "attachments": {}})
+    except InputError as exc:
+        with pytest.raises(InputError) as refused:
+            RouterRequest.decode(body)
+        assert refused.value.field == exc.field
+    else:
+        assert RouterRequest.decode(body) == alone
 
 
 def test_a_conversation_travels_alone_and_its_query_is_the_last_user_turn() -> None:
@@ -107,6 +121,38 @@ def test_empty_attachments_are_dropped_and_the_rest_kept_byte_for_byte() -> None
     request = RouterRequest.of("what is this?", attachments={"image": image, "audio": b""})
     assert request.attachments == {"image": image}
     assert RouterRequest.decode(from_dict(request.encode())) == request
+
+
+def _round_trips_or_is_refused(text: str, messages: list) -> None:
+    """What `of` accepts, the router decodes as it was; at a limit, `of` itself refuses, naming messages."""
+    try:
+        request = RouterRequest.of(text, messages=messages, max_chars=MAX_CONVERSATION_CHARS)
+    except InputError as exc:
+        assert exc.field == "messages"
+        return
+    assert RouterRequest.decode(from_dict(request.encode()), MAX_CONVERSATION_CHARS) == request
+
+
+@pytest.mark.xfail(strict=True, reason="router.py RouterRequest.of checks MAX_TURNS before it appends `text` as "
+                                       "the newest turn: it accepts 64 turns + text, decode refuses the 65 it gets")
+def test_a_conversation_at_the_turn_limit_with_a_new_question() -> None:
+    history = [{"role": ("user", "assistant")[i % 2], "content": "नमस्ते"} for i in range(MAX_TURNS)]
+    _round_trips_or_is_refused("and now?", history)
+
+
+@pytest.mark.xfail(strict=True, reason="router.py RouterRequest.of checks MAX_CONVERSATION_CHARS before it "
+                                       "appends `text`: decode refuses the conversation it encodes")
+def test_a_conversation_at_the_character_limit_with_a_new_question() -> None:
+    history = [{"role": "user", "content": "க" * (MAX_CONVERSATION_CHARS - 4)}, {"role": "assistant", "content": "?"}]
+    _round_trips_or_is_refused("and now?", history)
+
+
+@pytest.mark.xfail(strict=True, reason="request.py _json bounds the messages' JSON text at 4x the character "
+                                       "limit, but JSON writes a control character as 6 (\\u0000): a list `of` "
+                                       "accepts is refused on decode")
+def test_a_conversation_of_control_characters_within_the_limit() -> None:
+    padded = "read this:" + "\x00" * 22_000  # a NUL-padded record pasted whole: 22,010 characters, JSON 132,012
+    _round_trips_or_is_refused("", [{"role": "user", "content": padded}])
 
 
 # --- the router's answer -------------------------------------------------------------------------
