@@ -12,11 +12,11 @@ from typing import Iterator
 import openai
 import pytest
 
-from launcher import FrontProcess, TritonServer
+from launcher import TritonServer
 from model_router import REPO_ROOT
 
 from .observe import index_states
-from .services import KEY, error_of, start_front, stop_front
+from .services import error_of, sdk_through_a_front
 
 pytestmark = pytest.mark.integration
 # The CPU default's text models, each with the max_tokens its config gives it.
@@ -39,15 +39,9 @@ def a_tool(name: str, properties: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def front(router: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontProcess]:
-    proc = start_front(router, tmp_path_factory.mktemp("limits"))
-    yield proc
-    stop_front(proc)
-
-
-@pytest.fixture(scope="module")
-def sdk(front: FrontProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{front.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+def sdk(router: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    with sdk_through_a_front(router, tmp_path_factory.mktemp("limits")) as client:
+        yield client
 
 
 def refused(router: TritonServer, create, **kwargs) -> openai.APIStatusError:
