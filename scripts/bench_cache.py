@@ -27,6 +27,7 @@ from benchlib import cpu_name, server
 from client import RouterClient
 from model_router import REPO_ROOT
 from model_router.cache import CachedAnswer, ResponseCache, key_of
+from model_router.contract.router import RouterAnswer
 
 GREEDY = {"sampling_parameters": {"max_tokens": 16, "temperature": 0}, "cache": "exact"}
 LLM = "smollm2_135m_instruct"
@@ -43,8 +44,8 @@ def store_gets(url: str, n: int) -> dict[str, float]:
     """Latency of get() of a held answer (a 16-token text, its pieces and a decision)."""
     cache = ResponseCache(url, semantic_threshold=None)
     key = key_of({"text": "What is the capital of France?"})
-    cache.put(key, CachedAnswer("The capital of France is Paris.", pieces=["The", " capital"] * 8,
-                                decision={"model": "smollm2_135m_instruct", "use_case": "agent"}))
+    answer = RouterAnswer("The capital of France is Paris.", decision={"model": "smollm2_135m_instruct", "use_case": "agent"})
+    cache.put(key, CachedAnswer(answer, pieces=["The", " capital"] * 8))
     times = []
     for _ in range(n):
         t0 = time.perf_counter()

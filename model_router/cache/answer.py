@@ -1,36 +1,33 @@
 """A whole answer as the cache keeps it, and its compact form (msgpack: audio stays bytes)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import msgpack
 
-FORMAT = 1  # bumped when the layout changes: an older entry reads as a miss, never as a wrong answer
+from ..contract.router import RouterAnswer
+
+FORMAT = 2  # bumped when the layout changes: an older entry reads as a miss, never as a wrong answer
 
 
 @dataclass(frozen=True)
 class CachedAnswer:
-    """What the router sent: the text, its streamed pieces (replayed to a streaming client), speech,
-    visemes, tool calls, why it finished, usage, and the routing decision that produced it."""
+    """The router's last response as it was sent (the one answer shape, its decision included), and the
+    pieces it was streamed in (replayed to a streaming client)."""
 
-    text: str
+    answer: RouterAnswer
     pieces: list[str] = field(default_factory=list)
-    audio: bytes | None = None
-    visemes: Any = None
-    tool_calls: list | None = None
-    finish_reason: str = "stop"
-    usage: dict[str, Any] = field(default_factory=dict)
-    decision: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        return msgpack.packb([FORMAT, asdict(self)], use_bin_type=True)
+        return msgpack.packb([FORMAT, {"answer": self.answer.record(), "pieces": self.pieces}], use_bin_type=True)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> CachedAnswer | None:
         """The answer, or None for an entry of another format or a damaged one."""
         try:
             version, values = msgpack.unpackb(blob, raw=False)
-            return cls(**values) if version == FORMAT else None
-        except (ValueError, TypeError, msgpack.UnpackException):
+            if version != FORMAT:
+                return None
+            return cls(RouterAnswer.from_record(values["answer"]), list(values["pieces"]))
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -156,7 +156,8 @@ class Usage(BaseModel):
 
 @dataclass(frozen=True)
 class RouterAnswer:
-    """One response of the router: a piece (`final` False) or the last one, with everything else."""
+    """The router's answer, one shape wherever it is: a piece (`final` False) or the last response, with
+    everything else; a target's responses added up (`add`); the cache's copy (`record`)."""
 
     text: str = ""
     final: bool = True
@@ -170,6 +171,31 @@ class RouterAnswer:
     @property
     def model(self) -> str | None:
         return self.decision.get("model")
+
+    def add(self, got: RouterAnswer) -> RouterAnswer:
+        """This answer followed by a later response of the same call: its text appended, output tokens
+        added up (an engine counts them per response), the rest as the later one says, where it says."""
+        usage = self.usage
+        if got.usage is not None:
+            usage = Usage(got.usage.prompt_tokens, (usage.completion_tokens if usage else 0) + got.usage.completion_tokens)
+        return replace(self, text=self.text + got.text, audio=got.audio or self.audio,
+                       visemes=got.visemes or self.visemes, finish_reason=got.finish_reason or self.finish_reason,
+                       usage=usage)
+
+    def sent_in_pieces(self) -> RouterAnswer:
+        """The last response of a streamed answer: its text went out in the pieces before it."""
+        return replace(self, text="")
+
+    def record(self) -> dict[str, Any]:
+        """As plain data (msgpack keeps the audio as bytes): usage as its two counts."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["usage"] = [self.usage.prompt_tokens, self.usage.completion_tokens] if self.usage else None
+        return values
+
+    @classmethod
+    def from_record(cls, values: dict[str, Any]) -> RouterAnswer:
+        usage = values.get("usage")
+        return cls(**{**values, "usage": Usage(*usage) if usage else None})
 
     def encode(self) -> Tensors:
         tensors = {"text_output": strings(self.text)}

@@ -1,5 +1,5 @@
-"""The router's side of the response cache: a RouterRequest as the cache's key fields, a Done as a
-CachedAnswer and back, and which answers are never kept.
+"""The router's side of the response cache: a RouterRequest as the cache's key fields, its answer kept
+and replayed as it was sent, and which answers are never kept.
 
 A request is looked up before it is classified; its answer is kept after it was made, unless it
 failed, was cancelled, came after a fallback, was degraded, or passed over a model that is recovering
@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, TypeVar
 
 from ..cache import CachedAnswer, ResponseCache, cacheable, key_of, query_of, scope_of
-from ..contract.router import Usage
+from ..contract.router import RouterAnswer, RouterRequest
 from ..registry import Registry
-from ..contract.router import RouterRequest
-from .decision import Done, Event, Piece, RoutingDecision
 
 log = logging.getLogger("model_router.cache")
-_DECISION_FIELDS = {f.name for f in fields(RoutingDecision)}
+# What the decision of a replayed answer says of this request: nothing was classified, loaded or generated.
+_NOT_DONE_AGAIN = {"load_ms": 0.0, "classifier_ms": 0.0, "select_ms": 0.0}
 T = TypeVar("T")
 
 
@@ -132,41 +131,33 @@ class RouterCache:
             return Lookup(f"skipped: cache error: {exc}")
         return Lookup(why, key, answer, scope, query)
 
-    def keep(self, lookup: Lookup, done: Done, pieces: list[str], unhealthy: Callable[[str], bool]) -> None:
+    def keep(self, lookup: Lookup, answer: RouterAnswer, pieces: list[str], unhealthy: Callable[[str], bool]) -> None:
         """Keep a finished answer, unless it is one that must never be served again (module docstring)."""
-        decision = done.decision
+        decision = answer.decision
         if self.cache is None or not lookup.key or lookup.answer is not None:
             return
-        if decision.fallbacks or decision.degraded or done.finish_reason == "abort":
+        if decision.get("fallbacks") or decision.get("degraded") or answer.finish_reason == "abort":
             return
-        if any(unhealthy(s["model"]) for s in decision.skipped):
+        if any(unhealthy(s["model"]) for s in decision.get("skipped", ())):
             return
-        usage = {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens} \
-            if done.usage else {}
-        answer = CachedAnswer(done.text, list(pieces), done.audio, done.visemes, done.tool_calls,
-                              done.finish_reason or "", usage, asdict(decision))
         try:
-            self.cache.put(lookup.key, answer, lookup.scope, lookup.query)
+            self.cache.put(lookup.key, CachedAnswer(answer, list(pieces)), lookup.scope, lookup.query)
         except Exception as exc:  # the answer stands; it is only not kept
             log.warning("response cache could not keep an answer: %s", exc)
 
     @staticmethod
-    def replay(lookup: Lookup, stream: bool, total_ms: float) -> Iterator[Event]:
-        """The cached answer as the router sends one: its pieces when streaming, then the Done, with
+    def replay(lookup: Lookup, stream: bool, total_ms: float) -> Iterator[RouterAnswer]:
+        """The cached answer as the router sends one: its pieces when streaming, then the answer, with
         the decision that produced it (nothing was classified, loaded or generated this time)."""
-        answer = lookup.answer
+        kept = lookup.answer
         if stream:
-            for text in answer.pieces or ([answer.text] if answer.text else []):
-                yield Piece(text)
-        decision = RoutingDecision(**{k: v for k, v in answer.decision.items() if k in _DECISION_FIELDS})
-        decision.cache, decision.total_ms = lookup.why, total_ms
-        decision.load_ms = decision.classifier_ms = decision.select_ms = 0.0
-        usage = Usage(answer.usage["prompt_tokens"], answer.usage["completion_tokens"]) if answer.usage else None
-        yield Done(decision, answer.text, answer.audio, answer.visemes, answer.finish_reason or None, usage,
-                   answer.tool_calls)
+            for text in kept.pieces or ([kept.answer.text] if kept.answer.text else []):
+                yield RouterAnswer(text, False)
+        decision = {**kept.answer.decision, **_NOT_DONE_AGAIN, "cache": lookup.why, "total_ms": total_ms}
+        yield replace(kept.answer, decision=decision)
 
 
-def recorded(events: Generator[Piece, None, T], pieces: list[str]) -> Generator[Piece, None, T]:
+def recorded(events: Generator[RouterAnswer, None, T], pieces: list[str]) -> Generator[RouterAnswer, None, T]:
     """`events` passed through, each piece's text noted in `pieces`; closed with the caller (a cancelled
     stream gives its model's lease back at once)."""
     try:

@@ -8,27 +8,26 @@ from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Generator, Iterator, Protocol
 
 import numpy as np
 
 from ..contract.classifier import Classification
-from ..contract.router import Usage
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
 from ..contract.request import RouteOptions
-from ..contract.router import RouterRequest
+from ..contract.router import RouterAnswer, RouterRequest
 from ..tools.parser import read_answer
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
-from .decision import Done, Event, Piece, RoutingDecision
+from .decision import RoutingDecision
 from .limits import client_field, over_limits
 from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
-from .targets import Output, Prepared, target_of
+from .targets import Prepared, target_of
 
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 CLASSIFIER = "query_classifier"
@@ -99,10 +98,10 @@ class Router:
                               recent_failures=health.recent_failures, recovering=recovering)
         self.cache = cache or RouterCache(None, profile, lambda: "")
 
-    def route(self, request: RouterRequest, cancelled: Callable[[], bool] = never) -> Iterator[Event]:
-        """Yield Piece events while streaming, then one Done. Raises Cancelled as soon as `cancelled()`
-        turns true: between pieces, while a model loads, before each step; the target's call is
-        cancelled with it and every lease is given back."""
+    def route(self, request: RouterRequest, cancelled: Callable[[], bool] = never) -> Iterator[RouterAnswer]:
+        """Yield pieces of the answer (`final` False) while streaming, then the whole answer. Raises
+        Cancelled as soon as `cancelled()` turns true: between pieces, while a model loads, before each
+        step; the target's call is cancelled with it and every lease is given back."""
         started = self.clock()
         cached = self.cache.lookup(request)
         if cached.answer is not None:  # a repeated question: nothing is classified, loaded or generated
@@ -122,9 +121,9 @@ class Router:
                                                                steps), pieces)
                 except _Failed:
                     continue
-                done = self._respond(plan.decision, cand, answer, started, request.options)
-                self.cache.keep(cached, done, pieces, self._unhealthy)
-                yield done
+                answer = self._respond(plan.decision, cand, answer, started, request.options)
+                self.cache.keep(cached, answer, pieces, self._unhealthy)
+                yield answer
                 return
         except Cancelled:
             self.metrics.cancelled(plan.decision.use_case)
@@ -189,14 +188,14 @@ class Router:
 
     # -- attempt one candidate ----------------------------------------------------------------------
     def _attempt(self, spec: ModelSpec, request: RouterRequest, plan: _Plan,
-                 steps: Pipeline) -> Generator[Piece, None, Output]:
+                 steps: Pipeline) -> Generator[RouterAnswer, None, RouterAnswer]:
         """Steps -> ensure loaded -> infer -> after-steps. Raises _Failed when the next candidate should try."""
         decision, target = plan.decision, target_of(spec)
         # Text that may turn out to be a tool call is not streamed: the calls come whole, at the end.
         stream = request.options.stream and target.streams and not request.options.wants_tools
         prepared = self._prepare(spec, request, plan, steps) if target.interface == "text-generation" else None
         inputs, outputs = target.for_request(spec, request, decision.language, stream, prepared)  # bad input: before any load
-        answer = Output(text=prepared.preface if prepared else "")
+        answer = RouterAnswer(prepared.preface if prepared else "", False)
         sent = False
         try:
             with self.loader.acquire(spec.name, self._load_timeout(spec, request.options.timeout_s),
@@ -204,16 +203,16 @@ class Router:
                 decision.load_ms += round(lease.load_s * 1000, 1)
                 if stream and answer.text:
                     sent = True
-                    yield Piece(answer.text)
+                    yield RouterAnswer(answer.text, False)
                 for out in self.invoke(spec, inputs, stream, request.options.timeout_s, outputs,
                                        cancelled=plan.cancelled, gone=lambda: self.live.recovering(spec.name)):
                     if plan.cancelled():  # closing the call cancels it at the target
                         raise Cancelled("mid-answer")
                     got = target.decode(out)
-                    answer.add(got)
+                    answer = answer.add(got)
                     if got.text and stream:
                         sent = True
-                        yield Piece(got.text)
+                        yield got
             self.health.success(spec.name)
         except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
             self._failed(spec, exc, plan, sent)
@@ -222,7 +221,7 @@ class Router:
         if prepared:
             decision.degraded = prepared.degraded
         if USE_CASE_TRAITS[decision.use_case].spoken and target.interface == "text-generation":
-            self._speak(answer, prepared, decision, steps)
+            answer = self._speak(answer, prepared, decision, steps)
         return answer
 
     def _prepare(self, spec: ModelSpec, request: RouterRequest, plan: _Plan, steps: Pipeline) -> Prepared:
@@ -245,17 +244,19 @@ class Router:
             raise ServingError(f"model {spec.name!r} failed mid-stream", plan.tried) from exc
         raise _Failed from exc
 
-    def _speak(self, answer: Output, prepared: Prepared | None, decision: RoutingDecision, steps: Pipeline) -> None:
+    def _speak(self, answer: RouterAnswer, prepared: Prepared | None, decision: RoutingDecision,
+               steps: Pipeline) -> RouterAnswer:
         """An avatar's reply, spoken, with its viseme timeline; the reply stands if speech fails."""
         reply = answer.text[len(prepared.preface) if prepared else 0:]
         try:
             speech = steps.speak(reply, decision.language)
-            answer.audio, answer.visemes = speech.audio, speech.visemes or None
+            return replace(answer, audio=speech.audio, visemes=speech.visemes or None)
         except (ServingError, ValueError) as exc:  # InputError is a ValueError
             decision.degraded.append(f"no speech: {exc}")
+            return answer
 
-    def _respond(self, decision: RoutingDecision, cand: Candidate, answer: Output, started: float,
-                 opts: RouteOptions) -> Done:
+    def _respond(self, decision: RoutingDecision, cand: Candidate, answer: RouterAnswer, started: float,
+                 opts: RouteOptions) -> RouterAnswer:
         preferred = opts.model
         decision.model = cand.model
         decision.reason += f"; chose {cand.model} ({decision.decided_by}): {cand.why}" if decision.decided_by else \
@@ -267,9 +268,9 @@ class Router:
             decision.reason += f" (after {len(decision.fallbacks)} fallback(s))"
         decision.total_ms = round((self.clock() - started) * 1000, 2)
         self.metrics.decision(decision.use_case, cand.model)
-        usage = Usage(answer.input_tokens, answer.output_tokens or 0) if answer.input_tokens is not None else None
         got = read_answer(opts, answer.text, answer.finish_reason)
-        return Done(decision, got.content, answer.audio, answer.visemes, got.finish_reason, usage, got.calls)
+        return replace(answer, text=got.content, final=True, decision=asdict(decision), finish_reason=got.finish_reason,
+                       tool_calls=got.calls)
 
     # -- calls ------------------------------------------------------------------------------------
     @staticmethod

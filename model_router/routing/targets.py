@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..contract.generation import USAGE_REPORTS, GenerateOutput, GenerateRequest
 from ..contract.media import MAX_SPEECH_CHARS, SpeechOutput, SpeechRequest, TranscriptionOutput, TranscriptionRequest
-from ..contract.router import RouterRequest
+from ..contract.router import RouterAnswer, RouterRequest, Usage
 from ..contract.tensors import Tensors
 from ..errors import InputError
 from ..registry import ModelSpec
@@ -30,26 +30,6 @@ class Prepared:
     degraded: list[str] = field(default_factory=list)   # why this is not the full path
 
 
-@dataclass
-class Output:
-    """A target's answer so far, its responses decoded and added up."""
-
-    text: str = ""
-    audio: bytes | None = None
-    visemes: list[dict] | None = None
-    finish_reason: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-    def add(self, got: Output) -> None:
-        self.text += got.text
-        self.audio, self.visemes = got.audio or self.audio, got.visemes or self.visemes
-        self.finish_reason = got.finish_reason or self.finish_reason
-        self.input_tokens = got.input_tokens if got.input_tokens is not None else self.input_tokens
-        if got.output_tokens is not None:  # counted per response
-            self.output_tokens = (self.output_tokens or 0) + got.output_tokens
-
-
 class Target:
     """A kind of target model, as the router's chosen model. `streams`: decoupled, many responses."""
 
@@ -61,7 +41,8 @@ class Target:
         """The inputs when this target answers the request itself, and the outputs to ask for."""
         raise TypeError(f"a {self.interface} model only serves as a step")
 
-    def decode(self, out: Tensors) -> Output:
+    def decode(self, out: Tensors) -> RouterAnswer:
+        """One response of the target, as a part of the router's answer (added up with RouterAnswer.add)."""
         raise NotImplementedError
 
 
@@ -100,10 +81,10 @@ class TextGeneration(Target):
                               returns=USAGE_REPORTS)
         return req.encode(), req.outputs
 
-    def decode(self, out: Tensors) -> Output:
+    def decode(self, out: Tensors) -> RouterAnswer:
         got = GenerateOutput.decode(out)
-        return Output(got.text, finish_reason=got.finish_reason, input_tokens=got.num_input_tokens,
-                      output_tokens=got.num_output_tokens)
+        usage = Usage(got.num_input_tokens, got.num_output_tokens or 0) if got.num_input_tokens is not None else None
+        return RouterAnswer(got.text, False, finish_reason=got.finish_reason, usage=usage)
 
 
 class Speech(Target):
@@ -116,9 +97,9 @@ class Speech(Target):
         req = SpeechRequest(what_to_say(request.text), language)
         return req.encode(), list(req.outputs)
 
-    def decode(self, out: Tensors) -> Output:
+    def decode(self, out: Tensors) -> RouterAnswer:
         got = SpeechOutput.decode(out)
-        return Output(audio=got.audio or None, visemes=got.visemes or None)
+        return RouterAnswer(final=False, audio=got.audio or None, visemes=got.visemes or None)
 
 
 class Transcription(Target):
@@ -135,8 +116,8 @@ class Transcription(Target):
         req = TranscriptionRequest(request.attachments["audio"], request.options.language or "")
         return req.encode(), list(req.outputs)
 
-    def decode(self, out: Tensors) -> Output:
-        return Output(TranscriptionOutput.decode(out).text)
+    def decode(self, out: Tensors) -> RouterAnswer:
+        return RouterAnswer(TranscriptionOutput.decode(out).text, False)
 
 
 class Step(Target):

@@ -18,6 +18,7 @@ from launcher import TritonServer, free_port
 from model_router.cache import CachedAnswer, ResponseCache, key_of, scope_of
 from model_router.cache import cache as cache_module
 from model_router.cache.keys import KEY_PREFIX
+from model_router.contract.router import RouterAnswer, Usage
 
 from ..unit.test_cache_keys import BASE, DIFFERENT, variant
 from .conftest import LLM, start_server, stop_server
@@ -25,9 +26,9 @@ from .observe import llm_tokens, metric, model_states, settled, wait_for
 from .services import RedisServer, ask
 
 pytestmark = pytest.mark.integration
-ANSWER = CachedAnswer(text="Paris.", pieces=["Par", "is."], audio=b"RIFF\x00\x01fake wav", visemes=[{"t": 0, "v": "p"}],
-                      tool_calls=[{"name": "weather", "arguments": "{}"}], finish_reason="stop",
-                      usage={"completion_tokens": 3}, decision={"model": "smollm2_135m_instruct"})
+ANSWER = CachedAnswer(RouterAnswer("Paris.", decision={"model": "smollm2_135m_instruct"}, audio=b"RIFF\x00\x01fake wav",
+                                   visemes=[{"t": 0, "v": "p"}], finish_reason="stop", usage=Usage(4, 3),
+                                   tool_calls=[{"name": "weather", "arguments": "{}"}]), pieces=["Par", "is."])
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from model_router.contract.generation import FINISH_REASONS
 from model_router.contract.request import is_blank
+from model_router.contract.router import RouterAnswer, Usage
 from model_router.contract.sampling import MAX_STOP_STRINGS
 from model_router.vocabulary import ATTACHMENT_KINDS, COMPLEXITIES, LANGUAGES, USE_CASES
 
@@ -185,3 +187,17 @@ def classifications() -> st.SearchStrategy[dict[str, Any]]:
 def languages() -> st.SearchStrategy[str]:
     """A step model's `language` input, within its 16 characters (spaces around it included)."""
     return st.text(_CHARS, max_size=16)
+
+
+def router_answers() -> st.SearchStrategy[RouterAnswer]:
+    """The router's answers, pieces and last responses, every optional field present or absent."""
+    visemes = st.lists(st.fixed_dictionaries({"t": st.floats(0, 60), "viseme": st.sampled_from(["AA", "O", "sil"])}),
+                       max_size=3)
+    calls = st.lists(st.fixed_dictionaries({"id": unicode_text(1, 8), "type": st.just("function"), "function":
+                     st.fixed_dictionaries({"name": NAMES, "arguments": json_objects().map(json.dumps)})}),
+                     max_size=2)
+    uint32 = st.integers(0, 2**32 - 1)
+    return st.builds(RouterAnswer, unicode_text(max_size=60), st.booleans(), json_objects(),
+                     st.none() | st.binary(max_size=64), st.none() | visemes,
+                     st.sampled_from([None, "", *FINISH_REASONS, "tool_calls"]),
+                     st.none() | st.builds(Usage, uint32, uint32), st.none() | calls)

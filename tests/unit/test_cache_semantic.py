@@ -9,6 +9,7 @@ import pytest
 from model_router import REPO_ROOT
 from model_router.cache import CachedAnswer, ResponseCache, key_of, scope_of
 from model_router.cache.semantic import SEMANTIC_THRESHOLD, e5_embedder, near_miss, numbers, units
+from model_router.contract.router import RouterAnswer
 
 PAIRS = [json.loads(line) for line in (REPO_ROOT / "tests/data/cache_pairs.jsonl").read_text("utf-8").splitlines()]
 
@@ -51,11 +52,11 @@ def test_precision_is_total_at_the_chosen_threshold(embed) -> None:
 def test_semantic_get_answers_a_paraphrase_and_not_another_entity(embed) -> None:
     cache = ResponseCache("memory", embed=embed)
     asked = {"text": "What is the capital of France?", "options": {"language": "en"}}
-    cache.put(key_of(asked), CachedAnswer("Paris."), scope_of(asked), asked["text"])
+    cache.put(key_of(asked), CachedAnswer(RouterAnswer("Paris.")), scope_of(asked), asked["text"])
     for text, hit in [("What's the capital city of France?", True), ("What is the capital of Germany?", False)]:
         fields = {**asked, "text": text}
         answer, why = cache.get(key_of(fields), scope_of(fields), text, mode="semantic")
-        assert (answer == CachedAnswer("Paris.")) is hit, why
+        assert (answer == CachedAnswer(RouterAnswer("Paris."))) is hit, why
         assert why.startswith("hit: semantic") if hit else why == "miss"
     other_scope = {**asked, "options": {"language": "hi"}, "text": "What's the capital city of France?"}
     assert cache.get(key_of(other_scope), scope_of(other_scope), other_scope["text"], mode="semantic")[1] == "miss"

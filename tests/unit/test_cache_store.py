@@ -3,15 +3,23 @@ from __future__ import annotations
 
 import time
 
+import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model_router.cache import CachedAnswer, CacheSettingError, ResponseCache, key_of, parse_cache_url
+from model_router.cache.answer import FORMAT
 from model_router.cache.store import MemoryStore
+from model_router.contract.router import RouterAnswer, Usage
 
-ANSWER = CachedAnswer(text="Namaste!", pieces=["Nam", "aste!"], audio=bytes(range(256)) * 4,
-                      visemes=[{"t": 0.0, "v": "aa"}], tool_calls=None, finish_reason="stop",
-                      usage={"prompt_tokens": 5, "completion_tokens": 3},
-                      decision={"model": "smollm2", "use_case": "agent"})
+from . import contract_values as cv
+
+ANSWER = CachedAnswer(RouterAnswer("Namaste!", decision={"model": "smollm2", "use_case": "agent"},
+                                   audio=bytes(range(256)) * 4, visemes=[{"t": 0.0, "v": "aa"}],
+                                   finish_reason="stop", usage=Usage(5, 3)),
+                      pieces=["Nam", "aste!"])
+CALLS = [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Pune"}'}}]
 
 
 class Recorder:
@@ -35,11 +43,46 @@ class Recorder:
 
 def test_answer_round_trip_keeps_audio_bytes() -> None:
     blob = ANSWER.to_bytes()
-    assert CachedAnswer.from_bytes(blob) == ANSWER
-    assert len(blob) < len(ANSWER.audio) + 300  # bytes stay bytes (no base64)
+    back = CachedAnswer.from_bytes(blob)
+    assert back == ANSWER
+    assert isinstance(back.answer.audio, bytes) and back.answer.audio == bytes(range(256)) * 4
+    assert len(blob) < len(ANSWER.answer.audio) + 300  # bytes stay bytes (no base64)
 
 
-@pytest.mark.parametrize("blob", [b"", b"\x00garbage", CachedAnswer("x").to_bytes().replace(b"\x01", b"\x09", 1)])
+def test_answer_round_trip_keeps_the_exact_router_answer() -> None:
+    """Every field of the answer comes back as it was kept: usage as a Usage, tool calls, the decision."""
+    answer = RouterAnswer("", decision={"model": "qwen", "use_case": "agent", "confidence": 0.75,
+                                        "skipped": [{"model": "smollm2", "why": "busy"}], "fallbacks": []},
+                          audio=b"RIFF\x00\xff\x01", visemes=[{"start": 0.0, "end": 0.1, "viseme": "aa"}],
+                          finish_reason="tool_calls", usage=Usage(12, 7), tool_calls=CALLS)
+    back = CachedAnswer.from_bytes(CachedAnswer(answer, ["a", "b"]).to_bytes())
+    assert back == CachedAnswer(answer, ["a", "b"])
+    assert back.answer.usage == Usage(12, 7) and back.answer.usage.total_tokens == 19
+    assert back.answer.tool_calls == CALLS and back.answer.decision == answer.decision
+    assert back.answer.audio == b"RIFF\x00\xff\x01" and back.answer.final is True
+    # What a client is sent from the replayed copy is what it was sent the first time.
+    assert RouterAnswer.decode(back.answer.encode(), final=True) == answer
+
+
+@cv.FAST
+@given(cv.router_answers(), st.lists(cv.unicode_text(max_size=8), max_size=4))
+def test_any_answer_is_kept_exactly(answer: RouterAnswer, pieces: list[str]) -> None:
+    assert CachedAnswer.from_bytes(CachedAnswer(answer, pieces).to_bytes()) == CachedAnswer(answer, pieces)
+
+
+def test_answer_without_usage_or_speech_round_trips() -> None:
+    answer = CachedAnswer(RouterAnswer("Paris."))
+    back = CachedAnswer.from_bytes(answer.to_bytes())
+    assert back == answer and back.answer.usage is None and back.answer.audio is None and back.pieces == []
+
+
+OLD_LAYOUT = msgpack.packb([1, {"text": "x", "pieces": [], "audio": None, "visemes": None, "tool_calls": None,
+                                "finish_reason": "stop", "usage": {}, "decision": {}}], use_bin_type=True)
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x00garbage", OLD_LAYOUT,
+                                  msgpack.packb([FORMAT + 1, {"answer": RouterAnswer("x").record(), "pieces": []}]),
+                                  msgpack.packb([FORMAT, {"pieces": []}])])
 def test_damaged_or_other_format_reads_as_miss(blob: bytes) -> None:
     assert CachedAnswer.from_bytes(blob) is None
 

@@ -157,20 +157,8 @@ def test_a_conversation_of_control_characters_within_the_limit() -> None:
 
 # --- the router's answer -------------------------------------------------------------------------
 
-def _answers() -> st.SearchStrategy[RouterAnswer]:
-    visemes = st.lists(st.fixed_dictionaries({"t": st.floats(0, 60), "viseme": st.sampled_from(["AA", "O", "sil"])}),
-                       max_size=3)
-    calls = st.lists(st.fixed_dictionaries({"id": cv.unicode_text(1, 8), "type": st.just("function"), "function":
-                     st.fixed_dictionaries({"name": cv.NAMES, "arguments": cv.json_objects().map(json.dumps)})}),
-                     max_size=2)
-    return st.builds(RouterAnswer, cv.unicode_text(max_size=60), st.booleans(), cv.json_objects(),
-                     st.none() | st.binary(max_size=64), st.none() | visemes,
-                     st.sampled_from([None, "", *FINISH_REASONS, "tool_calls"]),
-                     st.none() | st.builds(Usage, UINT32, UINT32), st.none() | calls)
-
-
 @FAST
-@given(_answers())
+@given(cv.router_answers())
 def test_a_router_answer_round_trips_in_its_normal_form(answer: RouterAnswer) -> None:
     # A piece carries its text only; empty lists and an empty finish_reason read as "not said".
     expected = RouterAnswer(answer.text, final=False) if not answer.final else dataclasses.replace(
@@ -184,6 +172,51 @@ def test_a_spoken_answer_round_trips() -> None:
                           [{"t": 0.0, "viseme": "sil"}, {"t": 0.12, "viseme": "AA"}], "stop", Usage(7, 3))
     assert RouterAnswer.decode(answer.encode(), final=True) == answer
     assert answer.model == "tts"
+
+
+@FAST
+@given(cv.router_answers())
+def test_a_router_answer_round_trips_through_its_record(answer: RouterAnswer) -> None:
+    """The plain-data form keeps every field exactly (the cache keeps answers in it)."""
+    record = answer.record()
+    assert RouterAnswer.from_record(record) == answer
+    assert record["usage"] is None or all(type(n) is int for n in record["usage"])  # plain data, not a model
+
+
+def test_a_targets_responses_add_up_text_appended_and_output_tokens_summed() -> None:
+    # As an engine streams: each response counts its own output tokens and the whole prompt.
+    got = [RouterAnswer("Par", False, usage=Usage(9, 1)), RouterAnswer("is is", False, usage=Usage(9, 2)),
+           RouterAnswer("", False, finish_reason="stop", usage=Usage(9, 1))]
+    whole = RouterAnswer("", False)
+    for response in got:
+        whole = whole.add(response)
+    assert whole == RouterAnswer("Paris is", False, finish_reason="stop", usage=Usage(9, 4))
+    assert got[0] == RouterAnswer("Par", False, usage=Usage(9, 1))  # added up into a new answer, not in place
+
+
+def test_adding_keeps_what_the_later_response_does_not_say() -> None:
+    first = RouterAnswer("Hi", False, {"model": "m"}, b"RIFF1", [{"t": 0.0, "viseme": "sil"}], "length", Usage(4, 2))
+    # Nothing said: text appended, the rest as it was (the prompt count too).
+    assert first.add(RouterAnswer(" there", False)) == dataclasses.replace(first, text="Hi there")
+    # Said: speech and finish_reason replaced, the prompt count the later one's.
+    later = RouterAnswer("", False, audio=b"RIFF2", visemes=[{"t": 0.5, "viseme": "AA"}], finish_reason="stop",
+                         usage=Usage(5, 3))
+    assert first.add(later) == RouterAnswer("Hi", False, {"model": "m"}, b"RIFF2", [{"t": 0.5, "viseme": "AA"}],
+                                            "stop", Usage(5, 5))
+    # A count from a response after none: that response's count.
+    assert RouterAnswer("", False).add(RouterAnswer("x", False, usage=Usage(7, 1))).usage == Usage(7, 1)
+
+
+@FAST
+@given(st.lists(st.tuples(cv.unicode_text(max_size=8), st.none() | st.tuples(st.integers(0, 999), st.integers(0, 99))),
+                max_size=6))
+def test_any_responses_add_up_to_their_text_and_their_summed_output_tokens(responses: list) -> None:
+    whole = RouterAnswer("", False)
+    for text, counts in responses:
+        whole = whole.add(RouterAnswer(text, False, usage=Usage(*counts) if counts else None))
+    assert whole.text == "".join(text for text, _ in responses)
+    counted = [counts for _, counts in responses if counts]
+    assert whole.usage == (Usage(counted[-1][0], sum(c for _, c in counted)) if counted else None)
 
 
 # --- options, sampling, conversations ------------------------------------------------------------

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from model_router.contract.generation import GenerateOutput
+from model_router.contract.router import RouterAnswer
 from model_router.errors import never
-from model_router.routing.decision import Done, Piece
 
 from .test_router import build, req
 
@@ -22,8 +22,8 @@ CITY = {"type": "json_schema", "json_schema": {"name": "city", "schema": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
-def routed(text: str, finish: str, options: dict) -> tuple[list[Piece], Done]:
-    """The router's events when the engine writes `text` in two pieces and ends for `finish`."""
+def routed(text: str, finish: str, options: dict) -> tuple[list[RouterAnswer], RouterAnswer]:
+    """The router's responses when the engine writes `text` in two pieces and ends for `finish`."""
     router, _, _ = build()
 
     def invoke(spec, inputs, streaming, timeout_s, outputs, cancelled=never, gone=None):
@@ -35,7 +35,7 @@ def routed(text: str, finish: str, options: dict) -> tuple[list[Piece], Done]:
 
     router.invoke = invoke
     *pieces, done = router.route(req(options))
-    assert isinstance(done, Done), done
+    assert done.final and not any(p.final for p in pieces), (pieces, done)
     return pieces, done
 
 

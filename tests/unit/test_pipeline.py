@@ -67,14 +67,14 @@ def test_image_without_a_vision_model_is_read_by_ocr_and_said_degraded() -> None
     assert [m for m, _ in calls] == ["ocr_tesseract", LLM]
     assert "SIGN 0" in prompt_of(calls) and "What does the sign say?" in prompt_of(calls)
     assert text == "Read from the image: “SIGN 0”\n\nAn answer." and extras == {}
-    assert decision.steps[0]["step"] == "read_image" and decision.steps[0]["model"] == "ocr_tesseract"
-    assert "read with OCR" in decision.degraded[0]
+    assert decision["steps"][0]["step"] == "read_image" and decision["steps"][0]["model"] == "ocr_tesseract"
+    assert "read with OCR" in decision["degraded"][0]
 
 
 def test_image_goes_to_a_model_that_takes_images_itself() -> None:
     router, calls = build("multimodal", media=("image",))
     decision, text, _ = unpack(route(router, "What is this?", image=b"png-bytes")[-1])
-    assert [m for m, _ in calls] == [LLM] and decision.degraded == [] and text == "An answer."
+    assert [m for m, _ in calls] == [LLM] and decision["degraded"] == [] and text == "An answer."
     assert base64.b64decode(calls[0][1]["image"][0]) == b"png-bytes"
 
 
@@ -85,7 +85,7 @@ def test_video_frames_are_read_and_repeats_merged() -> None:
     assert calls[1][1]["image"].size == 4  # all frames in one OCR call
     assert "0.5 s: SIGN 0\n2.5 s: SIGN 1" in prompt_of(calls) and "Summarize this video." in prompt_of(calls)
     assert text.startswith("On screen: 0.5 s “SIGN 0”; 2.5 s “SIGN 1”")
-    assert [s["step"] for s in decision.steps] == ["sample_video", "read_image"]
+    assert [s["step"] for s in decision["steps"]] == ["sample_video", "read_image"]
 
 
 def test_video_frames_go_to_a_model_that_takes_images() -> None:
@@ -99,14 +99,14 @@ def test_avatar_replies_then_speaks_with_visemes() -> None:
     decision, text, extras = unpack(route(router, "Hello there", stream=True)[-1])
     assert [m for m, _ in calls] == [LLM, "tts_espeak"]
     assert calls[1][1]["text"][0] == b"An answer."  # the reply is spoken, nothing else
-    assert extras == {"audio": b"RIFFwav", "visemes": VISEMES} and decision.degraded == []
+    assert extras == {"audio": b"RIFFwav", "visemes": VISEMES} and decision["degraded"] == []
     assert "Hello there" in prompt_of(calls) and "spoken sentences" in prompt_of(calls)
 
 
 def test_avatar_keeps_its_reply_when_speech_fails() -> None:
     router, _ = build("avatar", broken=frozenset({"tts_espeak"}))
     decision, text, extras = unpack(route(router, "Hello there")[-1])
-    assert text == "An answer." and extras == {} and "no speech" in decision.degraded[0]
+    assert text == "An answer." and extras == {} and "no speech" in decision["degraded"][0]
 
 
 def test_voice_input_is_transcribed_into_the_query() -> None:

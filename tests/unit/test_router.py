@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from model_router.contract.router import RouterRequest
+from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.classifier import Classification
 from model_router.errors import Cancelled, InputError, ServingError, TargetError, never
 from model_router.registry import load_registry
 from model_router.contract.request import parse_options
-from model_router.routing.decision import Done
 from model_router.routing.router import Metrics, Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader
@@ -30,7 +29,7 @@ def classification(use_case: str = "agent", conf: float = 0.9) -> Classification
                                                          "modality": 1.0}, {use_case: conf})
 
 
-def unpack(done: Done) -> tuple:
+def unpack(done: RouterAnswer) -> tuple:
     """(decision, text, extras): extras holds the audio and visemes that came with the answer."""
     extras = {k: v for k, v in (("audio", done.audio), ("visemes", done.visemes)) if v is not None}
     return done.decision, done.text, extras
@@ -67,25 +66,26 @@ def req(options: dict | None = None, text: str = "capital of France?"):
 def test_loads_and_answers_with_a_decision() -> None:
     router, calls, ctl = build()
     events = list(router.route(req()))
-    assert isinstance(events[-1], Done)
+    assert [e.final for e in events] == [True]  # unstreamed: the whole answer alone
     decision, text, extras = unpack(events[-1])
-    assert text == "Paris" and extras == {} and decision.model == PRIMARY and ("load", PRIMARY) in ctl.calls
-    assert decision.use_case == "agent" and decision.candidates[0]["model"] == PRIMARY
+    assert text == "Paris" and extras == {} and decision["model"] == PRIMARY and ("load", PRIMARY) in ctl.calls
+    assert decision["use_case"] == "agent" and decision["candidates"][0]["model"] == PRIMARY
 
 
 def test_streams_pieces_then_decision() -> None:
     router, _, _ = build()
     events = list(router.route(req({"stream": True})))
-    assert [e.text for e in events[:-1]] == ["Par", "is"]
+    assert [(e.text, e.final) for e in events[:-1]] == [("Par", False), ("is", False)]
+    assert events[-1].final and events[-1].text == "Paris" and events[-1].decision["model"] == PRIMARY
 
 
 def test_falls_back_and_cools_down() -> None:
     router, calls, _ = build(broken={PRIMARY})
     decision = list(router.route(req()))[-1].decision
-    assert decision.model == FALLBACK and decision.fallbacks[0]["model"] == PRIMARY
+    assert decision["model"] == FALLBACK and decision["fallbacks"][0]["model"] == PRIMARY
     again = list(router.route(req()))[-1].decision
-    assert again.model == FALLBACK and again.skipped[0]["model"] == PRIMARY
-    assert "cooling down" in again.skipped[0]["why"]
+    assert again["model"] == FALLBACK and again["skipped"][0]["model"] == PRIMARY
+    assert "cooling down" in again["skipped"][0]["why"]
     assert calls == [PRIMARY, FALLBACK, FALLBACK]
 
 
@@ -105,13 +105,13 @@ def test_use_case_without_a_model_is_a_clear_error() -> None:
 def test_low_confidence_text_goes_to_the_assistant() -> None:
     router, _, _ = build(use_case="tts", conf=0.3)
     decision = list(router.route(req()))[-1].decision
-    assert decision.use_case == "agent" and "low confidence" in decision.reason
+    assert decision["use_case"] == "agent" and "low confidence" in decision["reason"]
 
 
 def test_use_case_override() -> None:
     router, _, _ = build(use_case="tts")
     decision = list(router.route(req({"use_case": "agent"})))[-1].decision
-    assert decision.use_case == "agent" and "options.use_case" in decision.reason
+    assert decision["use_case"] == "agent" and "options.use_case" in decision["reason"]
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -196,8 +196,8 @@ def test_a_classifier_that_cannot_answer_leaves_the_request_to_the_general_assis
     router.classify, router.on_target_error = dead, lambda model, error: heard.append((model, error))
     decision, text, _ = unpack(list(router.route(req()))[-1])
     # Read from the attachments alone, complexity is taken for medium: the 0.5B, not SmolLM2.
-    assert text == "Paris" and decision.model == FALLBACK and decision.use_case == "agent"
-    assert decision.reason.startswith("classifier unavailable") and heard[0][0] == "query_classifier"
+    assert text == "Paris" and decision["model"] == FALLBACK and decision["use_case"] == "agent"
+    assert decision["reason"].startswith("classifier unavailable") and heard[0][0] == "query_classifier"
 
 
 def test_a_simple_question_with_tools_goes_to_the_1_5b_which_gets_the_tools_and_answers_a_call() -> None:
@@ -205,7 +205,7 @@ def test_a_simple_question_with_tools_goes_to_the_1_5b_which_gets_the_tools_and_
     sent: list[dict] = []
     router, calls, _ = build(answer=(call,), sent=sent)
     done = list(router.route(req({"tools": [WEATHER]}, text="Weather in Paris?")))[-1]
-    assert calls == [QWEN_1_5B] and "tools or a structured answer" in done.decision.decided_by
+    assert calls == [QWEN_1_5B] and "tools or a structured answer" in done.decision["decided_by"]
     assert json.loads(sent[0]["tools"][0]) == [WEATHER]
     assert json.loads(sent[0]["messages"][0]) == [{"role": "user", "content": "Weather in Paris?"}]
     assert done.text == "" and done.finish_reason == "tool_calls"
@@ -216,7 +216,7 @@ def test_when_the_1_5b_fails_a_tools_request_falls_back_to_the_0_5b_then_smollm2
     sent: list[dict] = []
     router, calls, _ = build(broken={QWEN_1_5B, FALLBACK}, sent=sent)
     decision = list(router.route(req({"tools": [WEATHER]}, text="Weather in Paris?")))[-1].decision
-    assert calls == [QWEN_1_5B, FALLBACK, PRIMARY] and decision.model == PRIMARY
-    assert [f["model"] for f in decision.fallbacks] == [QWEN_1_5B, FALLBACK]
+    assert calls == [QWEN_1_5B, FALLBACK, PRIMARY] and decision["model"] == PRIMARY
+    assert [f["model"] for f in decision["fallbacks"]] == [QWEN_1_5B, FALLBACK]
     assert "tools" in sent[1] and "tools" not in sent[2]  # SmolLM2's template takes none: Hermes text instead
     assert "<tools>" in json.loads(sent[2]["messages"][0])[0]["content"]

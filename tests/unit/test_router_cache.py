@@ -2,6 +2,7 @@
 Observed from the outside: the classifier's and the models' calls, and the events a client receives."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,6 @@ from model_router.contract.tensors import strings
 from model_router.errors import Cancelled, TargetError, never
 from model_router.registry import load_registry
 from model_router.routing.cached import Revision, RouterCache, key_fields, revision_of
-from model_router.routing.decision import Done, Piece
 from model_router.routing.router import Router
 from model_router.serving.health import HealthTracker
 from model_router.serving.loader import ModelLoader
@@ -71,12 +71,17 @@ class Harness:
 def test_a_repeated_question_is_answered_without_classifying_or_generating() -> None:
     h = Harness()
     first = h.ask()[-1]
-    assert first.decision.cache == "miss" and h.classified and h.generated == [PRIMARY]
+    assert first.decision["cache"] == "miss" and h.classified and h.generated == [PRIMARY]
     again = h.ask(text="  CAPITAL of france ")[-1]
-    assert isinstance(again, Done) and again.decision.cache == "hit"
+    assert again.final and again.decision["cache"] == "hit"
     assert (again.text, again.usage) == (first.text, first.usage)
     assert first.finish_reason == again.finish_reason == "length"  # cut at max_tokens, then and now
-    assert again.decision.model == PRIMARY and again.decision.classifier_ms == 0
+    assert again.decision["model"] == PRIMARY and again.decision["classifier_ms"] == 0
+    # The answer as it was sent; of its decision only what was not done again this time differs.
+    assert dataclasses.replace(again, decision={}) == dataclasses.replace(first, decision={})
+    replayed = ("cache", "total_ms", "load_ms", "classifier_ms", "select_ms")
+    assert {k: v for k, v in again.decision.items() if k not in replayed} == \
+        {k: v for k, v in first.decision.items() if k not in replayed}
     assert len(h.classified) == 1 and h.generated == [PRIMARY]
 
 
@@ -84,10 +89,11 @@ def test_a_streamed_repeat_streams_the_cached_pieces() -> None:
     h = Harness()
     h.ask({"stream": True})
     events = h.ask({"stream": True})
-    assert [e.text for e in events if isinstance(e, Piece)] == ["Par", "is"] and events[-1].decision.cache == "hit"
+    assert [e.text for e in events if not e.final] == ["Par", "is"] and events[-1].decision["cache"] == "hit"
+    assert [e.final for e in events] == [False, False, True] and events[-1].text == "Paris"
     assert h.generated == [PRIMARY]
     whole = h.ask()[-1]  # the same answer, asked without streaming
-    assert whole.text == "Paris" and whole.decision.cache == "hit"
+    assert whole.text == "Paris" and whole.decision["cache"] == "hit"
 
 
 @pytest.mark.parametrize("options, why", [
@@ -97,7 +103,7 @@ def test_a_streamed_repeat_streams_the_cached_pieces() -> None:
 def test_requests_that_are_never_cached(options: dict, why: str) -> None:
     h = Harness()
     for _ in range(2):
-        assert h.ask(dict(options))[-1].decision.cache.startswith(why)
+        assert h.ask(dict(options))[-1].decision["cache"].startswith(why)
     assert h.generated == [PRIMARY, PRIMARY] and h.store.stats()["bytes"] == 0
 
 
@@ -105,25 +111,25 @@ def test_a_seeded_sampled_request_is_cached() -> None:
     h = Harness()
     for _ in range(2):
         last = h.ask({"sampling": {"temperature": 0.8, "seed": 3}})[-1]
-    assert last.decision.cache == "hit" and h.generated == [PRIMARY]
+    assert last.decision["cache"] == "hit" and h.generated == [PRIMARY]
 
 
 def test_the_server_mode_applies_unless_the_request_says() -> None:
     h = Harness(mode="off")
-    assert h.ask()[-1].decision.cache == "skipped: off on this server"
+    assert h.ask()[-1].decision["cache"] == "skipped: off on this server"
     h.ask({"cache": "exact"})
-    assert h.ask({"cache": "exact"})[-1].decision.cache == "hit"
+    assert h.ask({"cache": "exact"})[-1].decision["cache"] == "hit"
 
 
 def test_an_answer_after_a_fallback_is_not_kept() -> None:
     h = Harness(broken={PRIMARY})
     first = h.ask()[-1]
-    assert first.decision.model == FALLBACK and first.decision.fallbacks
+    assert first.decision["model"] == FALLBACK and first.decision["fallbacks"]
     h.broken.clear()
     for _ in range(2):  # the primary cools down: the stand-in answers again, and is not kept either
         again = h.ask()[-1]
-        assert again.decision.cache == "miss" and again.decision.model == FALLBACK
-        assert "cooling down" in again.decision.skipped[0]["why"] and not again.decision.fallbacks
+        assert again.decision["cache"] == "miss" and again.decision["model"] == FALLBACK
+        assert "cooling down" in again.decision["skipped"][0]["why"] and not again.decision["fallbacks"]
     assert h.generated == [PRIMARY, FALLBACK, FALLBACK, FALLBACK]
 
 
@@ -132,9 +138,9 @@ def test_an_answer_that_passed_over_a_recovering_model_is_not_kept() -> None:
     h.recovering.add(PRIMARY)
     for _ in range(3):  # each repeat reaches a model: no stand-in's answer was kept
         done = h.ask()[-1]
-        assert done.decision.cache == "miss" and done.decision.model == FALLBACK and not done.decision.fallbacks
+        assert done.decision["cache"] == "miss" and done.decision["model"] == FALLBACK and not done.decision["fallbacks"]
     h.recovering.clear()  # back: nothing is passed over, the answer is kept (the stand-in's never was)
-    assert [h.ask()[-1].decision.cache for _ in range(2)] == ["miss", "hit"]
+    assert [h.ask()[-1].decision["cache"] for _ in range(2)] == ["miss", "hit"]
     assert h.generated[:3] == [FALLBACK] * 3 and len(h.generated) == 4
 
 
@@ -143,10 +149,10 @@ def test_an_answer_whose_speech_failed_is_not_kept() -> None:
     avatar = {"use_case": "avatar"}
     for _ in range(3):
         done = h.ask(dict(avatar))[-1]
-        assert done.decision.cache == "miss" and done.decision.degraded and done.audio is None
+        assert done.decision["cache"] == "miss" and done.decision["degraded"] and done.audio is None
     h.broken.clear()  # speech works again: the whole answer is kept
     spoken = [h.ask(dict(avatar))[-1] for _ in range(2)]
-    assert [d.decision.cache for d in spoken] == ["miss", "hit"] and spoken[1].audio == SPEECH.audio
+    assert [d.decision["cache"] for d in spoken] == ["miss", "hit"] and spoken[1].audio == SPEECH.audio
     assert h.generated.count(PRIMARY) == 4
 
 
@@ -155,7 +161,7 @@ def test_an_image_read_with_ocr_is_not_kept() -> None:
     h = Harness()
     for _ in range(3):
         done = h.ask({}, "What does the sign say?", image=b"png")[-1]
-        assert done.decision.cache == "miss" and "read with OCR" in done.decision.degraded[0]
+        assert done.decision["cache"] == "miss" and "read with OCR" in done.decision["degraded"][0]
     assert h.generated.count(PRIMARY) == 3 and h.generated.count("ocr_tesseract") == 3
 
 
@@ -165,7 +171,7 @@ def test_a_cancelled_answer_is_not_kept() -> None:
                             cancelled=lambda: bool(h.generated))
     with pytest.raises(Cancelled):
         list(stream)
-    assert h.ask()[-1].decision.cache == "miss"
+    assert h.ask()[-1].decision["cache"] == "miss"
 
 
 def test_keys_differ_when_an_answer_changing_field_differs() -> None:
@@ -199,11 +205,11 @@ def test_semantic_requests_share_a_paraphrases_answer_never_a_near_miss() -> Non
 
     h = Harness(embed=embed)
     semantic = {"cache": "semantic"}
-    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "miss"
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision["cache"] == "miss"
     hit = h.ask(dict(semantic), "How can I reset my password?")[-1]
-    assert hit.decision.cache.startswith("hit: semantic") and hit.text == "Paris" and h.generated == [PRIMARY]
-    assert h.ask(dict(semantic), "How do I reset my username?")[-1].decision.cache == "miss"  # another entity
-    assert h.ask({}, "How can I reset my email?")[-1].decision.cache == "miss"  # exact: not even looked up
+    assert hit.decision["cache"].startswith("hit: semantic") and hit.text == "Paris" and h.generated == [PRIMARY]
+    assert h.ask(dict(semantic), "How do I reset my username?")[-1].decision["cache"] == "miss"  # another entity
+    assert h.ask({}, "How can I reset my email?")[-1].decision["cache"] == "miss"  # exact: not even looked up
     assert "How can I reset my email?" not in embedded  # an exact request never embeds
 
 
@@ -244,10 +250,10 @@ def test_a_cache_that_fails_never_fails_the_request() -> None:
 
     h = Harness(embed=embed)
     semantic = {"cache": "semantic"}
-    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "miss"  # kept, indexed
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision["cache"] == "miss"  # kept, indexed
     done = h.ask(dict(semantic), "How can I reset my password?")[-1]  # its lookup embeds: fails
-    assert done.text == "Paris" and done.decision.cache == "skipped: cache error: multilingual-e5 is gone"
-    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision.cache == "hit"  # exact still works
+    assert done.text == "Paris" and done.decision["cache"] == "skipped: cache error: multilingual-e5 is gone"
+    assert h.ask(dict(semantic), "How do I reset my password?")[-1].decision["cache"] == "hit"  # exact still works
 
 
 def test_an_admins_request_is_never_replayed() -> None:
@@ -255,5 +261,5 @@ def test_an_admins_request_is_never_replayed() -> None:
     h.router.admin_key = "secret"
     h.ask({"model": FALLBACK})
     forced = h.ask({"admin_key": "secret", "model": FALLBACK})[-1]  # the same question, asked by an admin
-    assert forced.decision.cache == "skipped: an admin's request" and forced.decision.model == FALLBACK
+    assert forced.decision["cache"] == "skipped: an admin's request" and forced.decision["model"] == FALLBACK
     assert h.generated == [FALLBACK, FALLBACK]

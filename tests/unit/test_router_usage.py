@@ -4,9 +4,8 @@ engine gives for the answer unstreamed."""
 from __future__ import annotations
 
 from model_router.contract.generation import GenerateOutput
-from model_router.contract.router import Usage
+from model_router.contract.router import RouterAnswer, Usage
 from model_router.errors import never
-from model_router.routing.decision import Done
 
 from .test_router import build, req
 
@@ -17,7 +16,7 @@ STREAMED = [GenerateOutput("Par", None, 9, 1), GenerateOutput("is is", None, 9, 
 WHOLE = GenerateOutput("Paris is", "stop", 9, 4)
 
 
-def routed(stream: bool) -> Done:
+def routed(stream: bool) -> RouterAnswer:
     router, _, _ = build()
 
     def invoke(spec, inputs, streaming, timeout_s, outputs, cancelled=never, gone=None):
@@ -25,8 +24,9 @@ def routed(stream: bool) -> Done:
         yield from (out.encode(RETURNS) for out in (STREAMED if streaming else [WHOLE]))
 
     router.invoke = invoke
-    *_, done = router.route(req({"stream": stream}))
-    assert isinstance(done, Done) and done.text == "Paris is", done
+    *pieces, done = router.route(req({"stream": stream}))
+    assert done.final and done.text == "Paris is", done  # the whole text, streamed or not
+    assert [p.text for p in pieces] == (["Par", "is is"] if stream else []) and not any(p.final for p in pieces)
     return done
 
 

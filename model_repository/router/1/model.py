@@ -21,7 +21,6 @@ from model_router.contract.control import Heartbeat, Peek
 from model_router.contract.router import RouterAnswer, RouterRequest
 from model_router.errors import Cancelled
 from model_router.routing.cached import Revision, RouterCache
-from model_router.routing.decision import Piece
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
 from model_router.serving.health import HealthTracker
@@ -169,12 +168,12 @@ class TritonPythonModel:
                 raise Cancelled("while waiting")
             req = RouterRequest.decode(getter(request), self.settings.max_text_chars)
             streamed = False  # text that may be a tool call is held back: a streamed request can get none
-            for event in self.router.route(req, request.is_cancelled):
-                if isinstance(event, Piece):
+            for answer in self.router.route(req, request.is_cancelled):
+                if not answer.final:
                     streamed = True
-                    sender.send(response(RouterAnswer(event.text, final=False).encode()))
+                    sender.send(response(answer.encode()))
                 else:
-                    sender.send(response(event.answer(streamed).encode()), FINAL)
+                    sender.send(response((answer.sent_in_pieces() if streamed else answer).encode()), FINAL)
         except Exception as exc:
             sender.send(error_response(exc, "router"), FINAL)
         finally:
