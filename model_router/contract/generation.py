@@ -85,7 +85,7 @@ class GenerateRequest:
         sampling = parse_sampling_parameters(one_text(get, "sampling_parameters"), limits)
         return cls(prompt, sampling, bool(one(get, "stream", False)),
                    bool(one(get, "exclude_input_in_output", False)),
-                   [t.as_turn() for t in turns] if turns else None,
+                   [t.as_turn() for t in turns] if turns else None, _images(get),
                    tools=_tools(one_text(get, "tools")) or None,
                    returns=frozenset(n for n in ADDITIONAL if bool(one(get, f"return_{n}", False))))
 
@@ -97,6 +97,17 @@ class GenerateRequest:
     def outputs(self) -> list[str]:
         """The output tensors to ask for."""
         return ["text_output", *sorted(self.returns)]
+
+
+def _images(get: Get) -> tuple[bytes, ...]:
+    """The `image` input: each element one image, base64 (as the vLLM backend takes them)."""
+    arr = get("image")
+    if arr is None:
+        return ()
+    try:
+        return tuple(base64.b64decode(value, validate=True) for value in arr.reshape(-1))
+    except (ValueError, TypeError):
+        raise InputError("image", "not valid base64") from None
 
 
 def _tools(raw: str) -> list[dict[str, Any]]:

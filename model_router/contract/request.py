@@ -162,8 +162,7 @@ def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSA
     data = raw if isinstance(raw, list) else _json(raw, max_chars)
     if not isinstance(data, list):
         raise InputError("messages", f"expected a JSON array of {{role, content}} turns, got {type(data).__name__}")
-    if len(data) > MAX_TURNS:
-        raise InputError("messages", f"{len(data)} turns exceeds the limit of {MAX_TURNS}")
+    _check_turns(len(data))
     turns = []
     for i, item in enumerate(data):
         try:
@@ -172,16 +171,32 @@ def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSA
             raise InputError(*describe(exc, Message, f"messages[{i}]")) from None
         if is_blank(turns[-1].content) and i < len(data) - 1 and not turns[-1].tool_calls:
             raise InputError(f"messages[{i}].content", "empty")
-    _check_tool_turns(turns)
+    check_conversation(tuple(turns), max_chars)
+    return tuple(turns)
+
+
+def check_conversation(turns: tuple[Message, ...], max_chars: int = MAX_CONVERSATION_CHARS) -> None:
+    """A conversation within the turn and character limits, each tool turn answering an earlier call."""
+    _check_turns(len(turns))
+    _check_tool_turns(list(turns))
     total = sum(len(t.content) for t in turns)
     if total > max_chars:
         raise InputError("messages", f"{total} characters in all exceeds the limit of {max_chars}")
-    return tuple(turns)
+
+
+def _check_turns(count: int) -> None:
+    if count > MAX_TURNS:
+        raise InputError("messages", f"{count} turns exceeds the limit of {MAX_TURNS}")
+
+
+# JSON text per character of content at most: a control character is written \u0000 (6), plus each
+# turn's keys and its calls.
+_JSON_PER_CHAR, _JSON_PER_TURN = 6, 4096
 
 
 def _json(raw: bytes | str, max_chars: int) -> Any:
     try:
-        return json.loads(decode_text(raw, 4 * max_chars, "messages"))
+        return json.loads(decode_text(raw, _JSON_PER_CHAR * max_chars + _JSON_PER_TURN * MAX_TURNS, "messages"))
     except json.JSONDecodeError as exc:
         raise InputError("messages", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
 

@@ -25,6 +25,7 @@ from .request import (
     MAX_ATTACHMENT_BYTES,
     Message,
     RouteOptions,
+    check_conversation,
     check_query,
     decode_text,
     is_blank,
@@ -60,6 +61,7 @@ class RouterRequest:
         turns = parse_messages(messages)
         if turns and not is_blank(text):
             turns += (Message(role="user", content=text),)
+            check_conversation(turns)  # as the router will read it: the newest turn counts too
         if turns:
             if turns[-1].role not in ("user", "tool"):
                 raise InputError(f"messages[{len(turns) - 1}].role", "the last turn must be the user's (or a tool result)")
