@@ -15,6 +15,7 @@ from ..contract.request import RouteOptions
 from ..contract.router import RouterRequest
 from ..errors import InputError
 from ..registry import ModelSpec
+from ..tools.constraint import structured_outputs
 
 MAX_TOKENS = "options.sampling_parameters.max_tokens"
 
@@ -44,13 +45,21 @@ def schema_sizes(opts: RouteOptions) -> list[tuple[str, int]]:
     return sizes
 
 
+def _constraint_size(opts: RouteOptions) -> int:
+    """Bytes of the JSON schema a model is told to enforce (tools.constraint), as its engine counts them."""
+    constraint = structured_outputs(tuple(opts.tools), opts.tool_choice if opts.wants_tools else None,
+                                    opts.response_format)
+    return len(json.dumps(constraint.json_schema)) if constraint is not None and constraint.json_schema else 0
+
+
 def excess(limits: ModelLimits, opts: RouteOptions) -> Excess | None:
     """The first of `limits` the request goes over (None: it fits)."""
     max_tokens = opts.sampling_parameters.max_tokens
     if max_tokens > limits.max_output_tokens:
         return Excess("max_output_tokens", MAX_TOKENS, max_tokens, limits.max_output_tokens)
     sizes = schema_sizes(opts)
-    total, cap = sum(size for _, size in sizes), limits.max_schema_bytes
+    # The engine measures the grammar it enforces: a forced call wraps the tools' schemas, and closes them.
+    total, cap = max(sum(size for _, size in sizes), _constraint_size(opts)), limits.max_schema_bytes
     if total <= cap:
         return None
     field, size = max(sizes, key=lambda fs: fs[1])

@@ -50,6 +50,8 @@ from model_router.contract.sampling import SamplingParams, parse_sampling_parame
 from model_router.contract.tensors import from_dict
 from model_router.contract.tools import Tool
 from model_router.errors import Cancelled, InputError, NotFound, ServingError
+from model_router.routing.limits import excess
+from model_router.tools.constraint import structured_outputs
 from model_router.vocabulary import ATTACHMENT_KINDS, USE_CASES
 from . import contract_values as cv
 
@@ -62,7 +64,8 @@ UINT32 = st.integers(0, 2**32 - 1)
 @st.composite
 def client_requests(draw: st.DrawFn) -> dict:
     """What a client may send the router: text and/or a conversation, options, attachments."""
-    messages, options, attachments = draw(st.none() | cv.conversations()), draw(cv.route_options()), draw(cv.attachments())
+    messages = draw(st.none() | cv.conversations())
+    options, attachments = draw(cv.route_options()), draw(cv.attachments())
     # Words are optional with a conversation, an attachment, or a request answered ahead of routing.
     optional = messages is not None or attachments or options.get("health") is True or "cache_admin" in options
     text = draw(st.just("") | cv.visible_text(40) if optional else cv.visible_text(40))
@@ -235,7 +238,8 @@ def test_sampling_parameters_round_trip_within_a_models_limits(case: tuple) -> N
 @pytest.mark.parametrize("raw, expected", [
     ({"top_k": -1, "stop": "\n", "n": 1}, SamplingParams(top_k=0, stop=("\n",))),  # vLLM's spellings, normalized
     ({"max_tokens": "64", "seed": 0}, SamplingParams(max_tokens=64, seed=0)),
-    ({"structured_outputs": '{"choice": ["हाँ", "नहीं"]}'}, SamplingParams(structured_outputs={"choice": ["हाँ", "नहीं"]})),
+    ({"structured_outputs": '{"choice": ["हाँ", "नहीं"]}'},
+     SamplingParams(structured_outputs={"choice": ["हाँ", "नहीं"]})),
     ({"structured_outputs": {"json": {"type": "object"}}, "temperature": 0.7},
      SamplingParams(temperature=0.7, structured_outputs={"json": {"type": "object"}})),
 ])
@@ -280,6 +284,30 @@ def test_a_generate_request_keeps_its_images() -> None:
     assert GenerateRequest.decode(from_dict(request.encode()), 8000) == request
 
 
+def _schema_of_size(size: int) -> dict:
+    schema = {"type": "object", "properties": {"place": {"type": "string", "description": ""}}}
+    schema["properties"]["place"]["description"] = "x" * (size - len(json.dumps(schema)))
+    return schema
+
+
+@pytest.mark.parametrize("options", [
+    {"tools": [{"type": "function", "function": {"name": "where", "parameters": _schema_of_size(65_536 - 16)}}],
+     "tool_choice": "required"},
+    {"response_format": {"type": "json_schema", "json_schema": {"schema": _schema_of_size(65_536 - 16)}}},
+], ids=["forced tool", "response_format"])
+def test_a_constraint_the_router_admits_for_a_model_reaches_its_engine(options: dict) -> None:
+    limits, opts = ModelLimits(), parse_options(options)
+    assert limits.max_schema_bytes == 65_536
+    over = excess(limits, opts)
+    if over is not None:  # refused before any load, naming the client's field: as good
+        assert over.field in ("options.tools[0]", "options.tools", "options.response_format")
+        return
+    # The router's request to that model (routing.targets): the client's sampling with the constraint.
+    constraint = structured_outputs(tuple(opts.tools), opts.tool_choice, opts.response_format)
+    request = GenerateRequest("Where?", opts.sampling_parameters.model_copy(update={"structured_outputs": constraint}))
+    assert GenerateRequest.decode(from_dict(request.encode()), 8000, limits) == request
+
+
 @FAST
 @given(st.builds(GenerateOutput, cv.unicode_text(max_size=40), st.sampled_from([None, *FINISH_REASONS]),
                  st.none() | UINT32, st.none() | UINT32, st.none() | st.floats(-1e6, 0, width=32)),
@@ -310,7 +338,8 @@ def test_a_generate_outputs_last_response_round_trips() -> None:
      TranscriptionRequest(b"RIFF\x00\x00WAVE", "ta")),
     (OcrRequest((b"\x89PNG\r\n", b"\xff\xd8\xff\x00"), "ml"), lambda get: OcrRequest.decode(get, 4),
      OcrRequest((b"\x89PNG\r\n", b"\xff\xd8\xff\x00"), "ml")),
-    (FramesRequest(b"\x00\x00\x00\x18ftypmp42", 8), FramesRequest.decode, FramesRequest(b"\x00\x00\x00\x18ftypmp42", 8)),
+    (FramesRequest(b"\x00\x00\x00\x18ftypmp42", 8), FramesRequest.decode,
+     FramesRequest(b"\x00\x00\x00\x18ftypmp42", 8)),
     (FramesRequest(b"\x1aE\xdf\xa3"), FramesRequest.decode, FramesRequest(b"\x1aE\xdf\xa3", 0)),
 ])
 def test_chosen_step_model_requests_round_trip(sent: object, decode: object, expected: object) -> None:
@@ -397,7 +426,8 @@ def test_a_classifier_batch_round_trips_row_by_row(texts: list, kinds: tuple) ->
 
 
 def test_a_chosen_classifier_batch_round_trips() -> None:
-    sent = [ClassifyRequest("ஒரு படத்தை விவரி", ("image",)).encode(), ClassifyRequest(b"\xff not UTF-8", ("audio",)).encode()]
+    sent = [ClassifyRequest("ஒரு படத்தை விவரி", ("image",)).encode(),
+            ClassifyRequest(b"\xff not UTF-8", ("audio",)).encode()]
     batch = {name: np.concatenate([s[name] for s in sent]) for name in sent[0]}
     assert ClassifyRequest.decode_batch(from_dict(batch)) == [("ஒரு படத்தை விவரி".encode(), [b"image"]),
                                                                (b"\xff not UTF-8", [b"audio"])]
