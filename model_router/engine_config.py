@@ -27,7 +27,12 @@ def engine_limits(model_dir: Path) -> ModelLimits | None:
     return None
 
 
-def limits_in(repository: Path, names: list[str]) -> dict[str, ModelLimits]:
-    """The limits of each named model that has a config in `repository`."""
-    found = {name: engine_limits(repository / name) for name in names}
-    return {name: limits for name, limits in found.items() if limits is not None}
+def limits_in(repositories: tuple[Path, ...], names: list[str]) -> dict[str, ModelLimits]:
+    """The limits of each named model that has a config in one of `repositories` (the first that holds it)."""
+    found: dict[str, ModelLimits] = {}
+    for repository in repositories:
+        for name in names:
+            limits = engine_limits(repository / name) if name not in found else None
+            if limits is not None:
+                found[name] = limits
+    return found

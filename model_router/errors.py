@@ -18,9 +18,10 @@ class RouterError(Exception):
 class InputError(RouterError, ValueError):
     """A request field is missing, malformed or out of its limits."""
 
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str, limit: int | None = None) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.limit = limit  # the limit it went over, where one did (a model's: another model may take more)
 
 
 class NotFound(InputError):

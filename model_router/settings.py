@@ -43,6 +43,9 @@ class RouterSettings(BaseModel):
     cache_max_mb: float = Field(DEFAULT_MAX_BYTES / 2**20, gt=0)  # the in-process cache's bound
     cache_ttl_s: float = Field(DEFAULT_TTL_S, gt=0)
     cache_mode: Literal["off", "exact", "semantic"] = "exact"  # when a request's options.cache does not say
+    # The other model repositories Triton serves (its --model-repository beside the router's own): where
+    # the models' configs, and so their limits, are read (comma-separated in TMR_MODEL_REPOSITORIES).
+    model_repositories: tuple[Path, ...] = ()
 
     @field_validator("cache_url")
     @classmethod
@@ -53,10 +56,10 @@ class RouterSettings(BaseModel):
             raise ValueError(str(exc).partition(": ")[2]) from None
         return value
 
-    @field_validator("recovery_backoff_s", mode="before")
+    @field_validator("recovery_backoff_s", "model_repositories", mode="before")
     @classmethod
     def _list(cls, value: Any) -> Any:
-        return tuple(float(x) for x in value.split(",")) if isinstance(value, str) else value
+        return tuple(x.strip() for x in value.split(",") if x.strip()) if isinstance(value, str) else value
 
     @classmethod
     def read(cls, config: dict[str, Any], environ: dict[str, str] | None = None) -> RouterSettings:
@@ -71,10 +74,10 @@ class RouterSettings(BaseModel):
             name = path.lstrip(".").split(".")[0]
             raise RegistryError(f"router setting {name} (TMR_{name.upper()} or parameter {name!r}): {problem}") from None
 
-    def load_registry(self, repository: Path | None = None) -> tuple[Registry, ProfileSpec]:
-        """The registry, each text generator's limits read from its config in `repository`."""
+    def load_registry(self, repositories: tuple[Path, ...] = ()) -> tuple[Registry, ProfileSpec, list[str]]:
+        """The registry, each text generator's limits read from its config in the first of `repositories`
+        that holds it; and the text generators no repository holds (they keep the default limits)."""
         registry = load_registry(self.registry)
-        if repository is not None:
-            names = [m.name for m in registry.managed(self.profile) if m.interface == "text-generation"]
-            registry = registry.with_limits(limits_in(repository, names))
-        return registry, registry.profile(self.profile)
+        names = [m.name for m in registry.managed(self.profile) if m.interface == "text-generation"]
+        found = limits_in(repositories, names)
+        return registry.with_limits(found), registry.profile(self.profile), [n for n in names if n not in found]

@@ -17,7 +17,7 @@ from model_router.classifier import QueryClassifier
 from model_router.classifier.training.data import load_jsonl
 from model_router.registry import load_registry
 from model_router.routing.policy import PREFERENCES, LiveState, Query, rank
-from model_router.routing.router import effective_use_case
+from model_router.routing.decision import effective_use_case
 from model_router.vocabulary import COMPLEXITIES
 
 FRESH = LiveState(is_loaded=lambda m: False, blocker=lambda m, forced: "", cooling_s=lambda m: 0.0,

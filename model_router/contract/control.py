@@ -21,6 +21,7 @@ from typing import Any, Mapping, TypeVar
 
 from ..errors import InputError
 from .generation import GenerateRequest
+from .request import MIN_HEARTBEAT_S
 from .router import RouterAnswer, RouterInputs, RouterRequest
 from .tensors import Get, Tensors, one
 
@@ -29,7 +30,6 @@ EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"  # on a gRPC reques
 CANCEL_PARAMETER = "tmr_cancel"                               # on a request: the id of the request to stop
 OPTIONS_INPUT = "options"                                     # the router's input that carries them (router.INPUTS)
 HEARTBEAT_OPTION = "heartbeat_s"                              # RouteOptions.heartbeat_s
-MIN_HEARTBEAT_S = 0.2                                         # RouteOptions.heartbeat_s's lower bound
 KEYS = (FINAL_PARAMETER, EMPTY_FINAL_PARAMETER, CANCEL_PARAMETER, HEARTBEAT_OPTION)
 Request = TypeVar("Request", RouterRequest, RouterInputs)
 

@@ -38,6 +38,7 @@ class WireError:
     message: str
     field: str | None = None
     retry_after_s: float | None = None
+    limit: int | None = None  # bad input over a limit: the limit (InputError.limit)
     ours: bool = True  # False: Triton's own error (e.g. the router's stub is not healthy), not the router's
 
     @classmethod
@@ -45,7 +46,7 @@ class WireError:
         """The wire form of an exception raised while serving a request (`where`: the model, for bugs)."""
         if isinstance(exc, InputError):
             kind = ErrorKind.NOT_FOUND if isinstance(exc, NotFound) else ErrorKind.BAD_INPUT
-            return cls(kind, str(exc), exc.field)
+            return cls(kind, str(exc), exc.field, limit=exc.limit)
         if isinstance(exc, Cancelled):
             return cls(ErrorKind.CANCELLED, str(exc))
         if isinstance(exc, ServingError):
@@ -74,7 +75,7 @@ class WireError:
                 body = json.loads(message[start:])
                 if isinstance(body, dict) and body.get("kind") in ErrorKind._value2member_map_:
                     return cls(ErrorKind(body["kind"]), str(body.get("message", "")), body.get("field"),
-                               body.get("retry_after_s"))
+                               body.get("retry_after_s"), body.get("limit"))
             except ValueError:
                 pass
         return cls(_FROM_CODE.get((code or "").upper().removeprefix("STATUSCODE."), ErrorKind.INTERNAL), message,
@@ -84,7 +85,7 @@ class WireError:
         """Raise this error as the router's exception of its kind (a target's error seen by the router)."""
         if self.kind is ErrorKind.BAD_INPUT:
             field = self.field or default_field
-            raise InputError(field, self.message.removeprefix(f"{field}: "))
+            raise InputError(field, self.message.removeprefix(f"{field}: "), self.limit)
         if self.kind is ErrorKind.CANCELLED:
             raise Cancelled("by the model")
         raise ServingError(self.message)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from .limits import ModelLimits
-from .request import decode_text, parse_messages
+from .request import MAX_TURNS, decode_text, parse_messages
 from .sampling import SamplingParams, parse_sampling_parameters
 from .tensors import Get, Tensors, flag, one, one_text, strings, texts
 from .tools import MAX_TOOLS, Tool
@@ -81,7 +81,7 @@ class GenerateRequest:
         prompt = decode_text(raw, max_chars, "text_input")
         if not prompt.strip():
             raise InputError("text_input", "empty")
-        turns = parse_messages(one(get, "messages"), max_chars)
+        turns = parse_messages(one(get, "messages"), max_chars, MAX_TURNS + 1)  # + the router's system turn for tools
         sampling = parse_sampling_parameters(one_text(get, "sampling_parameters"), limits)
         return cls(prompt, sampling, bool(one(get, "stream", False)),
                    bool(one(get, "exclude_input_in_output", False)),

@@ -25,6 +25,7 @@ class ModelLimits(BaseModel):
 
     @classmethod
     def from_engine_args(cls, args: dict[str, Any]) -> ModelLimits:
-        """From the vLLM backend's engine arguments (model.json): its max_model_len bounds both."""
+        """From the vLLM backend's engine arguments (model.json): its max_model_len bounds the prompt and
+        the output together, so each alone takes at most max_model_len - 1 (the other needs a token)."""
         length = args.get("max_model_len")
-        return cls(max_output_tokens=length, max_prompt_tokens=length) if length else cls()
+        return cls(max_output_tokens=length - 1, max_prompt_tokens=length - 1) if length else cls()

@@ -15,6 +15,7 @@ from ..vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
 MAX_ATTACHMENT_BYTES = {"image": 10 * 2**20, "audio": 25 * 2**20, "video": 64 * 2**20}
 MAX_TIMEOUT_S = 600.0
+MIN_HEARTBEAT_S = 0.2
 MAX_TURNS = 64
 MAX_CONVERSATION_CHARS = 32_000
 
@@ -89,7 +90,7 @@ class RouteOptions(BaseModel):
     cache_admin: Literal["stats", "clear"] | None = None
     # Send an empty response every heartbeat_s seconds while working (gRPC streams), so that the
     # client can tell a router whose process died from one that is busy (serving.heartbeat).
-    heartbeat_s: float | None = Field(None, ge=0.2, le=60)
+    heartbeat_s: float | None = Field(None, ge=MIN_HEARTBEAT_S, le=60)
     # Agents (OpenAI's shapes): functions the model may call, whether it must, and the output's form.
     tools: list[Tool] = Field(default_factory=list)
     tool_choice: ToolChoice | None = None
@@ -154,7 +155,8 @@ class Message(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSATION_CHARS) -> tuple[Message, ...]:
+def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSATION_CHARS,
+                   max_turns: int = MAX_TURNS) -> tuple[Message, ...]:
     """The `messages` input: a JSON array of {role, content} (or the list itself), within the turn and
     character limits (the client's conversation; an engine passes its own, for turns the router wrote)."""
     if raw is None or raw in (b"", ""):
@@ -162,7 +164,7 @@ def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSA
     data = raw if isinstance(raw, list) else _json(raw, max_chars)
     if not isinstance(data, list):
         raise InputError("messages", f"expected a JSON array of {{role, content}} turns, got {type(data).__name__}")
-    _check_turns(len(data))
+    _check_turns(len(data), max_turns)
     turns = []
     for i, item in enumerate(data):
         try:
@@ -171,22 +173,23 @@ def parse_messages(raw: bytes | str | list | None, max_chars: int = MAX_CONVERSA
             raise InputError(*describe(exc, Message, f"messages[{i}]")) from None
         if is_blank(turns[-1].content) and i < len(data) - 1 and not turns[-1].tool_calls:
             raise InputError(f"messages[{i}].content", "empty")
-    check_conversation(tuple(turns), max_chars)
+    check_conversation(tuple(turns), max_chars, max_turns)
     return tuple(turns)
 
 
-def check_conversation(turns: tuple[Message, ...], max_chars: int = MAX_CONVERSATION_CHARS) -> None:
+def check_conversation(turns: tuple[Message, ...], max_chars: int = MAX_CONVERSATION_CHARS,
+                       max_turns: int = MAX_TURNS) -> None:
     """A conversation within the turn and character limits, each tool turn answering an earlier call."""
-    _check_turns(len(turns))
+    _check_turns(len(turns), max_turns)
     _check_tool_turns(list(turns))
     total = sum(len(t.content) for t in turns)
     if total > max_chars:
         raise InputError("messages", f"{total} characters in all exceeds the limit of {max_chars}")
 
 
-def _check_turns(count: int) -> None:
-    if count > MAX_TURNS:
-        raise InputError("messages", f"{count} turns exceeds the limit of {MAX_TURNS}")
+def _check_turns(count: int, limit: int) -> None:
+    if count > limit:
+        raise InputError("messages", f"{count} turns exceeds the limit of {limit}")
 
 
 # JSON text per character of content at most: a control character is written \u0000 (6), plus each
@@ -196,7 +199,7 @@ _JSON_PER_CHAR, _JSON_PER_TURN = 6, 4096
 
 def _json(raw: bytes | str, max_chars: int) -> Any:
     try:
-        return json.loads(decode_text(raw, _JSON_PER_CHAR * max_chars + _JSON_PER_TURN * MAX_TURNS, "messages"))
+        return json.loads(decode_text(raw, _JSON_PER_CHAR * max_chars + _JSON_PER_TURN * (MAX_TURNS + 1), "messages"))
     except json.JSONDecodeError as exc:
         raise InputError("messages", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
 

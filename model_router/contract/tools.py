@@ -16,9 +16,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from ..errors import InputError
 
 MAX_TOOLS = 64
-# All of a request's schemas together, as JSON: no more is read. Each model takes less (its
-# limits.max_schema_bytes), checked by the router before a load, naming the tool at fault.
-MAX_SCHEMA_BYTES = 1 << 20
+# All of a request's schemas together, as JSON: no more is compiled (the largest compiles in a fraction
+# of a second). Each model takes less (its limits.max_schema_bytes, 64 KiB unless its config says),
+# checked by the router before a load, naming the tool at fault.
+MAX_SCHEMA_BYTES = 256 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 

@@ -1,4 +1,5 @@
-"""What routing decides: the decision, returned with every answer (RouterAnswer.decision) as JSON."""
+"""What routing decides: the use case it serves, and the decision, returned with every answer
+(RouterAnswer.decision) as JSON."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..contract.classifier import Classification
+
+LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
 
 @dataclass
@@ -28,3 +31,16 @@ class RoutingDecision(Classification):
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def effective_use_case(c: Classification, asked: str | None, kinds: tuple[str, ...],
+                       agentic: bool = False) -> tuple[str, str]:
+    """The classifier's use case, unless the request sets one, asks for tools or a JSON answer (an
+    agent's), or the classifier is unsure: (use case, why)."""
+    if asked:
+        return asked, f"use case set by options.use_case (classifier said {c.use_case})"
+    if agentic:
+        return "agent", f"tools or a structured answer asked for: agent (classifier said {c.use_case})"
+    if c.confidence["use_case"] < LOW_CONFIDENCE and not kinds and c.use_case != "agent":
+        return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
+    return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"

@@ -14,10 +14,11 @@ from ..contract.limits import ModelLimits
 from ..contract.request import RouteOptions
 from ..contract.router import RouterRequest
 from ..errors import InputError
-from ..registry import ModelSpec
+from ..registry import ModelSpec, Registry
 from ..tools.constraint import structured_outputs
 
-MAX_TOKENS = "options.sampling_parameters.max_tokens"
+MAX_TOKENS = f"options.{SAMPLING}.max_tokens"
+CLIENTS_OWN = f"options.{SAMPLING}.structured_outputs"  # a constraint the client wrote itself
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Excess:
     value: int
     limit: int
 
+    @property
+    def label(self) -> str:
+        """The field in words any client reads as its own (`max_tokens`, `tools[1]`)."""
+        return self.field.removeprefix("options.").removeprefix(f"{SAMPLING}.")
+
     def problem(self, limit: str = "") -> str:
         """"<value> exceeds <limit>" (by default, this model's limit)."""
         unit = "" if self.limit_name == "max_output_tokens" else " bytes of JSON schema"
@@ -39,9 +45,11 @@ def schema_sizes(opts: RouteOptions) -> list[tuple[str, int]]:
     """(field, bytes as JSON) of each schema the request gives a model: its tools', its response format's."""
     sizes = [(f"options.tools[{i}]", len(json.dumps(t.function.parameters)))
              for i, t in enumerate(opts.tools)] if opts.wants_tools else []
-    fmt = opts.response_format
+    fmt, own = opts.response_format, opts.sampling_parameters.structured_outputs
     if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
         sizes.append(("options.response_format", len(json.dumps(fmt.json_schema.schema_))))
+    elif not opts.constrained and own is not None and own.json_schema is not None:
+        sizes.append((CLIENTS_OWN, len(json.dumps(own.json_schema))))
     return sizes
 
 
@@ -60,7 +68,7 @@ def excess(limits: ModelLimits, opts: RouteOptions) -> Excess | None:
     sizes = schema_sizes(opts)
     # The engine measures the grammar it enforces: a forced call wraps the tools' schemas, and closes them.
     total, cap = max(sum(size for _, size in sizes), _constraint_size(opts)), limits.max_schema_bytes
-    if total <= cap:
+    if total <= cap or not sizes:
         return None
     field, size = max(sizes, key=lambda fs: fs[1])
     if size <= cap:  # together, not one alone: the tools as a whole (or with the response format)
@@ -77,7 +85,7 @@ def over_limits(specs: list[ModelSpec], opts: RouteOptions, named: str | None = 
         raise InputError(over[named].field, over[named].problem(f"the limit of model {named}, {over[named].limit}"))
     if texts and len(over) == len(texts):
         raise InputError(*_refusal(texts, over))
-    return {name: f"{e.field.removeprefix('options.')}: {e.problem()}" for name, e in over.items()}
+    return {name: f"{e.label}: {e.problem()}" for name, e in over.items()}
 
 
 def _refusal(texts: list[ModelSpec], over: dict[str, Excess]) -> tuple[str, str]:
@@ -90,13 +98,27 @@ def _refusal(texts: list[ModelSpec], over: dict[str, Excess]) -> tuple[str, str]
         return first.field, first.problem(f"the largest limit on offer, {largest} (model {best.name})")
     own = over[best.name]
     return own.field, own.problem(f"the limit of model {best.name}, {own.limit}, the largest that takes "
-                                  f"{first.field.removeprefix('options.')} {first.value}")
+                                  f"{first.label} {first.value}")
+
+
+def on_offer(registry: Registry, profile: str, use_case: str, named: str | None) -> list[ModelSpec]:
+    """The use case's chain, and the model a request names where it serves the use case there (else the
+    policy names the fault), in order."""
+    spec = registry.models.get(named or "")
+    extra = [spec.name] if spec and use_case in spec.use_cases and profile in spec.profiles else []
+    return [registry.model(m) for m in dict.fromkeys([*registry.chain(profile, use_case), *extra])]
+
+
+def another_may_take(engine_field: str, refused: InputError, spec: ModelSpec, request: RouterRequest) -> bool:
+    """An engine refused the prompt as too long for its limit: a model with a longer one may take it,
+    unless the request named this model."""
+    return engine_field in (PROMPT, MESSAGES) and refused.limit is not None and spec.name != request.options.model
 
 
 def client_field(engine_field: str, request: RouterRequest) -> str:
     """The field the client sent behind a field an engine's error names (the vLLM contract's names)."""
-    if engine_field.startswith(f"{SAMPLING}.structured_outputs"):
-        return "options.tools" if request.options.wants_tools else "options.response_format"
+    if engine_field.startswith(f"{SAMPLING}.structured_outputs") and request.options.constrained:
+        return "options.tools" if request.options.wants_tools else "options.response_format"  # the router's
     if engine_field.startswith((SAMPLING, TOOLS)):
         return f"options.{engine_field}"
     if engine_field in (PROMPT, MESSAGES):  # the prompt, after the chat template

@@ -13,6 +13,7 @@ from typing import Callable, Generator, Iterator, Protocol
 
 import numpy as np
 
+from ..contract import classifier as classifier_contract
 from ..contract.classifier import Classification
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
@@ -22,15 +23,14 @@ from ..tools.parser import read_answer
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
-from .decision import RoutingDecision
-from .limits import client_field, over_limits
+from .decision import RoutingDecision, effective_use_case
+from .limits import another_may_take, client_field, on_offer, over_limits
 from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
 from .targets import Prepared, target_of
 
-LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
-CLASSIFIER = "query_classifier"
+CLASSIFIER = classifier_contract.MODEL
 CONFIDENCE_HEADS = ("use_case", "language", "complexity", "modality")
 
 
@@ -62,23 +62,15 @@ class _Plan:
     tried: list[tuple[str, str]] = field(default_factory=list)
     cancelled: Callable[[], bool] = never
     forced: str = ""  # the model an admin's request may load whatever it evicts
+    too_long: InputError | None = None  # an engine's refusal of the prompt's length, under the client's field
+
+    def takes_prompt(self, spec: ModelSpec) -> bool:
+        """After an engine refused the prompt as too long: only a model with a longer limit may take it."""
+        return self.too_long is None or spec.limits.max_prompt_tokens > (self.too_long.limit or 0)
 
 
 class _Failed(Exception):
     """This candidate could not serve; the next one may."""
-
-
-def effective_use_case(c: Classification, asked: str | None, kinds: tuple[str, ...],
-                       agentic: bool = False) -> tuple[str, str]:
-    """The classifier's use case, unless the request sets one, asks for tools or a JSON answer (an
-    agent's), or the classifier is unsure: (use case, why)."""
-    if asked:
-        return asked, f"use case set by options.use_case (classifier said {c.use_case})"
-    if agentic:
-        return "agent", f"tools or a structured answer asked for: agent (classifier said {c.use_case})"
-    if c.confidence["use_case"] < LOW_CONFIDENCE and not kinds and c.use_case != "agent":
-        return "agent", f"low confidence ({c.confidence['use_case']:.2f}) on {c.use_case}: general assistant"
-    return c.use_case, f"classified {c.use_case} ({c.confidence['use_case']:.2f})"
 
 
 class Router:
@@ -115,6 +107,8 @@ class Router:
         plan.decision.steps = steps.records
         try:
             for cand in plan.attempts:
+                if not plan.takes_prompt(self.registry.model(cand.model)):
+                    continue
                 pieces: list[str] = []
                 try:
                     answer = yield from recorded(self._attempt(self.registry.model(cand.model), request, plan,
@@ -128,6 +122,8 @@ class Router:
         except Cancelled:
             self.metrics.cancelled(plan.decision.use_case)
             raise
+        if plan.too_long is not None:  # the client's: no model on offer takes a prompt that long
+            raise plan.too_long
         raise ServingError(f"no model could serve use case {plan.decision.use_case!r}", plan.tried)
 
     # -- classify and decide ----------------------------------------------------------------------
@@ -141,11 +137,10 @@ class Router:
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
                                    reason=unavailable + reason, classifier_ms=round(classifier_s * 1000, 2))
         forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
-        on_offer = [self.registry.model(m) for m in {*self.registry.chain(self.profile, use_case),
-                                                     *([opts.model] if opts.model in self.registry.models else [])}]
+        offered = on_offer(self.registry, self.profile, use_case, opts.model)
         query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
                       force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained,
-                      too_big=over_limits(on_offer, opts, opts.model))
+                      too_big=over_limits(offered, opts, opts.model))
         t1 = self.clock()
         ranking = rank(self.registry, self.profile, query, self.live)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
@@ -217,7 +212,12 @@ class Router:
         except (LoadError, TargetError) as exc:  # the client's errors (InputError) pass straight up
             self._failed(spec, exc, plan, sent)
         except InputError as exc:  # the engine's, named as the client sent them
-            raise type(exc)(client_field(exc.field, request), str(exc).partition(": ")[2]) from None
+            refused = type(exc)(client_field(exc.field, request), str(exc).partition(": ")[2], exc.limit)
+            if not another_may_take(exc.field, refused, spec, request):
+                raise refused from None
+            plan.too_long = refused  # a prompt too long for this model: one with a longer limit may take it
+            plan.decision.fallbacks.append({"model": spec.name, "error": str(refused)})
+            raise _Failed from exc
         if prepared:
             decision.degraded = prepared.degraded
         if USE_CASE_TRAITS[decision.use_case].spoken and target.interface == "text-generation":

@@ -105,3 +105,14 @@ def test_a_prompt_over_the_engines_token_limit_is_refused_under_the_clients_fiel
     err = error_of(sdk.chat.completions.create, model="smollm2_135m_instruct", messages=long, max_tokens=8)
     assert isinstance(err, openai.BadRequestError) and err.body["param"] == "messages", err.body
     assert "tokens: over the limit of 2048" in err.body["message"], err.body
+
+
+def test_a_prompt_too_long_for_one_model_goes_to_one_with_a_longer_limit(sdk: openai.OpenAI) -> None:
+    """The cheapest model's engine refuses the prompt's length (known only after its chat template):
+    the request goes on to a model whose limit is longer, saying so."""
+    long = [{"role": "system", "content": "hello world " * 1200}, *YES]  # about 2400 tokens: over 2048
+    answer = sdk.chat.completions.create(model="auto", messages=long, max_tokens=8, temperature=0, stop=["\n"],
+                                         extra_body={"prefer": "cost"})
+    assert answer.routing["model"].startswith("qwen2_5_coder"), answer.routing
+    refused = {f["model"]: f["error"] for f in answer.routing["fallbacks"]}
+    assert "tokens: over the limit of 2048" in refused.get("smollm2_135m_instruct", ""), answer.routing

@@ -2,9 +2,11 @@
 the registry reads from each model's own config (engine_config)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from transformers_backend.settings import BackendSettings
 
 from model_router.contract.limits import ModelLimits
 from model_router.contract.router import RouterRequest
@@ -12,6 +14,7 @@ from model_router.engine_config import engine_limits
 from model_router.errors import InputError, RegistryError
 from model_router.registry import ModelSpec
 from model_router.routing.limits import client_field, over_limits
+from model_router.settings import RouterSettings
 
 SMALL = ModelLimits(max_output_tokens=1024, max_schema_bytes=4096)
 LARGE = ModelLimits(max_output_tokens=4096, max_schema_bytes=1024)
@@ -38,7 +41,7 @@ def test_a_request_every_model_takes_skips_none() -> None:
 
 def test_a_request_some_models_take_goes_to_those() -> None:
     assert over_limits(MODELS, options(2000)) == {
-        "small": "sampling_parameters.max_tokens: 2000 exceeds the limit of 1024"}
+        "small": "max_tokens: 2000 exceeds the limit of 1024"}
 
 
 def test_a_request_no_model_takes_names_the_field_and_the_largest_limit() -> None:
@@ -59,6 +62,17 @@ def test_no_model_takes_both_the_tokens_and_the_schema() -> None:
     with pytest.raises(InputError) as err:
         over_limits(MODELS, options(2000, schema_properties=20))
     assert err.value.field.startswith("options.tools") and "limit of model large, 1024" in str(err.value)
+
+
+def test_a_constraint_the_client_wrote_itself_is_measured_and_named_as_its_own() -> None:
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 100} for i in range(60)}}
+    opts = RouterRequest.of("hi", {"sampling_parameters": {"structured_outputs": {"json": schema}}}).options
+    with pytest.raises(InputError) as err:
+        over_limits(MODELS, opts)
+    assert err.value.field == "options.sampling_parameters.structured_outputs", err.value
+    request = RouterRequest.of("hi", {"sampling_parameters": {"structured_outputs": {"json_object": True}}})
+    assert client_field("sampling_parameters.structured_outputs.json", request) == \
+        "options.sampling_parameters.structured_outputs.json"
 
 
 def test_a_schema_over_every_limit_names_the_tool() -> None:
@@ -87,8 +101,27 @@ def test_limits_are_read_from_the_models_config(tmp_path: Path) -> None:
     assert engine_limits(tmp_path / "m") == ModelLimits(max_output_tokens=3000, max_prompt_tokens=5000)
     (tmp_path / "v" / "1").mkdir(parents=True)
     (tmp_path / "v" / "1" / "model.json").write_text('{"model": "x", "max_model_len": 8192}')
-    assert engine_limits(tmp_path / "v") == ModelLimits(max_output_tokens=8192, max_prompt_tokens=8192)
+    assert engine_limits(tmp_path / "v") == ModelLimits(max_output_tokens=8191, max_prompt_tokens=8191)
     assert engine_limits(tmp_path / "absent") is None
     (tmp_path / "m" / "config.pbtxt").write_text('parameters { key: "max_tokens_limit" value: { string_value: "0" } }')
     with pytest.raises(RegistryError, match="model m: its limits"):
         engine_limits(tmp_path / "m")
+
+
+def test_an_engine_reads_its_limits_from_the_parameters_the_router_reads() -> None:
+    params = {"model_path": "m", "max_tokens_limit": "3000", "max_input_tokens": "5000", "max_schema_bytes": "9000"}
+    settings = BackendSettings.from_config({"parameters": {k: {"string_value": v} for k, v in params.items()}})
+    assert settings.limits == ModelLimits.from_parameters(params) == ModelLimits(
+        max_output_tokens=3000, max_prompt_tokens=5000, max_schema_bytes=9000)
+
+
+def test_the_gpu_profile_reads_the_vllm_models_limits_from_their_own_repository() -> None:
+    root = Path(__file__).resolve().parents[2]
+    settings = RouterSettings.read({}, {"TMR_PROFILE": "gpu", "TMR_MODEL_REPOSITORIES": str(root / "model_repository_gpu")})
+    registry, _, unknown = settings.load_registry((root / "model_repository", *settings.model_repositories))
+    assert unknown == []
+    for name in ("qwen2_5_7b_instruct", "phi_2"):
+        length = json.loads((root / "model_repository_gpu" / name / "1" / "model.json").read_text())["max_model_len"]
+        assert registry.model(name).limits.max_output_tokens == length - 1
+    _, _, unknown = RouterSettings(profile="gpu").load_registry((root / "model_repository",))
+    assert "qwen2_5_7b_instruct" in unknown  # said at startup: without its repository, defaults

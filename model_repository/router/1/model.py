@@ -42,8 +42,12 @@ FINALIZE_WAIT_S = 10.0
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.settings = s = RouterSettings.read(json.loads(args["model_config"]))
-        self.registry, self.profile = s.load_registry(Path(args["model_repository"]).parent)
         self.repository = Path(args["model_repository"]).parent
+        self.repositories = (self.repository, *s.model_repositories)
+        self.registry, self.profile, unknown = s.load_registry(self.repositories)
+        if unknown:
+            pb_utils.Logger.log_warn(f"router: no config of {unknown} in {[str(r) for r in self.repositories]}: "
+                                     "their limits are the defaults (set TMR_MODEL_REPOSITORIES)")
         self.gpu = detect_gpu() if self.profile.name == "gpu" else None
         self.control = TritonModelControl(s.control_url, {"admin-key": s.admin_key} if s.admin_key else None)
         self.metrics = RouterMetrics(MetricsModelSink(pb_utils, self.control.load))
@@ -82,8 +86,8 @@ class TritonPythonModel:
     def _gpu_share(self, model: str) -> tuple[str, dict[str, bytes]] | None:
         """A vLLM model (its engine arguments in 1/model.json) loads with gpu_memory_utilization sized from
         its registry GPU memory and this card's real total, so that one repository fits 40-141 GB cards."""
-        folder = self.repository / model
-        if not (folder / "1" / "model.json").is_file():
+        folder = next((r / model for r in self.repositories if (r / model / "1" / "model.json").is_file()), None)
+        if folder is None:
             return None
         return vllm_override(folder, self.gpu.total_mb(), self.registry.model(model).gpu_memory_mb)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from model_router.contract.generation import MESSAGES, PROMPT
+from model_router.contract.generation import MESSAGES, PROMPT, SAMPLING
 from model_router.contract.sampling import SamplingParams
 from model_router.errors import InputError
 from transformers_backend.batching import BatchEvents, ContinuousBatcher
@@ -57,7 +57,8 @@ class LlamaTextGenerator:
             ids = self.model.tokenize(prompt, special=False)
         if len(ids) > self.max_input_tokens:
             raise InputError(MESSAGES if turns else PROMPT, f"the prompt, after the chat template and with "
-                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}")
+                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}",
+                             self.max_input_tokens)
         return ids
 
     def submit(self, prompt: str, params: SamplingParams, sink: Sink, is_cancelled: Callable[[], bool] = lambda: False,
@@ -67,7 +68,7 @@ class LlamaTextGenerator:
         that cannot be served raises here, before it joins any batch."""
         ids = self.encode(prompt, turns, tools)
         if len(ids) + params.max_tokens > self.batcher.max_batch_tokens:
-            raise InputError("sampling_parameters.max_tokens",
+            raise InputError(f"{SAMPLING}.max_tokens",
                              f"{len(ids)} prompt tokens + max_tokens {params.max_tokens} exceeds this model's "
                              f"{self.batcher.max_batch_tokens} tokens")
         spec = params.structured_outputs

@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from model_router.errors import InputError
+from model_router.contract.generation import SAMPLING
 from model_router.contract.sampling import StructuredOutputs
+from model_router.errors import InputError
 
-FIELD = "sampling_parameters.structured_outputs"
+FIELD = f"{SAMPLING}.structured_outputs"
 # Compact JSON (no free whitespace): a small model cannot wander off into spaces and newlines.
 JSON_OPTIONS = {"whitespace_flexible": False}
 

@@ -10,10 +10,9 @@ from typing import Any, Callable, Iterator
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from model_router.contract.generation import GenerateOutput
-from model_router.contract.generation import MESSAGES, PROMPT
-from model_router.errors import InputError
+from model_router.contract.generation import MESSAGES, PROMPT, GenerateOutput
 from model_router.contract.sampling import SamplingParams
+from model_router.errors import InputError
 
 from .batching import BatchEvents, ContinuousBatcher
 from .constraints import Grammars, hf_tokenizer
@@ -54,7 +53,8 @@ class TextGenerator:
             ids = self.tokenizer(prompt)["input_ids"]
         if len(ids) > self.max_input_tokens:
             raise InputError(MESSAGES if turns else PROMPT, f"the prompt, after the chat template and with "
-                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}")
+                             f"any tools, is {len(ids)} tokens: over the limit of {self.max_input_tokens}",
+                             self.max_input_tokens)
         return list(ids)
 
     def _decode(self, ids: list[int]) -> str:
