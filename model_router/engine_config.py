@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
 
 from .contract.limits import ModelLimits
 from .errors import RegistryError
+from .triton.control import repository_config
 
 
 def engine_limits(model_dir: Path) -> ModelLimits | None:
@@ -20,8 +20,8 @@ def engine_limits(model_dir: Path) -> ModelLimits | None:
         if engine_args.is_file():
             return ModelLimits.from_engine_args(json.loads(engine_args.read_text()))
         if config.is_file():
-            parsed = text_format.Parse(config.read_text(), model_config_pb2.ModelConfig())
-            return ModelLimits.from_parameters({k: v.string_value for k, v in parsed.parameters.items()})
+            parameters = json.loads(repository_config(model_dir)).get("parameters", {})
+            return ModelLimits.from_parameters({k: v.get("string_value", "") for k, v in parameters.items()})
     except (ValueError, text_format.ParseError) as exc:  # pydantic's ValidationError is a ValueError
         raise RegistryError(f"model {model_dir.name}: its limits in {model_dir}: {exc}") from None
     return None

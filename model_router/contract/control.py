@@ -15,12 +15,12 @@ heartbeats, and the cancellation by id that our text-generation backends take.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
 from ..errors import InputError
 from .generation import GenerateRequest
+from .jsonfield import json_object
 from .request import MIN_HEARTBEAT_S
 from .router import RouterAnswer, RouterInputs, RouterRequest
 from .tensors import Get, Tensors, one
@@ -116,9 +116,8 @@ class Cancel:
 
 
 def _json_object(raw: Any) -> dict[str, Any]:
-    """The JSON object in `raw` ({} when it is not one)."""
+    """The JSON object in `raw` ({} when it is not one: the whole request is validated elsewhere)."""
     try:
-        value = json.loads(raw) if raw else {}
-    except (ValueError, TypeError, UnicodeDecodeError):
+        return json_object(raw, OPTIONS_INPUT)
+    except InputError:
         return {}
-    return value if isinstance(value, dict) else {}

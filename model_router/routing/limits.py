@@ -60,27 +60,42 @@ def _constraint_size(opts: RouteOptions) -> int:
     return len(json.dumps(constraint.json_schema)) if constraint is not None and constraint.json_schema else 0
 
 
-def excess(limits: ModelLimits, opts: RouteOptions) -> Excess | None:
+@dataclass(frozen=True)
+class Demand:
+    """What a request asks of a model's limits, measured once for every model on offer."""
+
+    max_tokens: int
+    sizes: tuple[tuple[str, int], ...]  # schema_sizes
+    schema_bytes: int  # as the engine measures them: the client's schemas, or the grammar built from them
+    tools: bool
+
+    @classmethod
+    def of(cls, opts: RouteOptions) -> Demand:
+        sizes = tuple(schema_sizes(opts))
+        # The engine measures the grammar it enforces: a forced call wraps the tools' schemas, and closes them.
+        return cls(opts.sampling_parameters.max_tokens, sizes,
+                   max(sum(size for _, size in sizes), _constraint_size(opts)), opts.wants_tools)
+
+
+def excess(limits: ModelLimits, asked: RouteOptions | Demand) -> Excess | None:
     """The first of `limits` the request goes over (None: it fits)."""
-    max_tokens = opts.sampling_parameters.max_tokens
-    if max_tokens > limits.max_output_tokens:
-        return Excess("max_output_tokens", MAX_TOKENS, max_tokens, limits.max_output_tokens)
-    sizes = schema_sizes(opts)
-    # The engine measures the grammar it enforces: a forced call wraps the tools' schemas, and closes them.
-    total, cap = max(sum(size for _, size in sizes), _constraint_size(opts)), limits.max_schema_bytes
-    if total <= cap or not sizes:
+    need = asked if isinstance(asked, Demand) else Demand.of(asked)
+    if need.max_tokens > limits.max_output_tokens:
+        return Excess("max_output_tokens", MAX_TOKENS, need.max_tokens, limits.max_output_tokens)
+    cap = limits.max_schema_bytes
+    if need.schema_bytes <= cap or not need.sizes:
         return None
-    field, size = max(sizes, key=lambda fs: fs[1])
+    field, size = max(need.sizes, key=lambda fs: fs[1])
     if size <= cap:  # together, not one alone: the tools as a whole (or with the response format)
-        field = "options.tools" if opts.wants_tools else field
-    return Excess("max_schema_bytes", field, size if size > cap else total, cap)
+        field = "options.tools" if need.tools else field
+    return Excess("max_schema_bytes", field, size if size > cap else need.schema_bytes, cap)
 
 
 def over_limits(specs: list[ModelSpec], opts: RouteOptions, named: str | None = None) -> dict[str, str]:
     """Per text model among `specs` that cannot take the request, why. InputError when the model the
     request names cannot, or when none can (naming the largest limit on offer)."""
-    texts = [s for s in specs if s.interface == "text-generation"]
-    over = {s.name: e for s in texts if (e := excess(s.limits, opts)) is not None}
+    texts, need = [s for s in specs if s.interface == "text-generation"], Demand.of(opts)
+    over = {s.name: e for s in texts if (e := excess(s.limits, need)) is not None}
     if named in over:
         raise InputError(over[named].field, over[named].problem(f"the limit of model {named}, {over[named].limit}"))
     if texts and len(over) == len(texts):
