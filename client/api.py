@@ -240,6 +240,12 @@ class RouterClient:
         server's admin key when it has one (options.cache_admin)."""
         return self.route("", route_options(cache_admin=action, admin_key=admin_key or None)).decision
 
+    def feedback(self, decision_id: str, score: float) -> dict[str, Any]:
+        """Score an answer the router served, from 0 (useless) to 1 (just right): its decision's `id` and
+        the score go to the router's decision log (options.feedback). Returns {decision_id, score,
+        recorded}; RouterFailed names the field at fault (an unknown id, a score out of range)."""
+        return self.route("", route_options(feedback={"decision_id": decision_id, "score": score})).decision
+
     def classify(self, text: str | bytes, attachments: list[str] | tuple[str, ...] = (),
                  model: str = classifier_contract.MODEL) -> dict[str, Any]:
         """The query classifier's decision as a dict (use_case, language, ..., confidence)."""

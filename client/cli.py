@@ -6,6 +6,7 @@ Examples:
     tmr generate "What is the capital of France?"
     tmr load smollm2_135m_instruct
     tmr --key KEY cache stats
+    tmr feedback 3f2c...e9 0.8
 """
 from __future__ import annotations
 
@@ -135,7 +136,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(decision, ensure_ascii=False, indent=2), file=sys.stderr)
     else:
         print(f"[{decision['use_case']}/{decision['language']} -> {decision['model']}, "
-              f"{decision['total_ms']:.0f} ms, load {decision['load_ms']:.0f} ms]", file=sys.stderr)
+              f"{decision['total_ms']:.0f} ms, load {decision['load_ms']:.0f} ms, id {decision.get('id', '-')}]",
+              file=sys.stderr)
     return 0
 
 
@@ -146,6 +148,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(f"cleared {report['cleared']} cached answer(s); cache {report['backend']}")
     else:
         print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Score an answer (its decision's id, as `tmr ask --decision` prints it) from 0 to 1."""
+    got = _client(args).feedback(args.decision_id, args.score)
+    print(f"recorded: {got['decision_id']} scored {got['score']:g}")
     return 0
 
 
@@ -202,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("cache", help="the response cache: stats, or clear it (--key: the server's admin key)")
     ca.add_argument("action", choices=["stats", "clear"])
     ca.set_defaults(func=cmd_cache)
+    fb = sub.add_parser("feedback", help="score an answer the router served, from 0 (useless) to 1 (just right)")
+    fb.add_argument("decision_id", help="the answer's decision id (`id` in its routing decision)")
+    fb.add_argument("score", type=float)
+    fb.set_defaults(func=cmd_feedback)
     st = sub.add_parser("stats", help="model states and routing metrics")
     st.add_argument("--metrics-url", default="localhost:8002")
     st.set_defaults(func=cmd_stats)

@@ -58,6 +58,9 @@ class ModelSpec(BaseModel):
     tools: StrictBool = False
     structured_output: StrictBool = False
     tool_prompt: Literal["template", "hermes"] = "hermes"
+    # The same weights as another model, in another number format (its answers are that model's; the
+    # routing evaluation asks it only when named).
+    copy_of: str = ""
     # A text generator's limits: its engine's own, read from its config in the model repository
     # (Registry.with_limits, engine_config), never written here.
     limits: ModelLimits = Field(default_factory=ModelLimits, exclude=True)
@@ -192,6 +195,8 @@ def parse_registry(raw: Any) -> Registry:
     registry = _validated(Registry, {"models": models, "profiles": profiles}, "registry")
     for spec in registry.models.values():
         _check_prompt(spec)
+        if spec.copy_of and spec.copy_of not in registry.models:
+            raise RegistryError(f"models.{spec.name}.copy_of: {spec.copy_of!r} unknown")
     for pname, profile in registry.profiles.items():
         for use_case, chain in profile.chains.items():
             _check_chain(registry, pname, use_case, chain)

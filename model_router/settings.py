@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,6 +17,7 @@ from .cache.cache import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
 from .engine_config import limits_in
 from .errors import RegistryError, describe
 from .registry import REGISTRY_FILE, ProfileSpec, Registry, load_registry
+from .routing.learned import ARTIFACT as LEARNED_ARTIFACT, Embedder, LearnedPolicy
 
 
 class RouterSettings(BaseModel):
@@ -46,6 +48,12 @@ class RouterSettings(BaseModel):
     # The other model repositories Triton serves (its --model-repository beside the router's own): where
     # the models' configs, and so their limits, are read (comma-separated in TMR_MODEL_REPOSITORIES).
     model_repositories: tuple[Path, ...] = ()
+    # Where each answer's decision and each client's score of it go (routing.decision_log): a JSONL file's
+    # path, redis://HOST:PORT/DB (shared by every replica), or off.
+    decision_log: str = "off"
+    # What routing learned from outcomes (routing.learned): "shipped" (the repository's artifact, when
+    # there is one), an artifact's path, or off (the registry's hand-set quality and cost decide).
+    learned_policy: str = "shipped"
 
     @field_validator("cache_url")
     @classmethod
@@ -55,6 +63,21 @@ class RouterSettings(BaseModel):
         except CacheSettingError as exc:  # read() names the setting (and its variable) once
             raise ValueError(str(exc).partition(": ")[2]) from None
         return value
+
+    @field_validator("decision_log")
+    @classmethod
+    def _decision_log(cls, value: str) -> str:
+        text, allowed = value.strip(), "Allowed: off, a file's path, or redis://HOST:PORT/DB"
+        if text.lower() in ("", "off"):
+            return "off"
+        if urlsplit(text).scheme in ("redis", "rediss"):
+            try:
+                parse_cache_url(text)  # the same Redis URLs as the cache's
+            except CacheSettingError as exc:
+                raise ValueError(str(exc).partition(": ")[2].partition(". Allowed")[0] + f". {allowed}") from None
+        elif "://" in text:
+            raise ValueError(f"{text!r} is neither a file's path nor a Redis URL. {allowed}")
+        return text
 
     @field_validator("recovery_backoff_s", "model_repositories", mode="before")
     @classmethod
@@ -73,6 +96,16 @@ class RouterSettings(BaseModel):
             path, problem = describe(exc, cls, "")
             name = path.lstrip(".").split(".")[0]
             raise RegistryError(f"router setting {name} (TMR_{name.upper()} or parameter {name!r}): {problem}") from None
+
+    def learned(self, embedder: Embedder | None = None) -> LearnedPolicy | None:
+        """The learned routing policy this setting names (None: off, or "shipped" with none shipped)."""
+        path = {"off": None, "shipped": LEARNED_ARTIFACT if LEARNED_ARTIFACT.is_file() else None}.get(
+            self.learned_policy, Path(self.learned_policy))
+        try:
+            return LearnedPolicy.load(path, embedder)
+        except (OSError, ValueError, TypeError) as exc:
+            raise RegistryError(f"router setting learned_policy (TMR_LEARNED_POLICY): {path}: {exc} "
+                                "(off, shipped, or an artifact written by scripts/eval_routing_value.py)") from None
 
     def load_registry(self, repositories: tuple[Path, ...] = ()) -> tuple[Registry, ProfileSpec, list[str]]:
         """The registry, each text generator's limits read from its config in the first of `repositories`

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from model_router.contract.request import Feedback
 from model_router.contract.router import Usage
 from model_router.contract.tools import ResponseFormat, Tool, ToolCall, ToolChoice
 
@@ -269,6 +270,17 @@ class ModelList(BaseModel):
 class Transcription(BaseModel):
     text: str
     routing: dict[str, Any] = Field(default_factory=dict)
+
+
+# Ours: POST /v1/feedback takes the router's own option as its body, {decision_id, score} (extra keys
+# refused), and answers FeedbackRecorded.
+FeedbackBody = Feedback
+
+
+class FeedbackRecorded(BaseModel):
+    decision_id: str
+    score: float
+    recorded: bool
 
 
 class Health(BaseModel):

@@ -12,7 +12,8 @@ from starlette.datastructures import UploadFile
 from . import serving
 from .catalog import model_list
 from .errors import ApiError, bad_request, invalid_body, unauthorized
-from .protocol import ChatCompletionRequest, Health, ModelCard, ModelList, SpeechBody, TranscriptionBody
+from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, Health, ModelCard, ModelList, SpeechBody,
+                       TranscriptionBody)
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -74,6 +75,12 @@ async def transcriptions(request: Request) -> Response:
     except ValidationError as exc:
         raise invalid_body(exc, TranscriptionBody) from None
     return await serving.transcription(request, req, await upload.read())
+
+
+@v1.post("/feedback")
+async def feedback(request: Request) -> FeedbackRecorded:
+    """Ours: a client's score (0..1) of an answer, by its decision's id (`routing.id`), for the decision log."""
+    return await serving.feedback(request, await _parse(request, FeedbackBody))
 
 
 @v1.post("/tmr/models/{model}/{action}")

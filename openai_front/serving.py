@@ -6,13 +6,15 @@ import dataclasses
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from model_router.contract.request import RouteOptions
 from model_router.contract.router import RouterAnswer, RouterRequest
 
 from . import relay, responses
 from .connection import RouterConnection
 from .errors import ApiError
-from .protocol import ChatCompletionRequest, SpeechBody, Transcription, TranscriptionBody
-from .translate import RouterCall, chat_call, speech_call, transcription_call
+from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, SpeechBody, Transcription,
+                       TranscriptionBody)
+from .translate import FEEDBACK_FIELDS, RouterCall, chat_call, speech_call, transcription_call
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -56,6 +58,14 @@ async def transcription(request: Request, req: TranscriptionBody, audio: bytes) 
     if req.response_format == "text":
         return PlainTextResponse(final.text, headers=headers)
     return JSONResponse(Transcription(text=final.text, routing=final.decision).model_dump(), headers=headers)
+
+
+async def feedback(request: Request, body: FeedbackBody) -> FeedbackRecorded:
+    """The router logs the outcome (options.feedback, answered ahead of its queue); its refusal of an
+    unknown id names `decision_id`."""
+    # Options alone: the router reads nothing else of a feedback request (no query to check).
+    call = RouterCall(RouterRequest(options=RouteOptions(feedback=body)), FEEDBACK_FIELDS)
+    return FeedbackRecorded.model_validate((await answer(request, call)).decision)
 
 
 async def deep_health(request: Request) -> dict:

@@ -22,6 +22,8 @@ SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k"
 AGENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format")  # options of the same names
 # Where the router's errors name a sampling field (model_router.contract.request.parse_options).
 SAMPLING_OPTION = f"options.{SAMPLING}"
+# POST /v1/feedback's body is the router's options.feedback: its fields as the client sent them.
+FEEDBACK_FIELDS = {"options.feedback.decision_id": "decision_id", "options.feedback.score": "score"}
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ class ResponseCache:
             self.store.put(key, answer.to_bytes(), self.ttl_s)
             self._up()
             if embedding_scope and query_text and self._semantic_on(query_text):
-                vector = self._vector(query_text)
+                vector = self.embed(query_text)
                 self.store.add_record(embedding_scope, key, pack_record(vector, query_text), self.ttl_s)
             if self.metrics:
                 self.metrics.cache_bytes(self.store.nbytes())
@@ -160,7 +160,7 @@ class ResponseCache:
         records = self.store.records(scope)
         if not records:
             return None
-        vector = self._vector(query_text)
+        vector = self.embed(query_text)
         match = best_match(vector, query_text, records, self.semantic_threshold)
         if match is None:
             return None
@@ -171,7 +171,8 @@ class ResponseCache:
         blob = self.store.get(key)
         return CachedAnswer.from_bytes(blob) if blob is not None else None
 
-    def _vector(self, text: str) -> np.ndarray:
+    def embed(self, text: str) -> np.ndarray:
+        """The text's unit e5 vector (the model loaded on first use; the learned routing policy shares it)."""
         with self._embed_lock:  # one query at a time: the encoder's threads already use the cores
             if self._embed is None:
                 self._embed = e5_embedder()

@@ -74,7 +74,7 @@ class Peek:
     """What the router acts on before it admits a request, read cheaply from the options' JSON: the
     whole request is validated on a worker, which names any fault (so a fault here is just ignored)."""
 
-    ahead: bool = False                  # a health check or a cache request: answered ahead of the queue
+    ahead: bool = False                  # a health check, a cache request or feedback: answered ahead of the queue
     heartbeat: Heartbeat | None = None   # beats from admission on
 
     @classmethod
@@ -83,7 +83,8 @@ class Peek:
             options = _json_object(one(get, OPTIONS_INPUT))
         except InputError:  # more than one element
             options = {}
-        ahead = options.get("health") is True or "cache_admin" in options  # RouteOptions.health, .cache_admin
+        # RouteOptions.health, .cache_admin, .feedback
+        ahead = options.get("health") is True or "cache_admin" in options or "feedback" in options
         beat = options.get(HEARTBEAT_OPTION)
         valid = isinstance(beat, (int, float)) and not isinstance(beat, bool) and beat >= MIN_HEARTBEAT_S
         return cls(ahead, Heartbeat(float(beat)) if valid else None)

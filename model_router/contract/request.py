@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from typing import Any, Iterable, Literal
 
@@ -61,6 +62,28 @@ def check_query(text: str, kinds: tuple[str, ...]) -> None:
     raise InputError("text", f"empty{seen}, and no image, audio or video was given")
 
 
+def outcome_score(value: float) -> float:
+    """A client's score of an answer: a finite number from 0 (useless) to 1 (just right)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"{value!r} must be between 0 and 1")
+    return float(value)
+
+
+class Feedback(BaseModel):
+    """How well an answer served its client: the decision's id (its `id`) and a score (outcome_score)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    decision_id: str = Field(min_length=1, max_length=64)
+    score: float
+
+    @field_validator("score")
+    @classmethod
+    def _score(cls, value: float) -> float:
+        return outcome_score(value)
+
+
 class RouteOptions(BaseModel):
     """The `options` input (JSON)."""
 
@@ -88,6 +111,8 @@ class RouteOptions(BaseModel):
     cache: Literal["off", "exact", "semantic"] | None = None
     # With the admin key: the cache's statistics, or clear it (answered like `health`, instead of routing).
     cache_admin: Literal["stats", "clear"] | None = None
+    # A client's score of an answer it was served, for the decision log (answered like `health`, instead of routing).
+    feedback: Feedback | None = None
     # Send an empty response every heartbeat_s seconds while working (gRPC streams), so that the
     # client can tell a router whose process died from one that is busy (serving.heartbeat).
     heartbeat_s: float | None = Field(None, ge=MIN_HEARTBEAT_S, le=60)

@@ -69,7 +69,7 @@ class RouterRequest:
             text = next((t.content for t in reversed(turns) if t.role == "user"), turns[-1].content)
         present = _attachments(attachments or {})
         opts = parse_options(options)
-        if not opts.health and not opts.cache_admin:
+        if not opts.health and not opts.cache_admin and not opts.feedback:  # answered instead of routing
             check_query(text, tuple(present))
         return cls(text, opts, present, turns)
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Generator, Iterator, TypeVar
 from ..cache import CachedAnswer, ResponseCache, cacheable, key_of, query_of, scope_of
 from ..contract.router import RouterAnswer, RouterRequest
 from ..registry import Registry
+from .decision import new_decision_id
 
 log = logging.getLogger("model_router.cache")
 # What the decision of a replayed answer says of this request: nothing was classified, loaded or generated.
@@ -148,12 +149,14 @@ class RouterCache:
     @staticmethod
     def replay(lookup: Lookup, stream: bool, total_ms: float) -> Iterator[RouterAnswer]:
         """The cached answer as the router sends one: its pieces when streaming, then the answer, with
-        the decision that produced it (nothing was classified, loaded or generated this time)."""
+        the decision that produced it (nothing was classified, loaded or generated this time), under an
+        id of its own: feedback scores this answer, not the one it replays."""
         kept = lookup.answer
         if stream:
             for text in kept.pieces or ([kept.answer.text] if kept.answer.text else []):
                 yield RouterAnswer(text, False)
-        decision = {**kept.answer.decision, **_NOT_DONE_AGAIN, "cache": lookup.why, "total_ms": total_ms}
+        decision = {**kept.answer.decision, **_NOT_DONE_AGAIN, "id": new_decision_id(), "cache": lookup.why,
+                    "total_ms": total_ms}
         yield replace(kept.answer, decision=decision)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,10 +12,17 @@ from ..contract.classifier import Classification
 LOW_CONFIDENCE = 0.40  # below it, a text-only query goes to the general assistant
 
 
+def new_decision_id() -> str:
+    """A decision's id: every answer served, a replayed one too, has its own."""
+    return uuid.uuid4().hex
+
+
 @dataclass
 class RoutingDecision(Classification):
     """The classification as routing used it (use_case and language may be overridden), and the rest."""
 
+    # Made with the decision (Router._decide): names this answer in feedback (options.feedback, POST /v1/feedback).
+    id: str = field(default_factory=new_decision_id)
     model: str = ""
     reason: str = ""
     decided_by: str = ""  # the signal that decided: requested, complexity, cost, quality, language, loaded

@@ -24,6 +24,8 @@ from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
 from .decision import RoutingDecision, effective_use_case
+from .decision_log import DecisionLog
+from .learned import LearnedPolicy
 from .limits import another_may_take, client_field, on_offer, over_limits
 from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
@@ -78,17 +80,19 @@ class Router:
                  invoke: Invoke, loader: ModelLoader, health: HealthTracker, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.perf_counter, recovering: Callable[[str], str] = lambda m: "",
                  on_target_error: Callable[[str, str], None] = lambda model, error: None,
-                 admin_key: str | None = None, cache: RouterCache | None = None) -> None:
+                 admin_key: str | None = None, cache: RouterCache | None = None,
+                 decisions: DecisionLog | None = None, learned: LearnedPolicy | None = None) -> None:
         """`recovering(model)` says why a model is out while its stub is reloaded; `on_target_error`
         hears of every failed call (the health watcher); `admin_key` lets requests force a switch;
-        `cache` answers repeated questions (none: every request is routed)."""
+        `cache` answers repeated questions (none: every request is routed); `decisions` logs what is
+        served; `learned` is what outcomes taught the policy (none: the registry's judgement decides)."""
         self.registry, self.profile = registry, profile
         self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
         self.metrics = metrics or Metrics()
-        self.clock, self.on_target_error, self.admin_key = clock, on_target_error, admin_key
+        self.clock, self.on_target_error, self.admin_key, self.learned = clock, on_target_error, admin_key, learned
         self.live = LiveState(is_loaded=loader.is_loaded, blocker=loader.blocker, cooling_s=health.cooling,
                               recent_failures=health.recent_failures, recovering=recovering)
-        self.cache = cache or RouterCache(None, profile, lambda: "")
+        self.cache, self.decisions = cache or RouterCache(None, profile, lambda: ""), decisions or DecisionLog(None)
 
     def route(self, request: RouterRequest, cancelled: Callable[[], bool] = never) -> Iterator[RouterAnswer]:
         """Yield pieces of the answer (`final` False) while streaming, then the whole answer. Raises
@@ -98,7 +102,8 @@ class Router:
         cached = self.cache.lookup(request)
         if cached.answer is not None:  # a repeated question: nothing is classified, loaded or generated
             stream = request.options.stream and not request.options.wants_tools
-            yield from self.cache.replay(cached, stream, round((self.clock() - started) * 1000, 2))
+            replayed = self.cache.replay(cached, stream, round((self.clock() - started) * 1000, 2))
+            yield from self.decisions.served(replayed, request.options)
             return
         plan = self._decide(request)
         plan.decision.cache = cached.why
@@ -116,6 +121,7 @@ class Router:
                 except _Failed:
                     continue
                 answer = self._respond(plan.decision, cand, answer, started, request.options)
+                self.decisions.decided(answer.decision, request.options)
                 self.cache.keep(cached, answer, pieces, self._unhealthy)
                 yield answer
                 return
@@ -140,9 +146,9 @@ class Router:
         offered = on_offer(self.registry, self.profile, use_case, opts.model)
         query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
                       force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained,
-                      too_big=over_limits(offered, opts, opts.model))
+                      too_big=over_limits(offered, opts, opts.model), text=request.text)
         t1 = self.clock()
-        ranking = rank(self.registry, self.profile, query, self.live)
+        ranking = rank(self.registry, self.profile, query, self.live, self.learned)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
         decision.candidates = [{"model": k.model, "score": k.score, "why": k.why} for k in ranking.candidates]
         decision.skipped = [{"model": m, "why": w} for m, w in ranking.skipped]

@@ -27,8 +27,10 @@ def kill_stub(server: TritonServer, pid: int) -> None:
 
 def start_server(load: list[str], **kwargs) -> TritonServer:
     # Without the response cache, unless a test asks for one (test_cache): a repeated question must
-    # reach the models in tests of routing, batching and faults.
-    kwargs["env"] = {"TMR_CACHE_URL": "off", **kwargs.get("env", {})}
+    # reach the models in tests of routing, batching and faults. With the registry's hand-set policy,
+    # unless a test names a learned one (test_routing_value): the tests of everything else route as
+    # the registry says, whatever the shipped policy learned.
+    kwargs["env"] = {"TMR_CACHE_URL": "off", "TMR_LEARNED_POLICY": "off", **kwargs.get("env", {})}
     return TritonServer(load=load, **kwargs).start(timeout=300)
 
 

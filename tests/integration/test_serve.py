@@ -70,7 +70,8 @@ def front_processes(port: int) -> list[int]:
 def _serve(port: int, openai_port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
                              "--grpc-port", str(free_port()), "--metrics-port", str(free_port()),
-                             "--openai-port", str(openai_port), "--load", "query_classifier"],
+                             "--openai-port", str(openai_port), "--load", "query_classifier",
+                             "--decision-log", "off"],  # a run leaves the tree as it found it
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -127,7 +128,7 @@ def test_a_stop_takes_at_most_readmes_10_s_with_the_llm_mid_generation() -> None
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
                              "--grpc-port", str(grpc_port := free_port()), "--metrics-port", str(free_port()),
                              "--openai-port", str(openai_port), "--load", "query_classifier", "router",
-                             "smollm2_135m_instruct"],
+                             "smollm2_135m_instruct", "--decision-log", "off"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         _wait_for_line(_lines(proc.stdout), "ready:", READY_WITHIN_S)

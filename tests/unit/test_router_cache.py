@@ -79,7 +79,7 @@ def test_a_repeated_question_is_answered_without_classifying_or_generating() -> 
     assert again.decision["model"] == PRIMARY and again.decision["classifier_ms"] == 0
     # The answer as it was sent; of its decision only what was not done again this time differs.
     assert dataclasses.replace(again, decision={}) == dataclasses.replace(first, decision={})
-    replayed = ("cache", "total_ms", "load_ms", "classifier_ms", "select_ms")
+    replayed = ("id", "cache", "total_ms", "load_ms", "classifier_ms", "select_ms")
     assert {k: v for k, v in again.decision.items() if k not in replayed} == \
         {k: v for k, v in first.decision.items() if k not in replayed}
     assert len(h.classified) == 1 and h.generated == [PRIMARY]

@@ -50,7 +50,7 @@ def wire_keys() -> frozenset[str]:
 GENERIC = frozenset({
     # plain words, and everyday Python names
     "text", "options", "images", "times", "frames", "segments", "confidence", "attachments", "kind", "message",
-    "field", "ops", "applied", "health", "cache", "prefer", "model",
+    "field", "ops", "applied", "health", "cache", "prefer", "model", "feedback",
     # our vocabulary: attachment kinds and the classifier's heads, named throughout routing
     "image", "audio", "video", "language", "use_case", "complexity", "modality",
     # OpenAI's names, which the front and the chat templates use for their own JSON

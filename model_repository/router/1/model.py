@@ -2,9 +2,9 @@
 
 Each request runs on a worker thread, so that a slow load or a long generation never holds up
 the others; execute() only admits and schedules (model_router.serving.admission bounds how many
-run and wait, and for how long). A health check (and the admin's cache stats or clear) is answered
-in execute() itself, ahead of the
-queue, so that probes pass while the router is full.
+run and wait, and for how long). A health check (and the admin's cache stats or clear, and a client's
+feedback on an answer) is answered in execute() itself, ahead of the queue, so that probes pass while
+the router is full.
 """
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import triton_python_backend_utils as pb_utils
 
 from model_router.cache import ResponseCache
 from model_router.contract.control import Heartbeat, Peek
+from model_router.contract.request import Feedback
 from model_router.contract.router import RouterAnswer, RouterRequest
-from model_router.errors import Cancelled
+from model_router.errors import Cancelled, InputError
 from model_router.routing.cached import Revision, RouterCache
+from model_router.routing.decision_log import DecisionLog
 from model_router.routing.router import Router
 from model_router.serving.admission import Admission, Overloaded
 from model_router.serving.health import HealthTracker
@@ -57,6 +59,8 @@ class TritonPythonModel:
         self.recovery = self._recovery()
         # An unreachable Redis is a warning and no cache until it answers (tmr health --deep says so).
         self.cache = ResponseCache(s.cache_url, int(s.cache_max_mb * 2**20), s.cache_ttl_s, metrics=self.metrics)
+        # A log that cannot be written is a warning, never a request that fails (routing.decision_log).
+        self.decisions = DecisionLog.open(s.decision_log)
         self.router = self._router(self.repository)
         self.pool = ThreadPoolExecutor(s.workers, thread_name_prefix="route")
         self.admission = Admission(s.workers, s.max_queued, s.max_wait_s)
@@ -65,7 +69,9 @@ class TritonPythonModel:
         self.outbox = Outbox(lambda: response(Heartbeat.encode()))
         self._stop = threading.Event()
         threading.Thread(target=self._drop_abandoned, name="abandoned", daemon=True).start()
-        pb_utils.Logger.log_info(f"router: profile {self.profile.name}, budget {self.loader.budget_mb:.0f} MB")
+        pb_utils.Logger.log_info(f"router: profile {self.profile.name}, budget {self.loader.budget_mb:.0f} MB, "
+                                 f"decision log {self.decisions.store.where if self.decisions.store else 'off'}, "
+                                 f"learned policy {self.router.learned.variant if self.router.learned else 'off'}")
 
     def _loader(self) -> ModelLoader:
         s, managed = self.settings, self.registry.managed(self.profile.name)
@@ -103,7 +109,8 @@ class TritonPythonModel:
         classify = functools.lru_cache(maxsize=4096)(bls.classify)
         return Router(self.registry, name, classify, bls.invoke, self.loader, self.health,
                       self.metrics, recovering=self.recovery.recovering, on_target_error=self.recovery.suspect,
-                      admin_key=self.settings.admin_key, cache=cache)
+                      admin_key=self.settings.admin_key, cache=cache, decisions=self.decisions,
+                      learned=self.settings.learned(functools.lru_cache(maxsize=256)(self.cache.embed)))
 
     def _measure(self, model: str) -> tuple[float, float]:
         """What a model's stub processes hold: host PSS, and on GPUs NVML's per-process memory."""
@@ -137,7 +144,9 @@ class TritonPythonModel:
     def _health(self, request, sender) -> None:
         try:
             opts = RouterRequest.decode(getter(request), self.settings.max_text_chars).options
-            if opts.cache_admin:
+            if opts.feedback:
+                answer = RouterAnswer("recorded", decision=self._feedback(opts.feedback))
+            elif opts.cache_admin:
                 report = cache_admin(self.cache, opts.cache_admin, opts.admin_key, self.settings.admin_key)
                 answer = RouterAnswer(opts.cache_admin, decision=report)
             else:
@@ -146,6 +155,13 @@ class TritonPythonModel:
             sender.send(response(answer.encode()), FINAL)
         except Exception as exc:
             sender.send(error_response(exc, "router"), FINAL)
+
+    def _feedback(self, feedback: Feedback) -> dict:
+        """The outcome logged; a refusal names the client's field (options.feedback.<name>)."""
+        try:
+            return self.decisions.outcome(feedback.decision_id, feedback.score)
+        except InputError as exc:
+            raise InputError(f"options.{exc.field}", str(exc).partition(": ")[2]) from None
 
     def _drop_abandoned(self) -> None:
         """Requests waiting for a worker whose client left give their place back at once."""
