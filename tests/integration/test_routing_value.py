@@ -6,6 +6,7 @@ from the answers on disk instead of asking again."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,9 @@ def server() -> Iterator[TritonServer]:
 
 def evaluate(server: TritonServer, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "scripts/eval_routing_value.py", "--url", server.grpc_url, "--out", str(out), *extra]
-    run = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=HANG_S)
+    # The script imports this tree's package, not whichever one the venv points at.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    run = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=HANG_S, env=env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return run
 

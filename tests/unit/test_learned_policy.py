@@ -4,6 +4,7 @@ learned (the best model for quality, the cheapest within the margin for balanced
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def test_the_fitting_script_reads_a_decision_log_file(tmp_path) -> None:
     out = tmp_path / "policy.json"
     run = subprocess.run([sys.executable, "scripts/fit_routing_policy.py", "--log", str(log), "--base",
                           str(tmp_path / "none.json"), "--out", str(out)], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert run.returncode == 0, run.stderr
     fitted = LearnedPolicy.load(out)
     for (model, req), p in TRUTH.items():

@@ -83,6 +83,13 @@ def test_factual_accepts_variants_across_scripts_and_refuses_the_classic_confusi
     assert not check(task, Answer("Canberras")).right  # a whole word, not a prefix
 
 
+def test_digits_of_any_script_match_an_accepted_number() -> None:
+    task = Task(id="t", kind="factual", language="hi", complexity="low", prompt="?", check={"accept": ["7"]})
+    assert check(task, Answer("एक सप्ताह में ७ दिन होते हैं।")).right   # Devanagari seven
+    assert check(task, Answer("সপ্তাহে ৭ দিন")).right                 # Bengali seven
+    assert not check(task, Answer("एक सप्ताह में ८ दिन")).right
+
+
 def test_a_number_is_not_found_inside_a_longer_one() -> None:
     task = Task(id="t", kind="factual", language="en", complexity="low", prompt="?", check={"accept": ["0", "zero"]})
     assert check(task, Answer("It freezes at 0 degrees Celsius.")).right
