@@ -16,10 +16,12 @@ reads model_router/routing/artifacts/learned_policy.json (TMR_LEARNED_POLICY): c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+from benchlib import cpu_name
 from client.api import RouterClient
 from model_router.evaluation.answers import AnswerStore
 from model_router.evaluation.collect import Collector, tritonserver_pid
@@ -84,7 +86,7 @@ def main() -> int:
         ask_all(collector, store, tasks, models)
     if args.only_ask:
         return 0
-    return evaluate(tasks, models, store, collector, args)
+    return evaluate(tasks, models, store, collector, args, f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from .checks import Answer, Verdict, check
 from .tasks import Task
@@ -60,13 +59,6 @@ class AnswerStore:
 
     def get(self, task_id: str, model: str) -> AnswerRecord | None:
         return self.records.get((task_id, model))
-
-    def drop(self, pairs: Iterable[tuple[str, str]]) -> int:
-        """Forget these (task, model) answers (measured under load, say), so that a run asks them again."""
-        gone = [p for p in pairs if self.records.pop(tuple(p), None) is not None]
-        self.path.write_text("".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in self.records.values()),
-                             encoding="utf-8")
-        return len(gone)
 
     def add(self, record: AnswerRecord) -> None:
         self.records[(record.task, record.model)] = record

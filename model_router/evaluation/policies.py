@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..classifier import QueryClassifier
-from ..contract.classifier import Classification
 from ..registry import Registry
 from ..routing.decision import effective_use_case
 from ..routing.learned import LearnedPolicy
@@ -81,38 +80,30 @@ class Graded:
     def mean_cost(self, model: str, tasks: Sequence[Task]) -> float:
         return statistics.fmean(self.answers[(t.id, model)].cpu_s for t in tasks)
 
-    def outcomes(self, tasks: Sequence[Task], requests: Mapping[str, "Routed"]) -> list[Outcome]:
-        return [Outcome(m, requests[t.id].query.learned(), float(self.right[(t.id, m)]))
+    def outcomes(self, tasks: Sequence[Task], queries: Mapping[str, Query]) -> list[Outcome]:
+        return [Outcome(m, queries[t.id].learned(), float(self.right[(t.id, m)]))
                 for t in tasks for m in self.models]
 
 
-@dataclass(frozen=True)
-class Routed:
-    """A task as the router sees it: its classification and the policy's query (prefer left to fill in)."""
-
-    classification: Classification
-    query: Query
-
-
-def as_routed(tasks: Sequence[Task], classifier: QueryClassifier) -> dict[str, Routed]:
+def as_routed(tasks: Sequence[Task], classifier: QueryClassifier) -> dict[str, Query]:
+    """Each task as the router's policy sees it (prefer left to fill in): classified, its use case decided."""
     out = {}
     for t in tasks:
         c = classifier.classify(t.prompt, ())
         agentic = bool(t.tools) or t.form == "json"
         use_case, _ = effective_use_case(c, None, (), agentic)
-        out[t.id] = Routed(c, Query(use_case, c.language, c.complexity, tools=bool(t.tools),
-                                    constrained=t.form == "json", text=t.prompt))
+        out[t.id] = Query(use_case, c.language, c.complexity, tools=bool(t.tools), constrained=t.form == "json",
+                          text=t.prompt)
     return out
 
 
-def route_all(registry: Registry, profile: str, models: Sequence[str], routed: Mapping[str, Routed],
+def route_all(registry: Registry, profile: str, models: Sequence[str], routed: Mapping[str, Query],
               tasks: Sequence[Task], prefer: str, learned: LearnedPolicy | None = None,
               margin: float | None = None) -> dict[str, str | None]:
     """The model the router would pick for each task (the first candidate among `models`)."""
     choices = {}
     for t in tasks:
-        query = routed[t.id].query
-        query = Query(**{**query.__dict__, "prefer": prefer})
+        query = replace(routed[t.id], prefer=prefer)
         ranking = rank(registry, profile, query, LOADED, learned, margin)
         # None: no text model would serve it (the classifier took it for speech, say): a wrong answer.
         choices[t.id] = next((c.model for c in ranking.candidates if c.model in models), None)

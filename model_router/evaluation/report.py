@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import Sequence
 from ..cache.semantic import e5_embedder
 from ..classifier import QueryClassifier
 from ..registry import Registry, load_registry
-from ..routing.policy import PREFERENCES as POLICY_WEIGHTS
+from ..routing.policy import PREFERENCES as POLICY_WEIGHTS, Query
 from ..routing.learned import VARIANTS, Embedder, LearnedPolicy
 from ..settings import RouterSettings
 from .answers import AnswerRecord, AnswerStore
@@ -25,7 +23,7 @@ from .collect import Collector
 from .fit import fit_policy
 from .metrics import apgr, cost_at, finite, frontier, on_line, points_of
 from .plot import plot
-from .policies import MARGINS, Graded, Routed, Score, as_routed, oracle, random_mix, route_all
+from .policies import MARGINS, Graded, Score, as_routed, oracle, random_mix, route_all
 from .tasks import Task
 
 PROFILE = "cpu"
@@ -40,23 +38,12 @@ def cached(embed: Embedder) -> Embedder:
     return functools.lru_cache(maxsize=None)(lambda text: tuple(float(v) for v in embed(text)))
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({platform.machine()}, {len(_cpus())} cores)"
-    return platform.processor() or platform.machine()
-
-
-def _cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
-
-
 @dataclass
 class Context:
     registry: Registry
     models: list[str]
     graded: Graded
-    routed: dict[str, Routed]
+    routed: dict[str, Query]
     embedder: Embedder
 
     def priors(self) -> dict[str, float]:
@@ -191,7 +178,7 @@ def goals(res: Results) -> dict[str, bool]:
 
 
 def evaluate(tasks: list[Task], models: list[str], store: AnswerStore, collector: Collector | None,
-             args: argparse.Namespace) -> int:
+             args: argparse.Namespace, cpu: str) -> int:
     """Score, check live, write report.json, cost_quality.png and learned_policy.json under args.out."""
     started = time.monotonic()
     graded = Graded(tasks, models, store)
@@ -212,7 +199,7 @@ def evaluate(tasks: list[Task], models: list[str], store: AnswerStore, collector
         live = live_run(ctx, heldout[:args.live], collector, args.out, server_policy)
     hand_points = [(s.cpu_s, s.accuracy) for s in res.handset]
     report = {
-        "cpu": cpu_name(), "models": models, "tasks": {"learn": len(learn), "heldout": len(heldout)},
+        "cpu": cpu, "models": models, "tasks": {"learn": len(learn), "heldout": len(heldout)},
         "answers_cpu_s_total": round(sum(r.cpu_s for r in graded.answers.values()), 1),
         "answers_wall_s_total": round(sum(r.latency_s for r in graded.answers.values()), 1),
         "strongest": res.strong.name, "cheapest": res.weak.name, "scores": [s.row() for s in res.scores],

@@ -17,7 +17,7 @@ from ..vocabulary import Complexity, Language
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 Kind = Literal["factual", "math", "code", "json", "tool"]
-KINDS: tuple[str, ...] = ("factual", "math", "code", "json", "tool")
+KINDS: tuple[str, ...] = get_args(Kind)
 Split = Literal["learn", "heldout"]
 SPLITS: tuple[str, ...] = get_args(Split)
 # Greedy tokens an answer may take: room for a short answer, a short worked solution or one function.
