@@ -13,7 +13,8 @@ from .errors import RegistryError, describe
 from .vocabulary import LANGUAGES, Attachment, Complexity, Language, ProfileName, UseCase
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "registry.yaml"
-Interface = Literal["text-generation", "tts", "stt", "ocr", "frames", "classifier", "router", "metrics"]
+Interface = Literal["text-generation", "tts", "stt", "ocr", "frames", "classifier", "router", "metrics", "embedding"]
+EMBEDDING = "embedding"  # the interface of a model that turns texts into vectors (contract.embedding)
 StepRole = Literal["read_image", "sample_video", "transcribe", "speak"]
 # Steps the router runs around the chosen model (routing/pipeline.py), by role: the interface each needs.
 STEP_INTERFACES: dict[str, str] = {"read_image": "ocr", "sample_video": "frames", "transcribe": "stt", "speak": "tts"}
@@ -118,6 +119,10 @@ class Registry(BaseModel):
         """The models of a profile, which its loader may load and unload."""
         return [m for m in self.models.values() if profile in m.profiles]
 
+    def embedders(self, profile: str) -> list[ModelSpec]:
+        """The profile's embedding models (options.embed, POST /v1/embeddings), in registry order."""
+        return [m for m in self.managed(profile) if m.interface == EMBEDDING]
+
 
 def _validated(cls: type[BaseModel], data: Any, where: str) -> Any:
     try:
@@ -159,6 +164,13 @@ def _check_prompt(spec: ModelSpec) -> None:
                             f"the `tools` input ({sorted(TAKES_TOOLS)}); backend {spec.backend!r} takes none")
 
 
+def _check_embedder(spec: ModelSpec) -> None:
+    """An embedding model answers options.embed alone: no use case's chain may pick it to answer a query."""
+    if spec.interface == EMBEDDING and spec.use_cases:
+        raise RegistryError(f"models.{spec.name}.use_cases: an embedding model serves none (it answers "
+                            f"options.embed), got {list(spec.use_cases)}")
+
+
 def _check_step(registry: Registry, pname: str, role: str, name: str) -> None:
     where = f"steps.{pname}.{role}"
     if name not in registry.models:
@@ -195,6 +207,7 @@ def parse_registry(raw: Any) -> Registry:
     registry = _validated(Registry, {"models": models, "profiles": profiles}, "registry")
     for spec in registry.models.values():
         _check_prompt(spec)
+        _check_embedder(spec)
         if spec.copy_of and spec.copy_of not in registry.models:
             raise RegistryError(f"models.{spec.name}.copy_of: {spec.copy_of!r} unknown")
     for pname, profile in registry.profiles.items():

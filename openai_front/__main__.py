@@ -10,7 +10,7 @@ import uvicorn
 
 from model_router.registry import REGISTRY_FILE
 
-from . import API_KEY_ENV
+from . import API_KEY_ENV, RESPONSES_STORE_ENV
 from .app import Settings, create_app
 
 
@@ -21,12 +21,16 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=9000)
     ap.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                     help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; none: open)")
+    ap.add_argument("--responses-store", default=os.environ.get(RESPONSES_STORE_ENV, "memory"),
+                    help="where the Responses API keeps stored responses: memory (the newest 1000), memory:N, "
+                         f"or a redis:// URL shared by every replica (default: ${RESPONSES_STORE_ENV} or memory)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # The router's own settings, read from the same environment as the router reads them.
     settings = Settings(triton_grpc=args.triton_grpc, api_key=args.api_key or None,
                         profile=os.environ.get("TMR_PROFILE", "cpu"),
-                        registry=Path(os.environ.get("TMR_REGISTRY", REGISTRY_FILE)))
+                        registry=Path(os.environ.get("TMR_REGISTRY", REGISTRY_FILE)),
+                        responses_store=args.responses_store)
     # A streamed answer still open at shutdown gets 5 s, then is cut (and its request cancelled).
     uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=5)
 

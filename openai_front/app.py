@@ -16,10 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_router.registry import REGISTRY_FILE, load_registry
 
-from . import playground
+from . import anthropic_messages, playground
 from .connection import RouterConnection
 from .errors import ApiError
+from .responses_api.store import open_store
 from .routes import public, v1
+
+
+ANTHROPIC_ROUTE = "/v1/messages"
 
 
 @dataclass(frozen=True)
@@ -28,16 +32,21 @@ class Settings:
     api_key: str | None = None  # when set, every /v1 route needs `Authorization: Bearer <key>`
     profile: str = "cpu"  # the router's profile (TMR_PROFILE): which registry models it may pick
     registry: Path = REGISTRY_FILE
+    # Where stored responses (the Responses API's `store`) are kept: memory[:N] or a redis:// URL.
+    responses_store: str = "memory"
 
 
 def create_app(settings: Settings) -> FastAPI:
     registry = load_registry(settings.registry)
     registry.profile(settings.profile)  # an unknown profile fails here, at startup
+    open_store(settings.responses_store)  # so does an unknown store
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.router = RouterConnection(settings.triton_grpc)  # inside the loop, as grpc.aio needs
+        app.state.responses = open_store(settings.responses_store)
         yield
+        await app.state.responses.close()
         await app.state.router.close()
 
     app = FastAPI(title="Triton Model Router: OpenAI-compatible API", lifespan=lifespan)
@@ -51,8 +60,11 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    """In the shape of the caller's API: Anthropic's on its Messages route, OpenAI's elsewhere."""
+    anthropic = request.url.path.rstrip("/").startswith(ANTHROPIC_ROUTE)
+    body = anthropic_messages.error_body(exc) if anthropic else exc.body()
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -15,6 +15,7 @@ from .protocol import (AssistantMessage, AudioOut, ChatCompletion, ChatCompletio
                        FunctionFragment, ToolCall, ToolCallDelta, Usage)
 
 ROUTING_HEADER = "x-tmr-routing"
+ROUTING_FIELD = "routing"  # ours, beside each API's own fields: the router's decision
 DONE = "data: [DONE]\n\n"
 ARGUMENTS_PIECE = 32  # characters of a streamed tool call's arguments per chunk
 
@@ -82,7 +83,7 @@ def tool_call_deltas(calls: list[ToolCall]) -> list[Delta]:
 def dump(body: BaseModel) -> dict[str, Any]:
     """A body as JSON, without our optional fields and OpenAI's optional objects when they are unset."""
     data = body.model_dump(mode="json")
-    for name in ("usage", "routing"):
+    for name in ("usage", ROUTING_FIELD):
         if data.get(name) is None:
             data.pop(name, None)
     for choice in data.get("choices", []):

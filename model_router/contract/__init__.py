@@ -10,5 +10,5 @@ own tensor class.
 - `control`: last response, heartbeats, cancels    - `media`: tts, stt, OCR, video frames
 - `classifier`: the query classifier               - `metrics`: the router's metric events
 - `errors`: WireError, the error kinds             - `tensors`: arrays by name, read and built
-- `jsonfield`: a JSON object in a request field
+- `jsonfield`: a JSON object in a request field   - `embedding`: the embedding model's texts and vectors
 """

@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from typing import Any, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import InputError, describe
+from .embedding import MAX_INPUT_CHARS, MAX_INPUTS
 from .jsonfield import json_object
 from .sampling import SamplingParams, parse_sampling_parameters
 from .tools import ResponseFormat, Tool, ToolCall, ToolChoice, check_tools
@@ -84,6 +85,33 @@ class Feedback(BaseModel):
         return outcome_score(value)
 
 
+def _embed_text(text: str) -> str:
+    """One text to embed: something to read, within the request's size bound (the model counts its tokens)."""
+    if is_blank(text):
+        raise ValueError("empty")
+    if len(text) > MAX_INPUT_CHARS:
+        raise ValueError(f"{len(text)} characters exceeds the limit of {MAX_INPUT_CHARS}")
+    return text
+
+
+class Embed(BaseModel):
+    """Vectors instead of an answer: the profile's embedding model embeds each text (contract.embedding)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    input: list[Annotated[str, AfterValidator(_embed_text)]]
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        # Before each text is read: a list over the limit is refused as a whole, and cheaply.
+        if isinstance(value, list) and not value:
+            raise ValueError("empty: at least one text to embed")
+        if isinstance(value, list) and len(value) > MAX_INPUTS:
+            raise ValueError(f"{len(value)} texts exceeds the limit of {MAX_INPUTS}")
+        return value
+
+
 class RouteOptions(BaseModel):
     """The `options` input (JSON)."""
 
@@ -113,6 +141,8 @@ class RouteOptions(BaseModel):
     cache_admin: Literal["stats", "clear"] | None = None
     # A client's score of an answer it was served, for the decision log (answered like `health`, instead of routing).
     feedback: Feedback | None = None
+    # Vectors of these texts from the embedding model, instead of an answer: nothing is classified or cached.
+    embed: Embed | None = None
     # Send an empty response every heartbeat_s seconds while working (gRPC streams), so that the
     # client can tell a router whose process died from one that is busy (serving.heartbeat).
     heartbeat_s: float | None = Field(None, ge=MIN_HEARTBEAT_S, le=60)

@@ -4,8 +4,9 @@ Inputs (each one BYTES element, all optional): `text`, `messages` (a conversatio
 `image`, `audio`, `video` (bytes) and `options` (JSON). Every response carries `text_output` (a
 piece while streaming); the last one also `routing` (the decision, JSON), `finish_reason`,
 `num_input_tokens` and `num_output_tokens` (as the answering engine reported them), `tool_calls`
-(OpenAI's shape, JSON) when the model called tools, and for speech
-`audio` (base64 WAV, so that it survives the JSON of Triton's HTTP generate route) and `visemes`.
+(OpenAI's shape, JSON) when the model called tools, for speech
+`audio` (base64 WAV, so that it survives the JSON of Triton's HTTP generate route) and `visemes`, and
+for options.embed `embeddings` (FP32 [n, dim], a vector per text) with their tokens as `num_input_tokens`.
 `RouterRequest` (typed, validated once where it enters a process) and `RouterAnswer` own both
 halves; a new request field is added here or in `request.RouteOptions`, once.
 """
@@ -38,7 +39,7 @@ MODEL = "router"
 DEFAULT_MAX_CHARS = 8000  # the router's max_text_chars unless its settings say otherwise
 INPUTS = ("text", "messages", *ATTACHMENT_KINDS, "options")
 OUTPUTS = ("text_output", "routing", "audio", "visemes", "finish_reason", "num_input_tokens", "num_output_tokens",
-           "tool_calls")
+           "tool_calls", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class RouterRequest:
             text = next((t.content for t in reversed(turns) if t.role == "user"), turns[-1].content)
         present = _attachments(attachments or {})
         opts = parse_options(options)
-        if not opts.health and not opts.cache_admin and not opts.feedback:  # answered instead of routing
+        if opts.embed is not None:  # its texts are options.embed.input: a query beside them would be ignored
+            _embed_alone(text, turns, present)
+        elif not opts.health and not opts.cache_admin and not opts.feedback:  # answered instead of routing
             check_query(text, tuple(present))
         return cls(text, opts, present, turns)
 
@@ -118,6 +121,13 @@ class RouterInputs:
         """The body of Triton's HTTP generate route (JSON: no attachments there)."""
         return {name: (v[0].decode() if isinstance(v[0], bytes) else str(v[0]))
                 for name, v in self.encode().items() if name not in ATTACHMENT_KINDS}
+
+
+def _embed_alone(text: str, turns: tuple[Message, ...], attachments: dict[str, bytes]) -> None:
+    given = [name for name, there in (("text", not is_blank(text)), ("messages", bool(turns))) if there]
+    if given or attachments:
+        raise InputError((given or list(attachments))[0],
+                         "not taken with options.embed: the texts to embed are options.embed.input")
 
 
 def _attachments(attachments: dict[str, bytes | None]) -> dict[str, bytes]:
@@ -169,6 +179,8 @@ class RouterAnswer:
     finish_reason: str | None = None   # stop | length | abort, from the engine (None: it did not say)
     usage: Usage | None = None         # from the engine's counts (None: not a text generator)
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI's shape; finish_reason is then "tool_calls"
+    # options.embed: a vector per text ([n, dim] float32, unit length); arrays do not compare with ==.
+    embeddings: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def model(self) -> str | None:
@@ -192,12 +204,14 @@ class RouterAnswer:
         """As plain data (msgpack keeps the audio as bytes): usage as its two counts."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["usage"] = [self.usage.prompt_tokens, self.usage.completion_tokens] if self.usage else None
+        values["embeddings"] = self.embeddings.tolist() if self.embeddings is not None else None
         return values
 
     @classmethod
     def from_record(cls, values: dict[str, Any]) -> RouterAnswer:
-        usage = values.get("usage")
-        return cls(**{**values, "usage": Usage(*usage) if usage else None})
+        usage, vectors = values.get("usage"), values.get("embeddings")
+        return cls(**{**values, "usage": Usage(*usage) if usage else None,
+                      "embeddings": np.array(vectors, dtype=np.float32) if vectors is not None else None})
 
     def encode(self) -> Tensors:
         tensors = {"text_output": strings(self.text)}
@@ -215,6 +229,8 @@ class RouterAnswer:
         if self.usage is not None:
             tensors["num_input_tokens"] = np.array([self.usage.prompt_tokens], dtype=np.uint32)
             tensors["num_output_tokens"] = np.array([self.usage.completion_tokens], dtype=np.uint32)
+        if self.embeddings is not None:
+            tensors["embeddings"] = np.asarray(self.embeddings, dtype=np.float32)
         return tensors
 
     @classmethod
@@ -223,7 +239,7 @@ class RouterAnswer:
         if not final:
             return cls(text, final=False)
         routing, audio, visemes = texts(out.get("routing")), out.get("audio"), texts(out.get("visemes"))
-        calls = texts(out.get("tool_calls"))
+        calls, vectors = texts(out.get("tool_calls")), out.get("embeddings")
         usage = None
         if out.get("num_input_tokens") is not None and out.get("num_output_tokens") is not None:
             usage = Usage(int(out["num_input_tokens"].reshape(-1)[0]), int(out["num_output_tokens"].reshape(-1)[0]))
@@ -231,4 +247,5 @@ class RouterAnswer:
                    base64.b64decode(audio.reshape(-1)[0]) if audio is not None and audio.size else None,
                    json.loads(visemes[0]) if visemes and visemes[0] else None,
                    "".join(texts(out.get("finish_reason"))) or None, usage,
-                   json.loads(calls[0]) if calls and calls[0] else None)
+                   json.loads(calls[0]) if calls and calls[0] else None,
+                   np.asarray(vectors, dtype=np.float32) if vectors is not None else None)

@@ -25,6 +25,7 @@ from ..serving.loader import LoadError, ModelLoader
 from .cached import RouterCache, recorded
 from .decision import RoutingDecision, effective_use_case
 from .decision_log import DecisionLog
+from .embed import embed_texts
 from .learned import LearnedPolicy
 from .limits import another_may_take, client_field, on_offer, over_limits
 from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
@@ -86,9 +87,8 @@ class Router:
         hears of every failed call (the health watcher); `admin_key` lets requests force a switch;
         `cache` answers repeated questions (none: every request is routed); `decisions` logs what is
         served; `learned` is what outcomes taught the policy (none: the registry's judgement decides)."""
-        self.registry, self.profile = registry, profile
+        self.registry, self.profile, self.metrics = registry, profile, metrics or Metrics()
         self.classify, self.invoke, self.loader, self.health = classify, invoke, loader, health
-        self.metrics = metrics or Metrics()
         self.clock, self.on_target_error, self.admin_key, self.learned = clock, on_target_error, admin_key, learned
         self.live = LiveState(is_loaded=loader.is_loaded, blocker=loader.blocker, cooling_s=health.cooling,
                               recent_failures=health.recent_failures, recovering=recovering)
@@ -98,6 +98,9 @@ class Router:
         """Yield pieces of the answer (`final` False) while streaming, then the whole answer. Raises
         Cancelled as soon as `cancelled()` turns true: between pieces, while a model loads, before each
         step; the target's call is cancelled with it and every lease is given back."""
+        if request.options.embed is not None:  # vectors: nothing to classify, rank, cache or generate
+            yield embed_texts(self, request, cancelled)
+            return
         started = self.clock()
         cached = self.cache.lookup(request)
         if cached.answer is not None:  # a repeated question: nothing is classified, loaded or generated
@@ -106,8 +109,7 @@ class Router:
             yield from self.decisions.served(replayed, request.options)
             return
         plan = self._decide(request)
-        plan.decision.cache = cached.why
-        plan.cancelled = cancelled
+        plan.decision.cache, plan.cancelled = cached.why, cancelled
         steps = Pipeline(self.registry, self.profile, self._call_step, request.options.timeout_s, self.clock, cancelled)
         plan.decision.steps = steps.records
         try:
@@ -263,8 +265,7 @@ class Router:
 
     def _respond(self, decision: RoutingDecision, cand: Candidate, answer: RouterAnswer, started: float,
                  opts: RouteOptions) -> RouterAnswer:
-        preferred = opts.model
-        decision.model = cand.model
+        preferred, decision.model = opts.model, cand.model
         decision.reason += f"; chose {cand.model} ({decision.decided_by}): {cand.why}" if decision.decided_by else \
             f"; chose {cand.model}: {cand.why}"
         passed_over = [s["why"] for s in decision.skipped if s["model"] == preferred]

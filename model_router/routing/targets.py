@@ -121,14 +121,15 @@ class Transcription(Target):
 
 
 class Step(Target):
-    """A model that only serves as a step (ocr, frames): routing.pipeline calls it through the contract."""
+    """A model that only serves as a step (ocr, frames: routing.pipeline) or answers apart from routing
+    (embedding: routing.embed), called through its own contract."""
 
     def __init__(self, interface: str) -> None:
         self.interface = interface
 
 
 TARGETS: dict[str, Target] = {t.interface: t for t in (TextGeneration(), Speech(), Transcription(), Step("ocr"),
-                                                       Step("frames"))}
+                                                       Step("frames"), Step("embedding"))}
 
 
 def target_of(spec: ModelSpec) -> Target:

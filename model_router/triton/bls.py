@@ -83,7 +83,9 @@ def with_deadline(responses: Callable[[], Iterable[T]], timeout_s: float, on_tim
 
 
 def _bytes(values: np.ndarray) -> np.ndarray:
-    return np.array([v.encode() if isinstance(v, str) else v for v in values.reshape(-1)], dtype=np.object_)
+    """str elements as UTF-8, in the tensor's own shape (a batched model's rows stay rows)."""
+    return np.array([v.encode() if isinstance(v, str) else v for v in values.reshape(-1)],
+                    dtype=np.object_).reshape(values.shape)
 
 
 class Bls:

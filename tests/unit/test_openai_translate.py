@@ -238,12 +238,14 @@ def test_routing_header_is_ascii_json() -> None:
     assert json.loads(header["x-tmr-routing"])["reason"] == "हिंदी" and header["x-tmr-routing"].isascii()
 
 
-def test_models_listed_are_those_that_answer_a_use_case() -> None:
+def test_models_listed_are_those_that_answer_a_use_case_and_the_embedding_model() -> None:
     registry = load_registry()
     names = pickable(registry, "cpu")
     assert "smollm2_135m_instruct" in names and "tts_espeak" in names and "stt_whisper_base" in names
+    assert names[-1] == "multilingual_e5_small"  # POST /v1/embeddings' model (OpenAI lists its own too)
     assert not {"router", "query_classifier", "ocr_tesseract", "video_frames"} & set(names)
-    assert all(registry.model(n).use_cases and "cpu" in registry.model(n).profiles for n in names)
+    assert all((registry.model(n).use_cases or registry.model(n).interface == "embedding")
+               and "cpu" in registry.model(n).profiles for n in names)
 
 
 # -- agents: tools and structured outputs ----------------------------------------------------------

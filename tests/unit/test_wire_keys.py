@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from model_router.contract import classifier, control, errors, generation, media, metrics, router
+from model_router.contract import classifier, control, embedding, errors, generation, media, metrics, router
 from model_router.contract.request import RouteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,7 @@ WIRE_SOURCES: dict[str, Callable[[], Iterable[str]]] = {
     "generation": lambda: (*generation.INPUTS, *generation.OUTPUTS),
     "classifier": lambda: (*classifier.INPUTS, *classifier.OUTPUTS),
     "media": lambda: (*media.INPUTS, *media.OUTPUTS),
+    "embedding": lambda: (embedding.EMBED, *embedding.INPUTS, *embedding.OUTPUTS),
     "metrics": lambda: (*metrics.INPUTS, *metrics.OUTPUTS),
     "control": lambda: control.KEYS,
     "errors": lambda: errors.KEYS,
