@@ -67,10 +67,12 @@ def front_processes(port: int) -> list[int]:
     return found
 
 
-def _serve(port: int, openai_port: int) -> subprocess.Popen:
+def _serve(port: int, openai_port: int, load: tuple[str, ...] | None = ("query_classifier",)) -> subprocess.Popen:
+    """serve.py on ports of its own, loading `load` (None: what the run command loads)."""
+    loads = ["--load", *load] if load is not None else []
     return subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "serve.py"), "--http-port", str(port),
                              "--grpc-port", str(free_port()), "--metrics-port", str(free_port()),
-                             "--openai-port", str(openai_port), "--load", "query_classifier",
+                             "--openai-port", str(openai_port), *loads,
                              "--decision-log", "off"],  # a run leaves the tree as it found it
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -215,3 +217,31 @@ def test_the_run_command_brings_a_dead_router_back() -> None:
             proc.wait(STOP_WITHIN_S)
         if server_processes(server):
             _kill_all(proc, server)
+
+
+def test_the_run_commands_api_answers_the_official_clients_of_every_api() -> None:
+    """Responses (openai), Messages (anthropic) and embeddings, unmodified SDKs against the run command's front."""
+    import anthropic
+    import openai
+
+    port, openai_port = free_port(), free_port()
+    server = SimpleNamespace(http_port=port, proc=None)
+    proc = _serve(port, openai_port, load=None)
+    try:
+        _wait_for_line(_lines(proc.stdout), "ready:", READY_WITHIN_S)
+        url = f"http://127.0.0.1:{openai_port}"
+        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=300)
+        answer = sdk.responses.create(model="auto", input="What is the capital of France?", max_output_tokens=24,
+                                      temperature=0)
+        assert answer.output_text.strip() and answer.usage.output_tokens > 0
+        message = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0, timeout=300).messages.create(
+            model="auto", max_tokens=24, messages=[{"role": "user", "content": "Name a river."}])
+        assert message.content[0].text.strip() and message.usage.output_tokens > 0
+        vectors = sdk.embeddings.create(model="auto", input=["a river", "a stream of water", "a tax form"]).data
+        near, far = (sum(a * b for a, b in zip(vectors[0].embedding, v.embedding)) for v in vectors[1:])
+        assert len(vectors[0].embedding) == 384 and near > far
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_WITHIN_S) == 0
+    finally:
+        if proc.poll() is None or server_processes(server) or front_processes(openai_port):
+            _kill_all(proc, server, openai_port)
