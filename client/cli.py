@@ -7,6 +7,8 @@ Examples:
     tmr load smollm2_135m_instruct
     tmr --key KEY cache stats
     tmr feedback 3f2c...e9 0.8
+    tmr keys create team-a --rpm 60      # tenant keys and usage: the OpenAI front's admin API
+    tmr usage --key team-a
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 
 from model_router.vocabulary import ATTACHMENT_KINDS
 
+from . import admin_cli
 from .api import InferenceServerException, RouterClient
 from .wire import route_options
 
@@ -218,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="model states and routing metrics")
     st.add_argument("--metrics-url", default="localhost:8002")
     st.set_defaults(func=cmd_stats)
+    admin_cli.add_parsers(sub)
     return ap
 
 

@@ -9,3 +9,5 @@ scripts/serve.py starts it beside Triton.
 API_KEY_ENV = "TMR_OPENAI_API_KEY"
 # Where the Responses API keeps stored responses: memory[:N] or a redis:// URL (every replica reads it).
 RESPONSES_STORE_ENV = "TMR_RESPONSES_STORE"
+# Tenants: where keys, limits and usage live (a SQLite file or a redis:// URL), and the admin API's key.
+KEYS_ENV, ADMIN_KEY_ENV = "TMR_KEYS", "TMR_ADMIN_KEY"

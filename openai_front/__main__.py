@@ -10,7 +10,7 @@ import uvicorn
 
 from model_router.registry import REGISTRY_FILE
 
-from . import API_KEY_ENV, RESPONSES_STORE_ENV
+from . import ADMIN_KEY_ENV, API_KEY_ENV, KEYS_ENV, RESPONSES_STORE_ENV
 from .app import Settings, create_app
 
 
@@ -24,13 +24,18 @@ def main() -> None:
     ap.add_argument("--responses-store", default=os.environ.get(RESPONSES_STORE_ENV, "memory"),
                     help="where the Responses API keeps stored responses: memory (the newest 1000), memory:N, "
                          f"or a redis:// URL shared by every replica (default: ${RESPONSES_STORE_ENV} or memory)")
+    ap.add_argument("--keys", default=os.environ.get(KEYS_ENV) or None,
+                    help="tenant keys, their limits and usage: a SQLite file (one front) or a redis:// URL every "
+                         f"replica shares (default: ${KEYS_ENV}; none: only --api-key)")
+    ap.add_argument("--admin-key", default=os.environ.get(ADMIN_KEY_ENV) or None,
+                    help=f"the admin API's key (/admin/keys, /admin/usage; default: ${ADMIN_KEY_ENV})")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # The router's own settings, read from the same environment as the router reads them.
     settings = Settings(triton_grpc=args.triton_grpc, api_key=args.api_key or None,
                         profile=os.environ.get("TMR_PROFILE", "cpu"),
                         registry=Path(os.environ.get("TMR_REGISTRY", REGISTRY_FILE)),
-                        responses_store=args.responses_store)
+                        responses_store=args.responses_store, keys=args.keys, admin_key=args.admin_key)
     # A streamed answer still open at shutdown gets 5 s, then is cut (and its request cancelled).
     uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=5)
 

@@ -51,6 +51,12 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, code="invalid_api_key")
 
 
+def forbidden(message: str, param: str | None, what: str = "model") -> ApiError:
+    """A key that may not use this model (or use case, `what`): 403, typed `permission_error` as Anthropic's
+    API types its 403 (OpenAI's SDKs pick PermissionDeniedError by the status alone), coded for scripts."""
+    return ApiError(403, message, "permission_error", param=param, code=f"{what}_not_allowed")
+
+
 def unreachable(detail: str) -> ApiError:
     return ApiError(503, f"Triton is unreachable: {detail}", "server_error", code="unavailable",
                     headers={"Retry-After": str(UNREACHABLE_RETRY_S)}, retryable=True)
@@ -70,10 +76,12 @@ def from_wire(error: WireError, rename: Callable[[str], str] = lambda f: f) -> A
         status = 500 if error.kind is ErrorKind.INTERNAL else 503
         return ApiError(status, error.message, "server_error", code="unavailable" if status == 503 else None,
                         retryable=True)
-    if error.kind in (ErrorKind.BAD_INPUT, ErrorKind.NOT_FOUND):
+    if error.kind in (ErrorKind.BAD_INPUT, ErrorKind.NOT_FOUND, ErrorKind.FORBIDDEN):
         param = rename(error.field) if error.field else None
         problem = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
         message = f"{param}: {problem}" if param else problem
+        if error.kind is ErrorKind.FORBIDDEN:  # the router names options.model or options.use_case
+            return forbidden(message, param, (error.field or "model").rpartition(".")[2])
         if error.kind is ErrorKind.NOT_FOUND:
             return ApiError(404, message, param=param, code="model_not_found")
         return ApiError(400, message, param=param)

@@ -1,18 +1,19 @@
 """The HTTP routes: short module-level handlers; each parses its body and hands it to `serving`."""
 from __future__ import annotations
 
-import hmac
 import json
 from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from . import anthropic_messages, embeddings, responses_api, serving
 from .catalog import model_list
 from .errors import ApiError, bad_request, invalid_body, unauthorized
+from .tenants.enforce import authenticate, presented
 from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, Health, ModelCard, ModelList, SpeechBody,
                        TranscriptionBody)
 
@@ -21,17 +22,9 @@ Body = TypeVar("Body", bound=BaseModel)
 
 async def check_key(request: Request, authorization: str | None = Header(None),
                     x_api_key: str | None = Header(None)) -> None:
-    """The server's API key, as OpenAI's clients send it (`Authorization: Bearer`) or Anthropic's (`x-api-key`)."""
-    expected = request.app.state.settings.api_key
-    if expected is None:
-        return
-    scheme, _, key = (authorization or "").partition(" ")
-    if x_api_key and not authorization:
-        scheme, key = "bearer", x_api_key
-    if scheme.lower() != "bearer" or not key.strip():
-        raise unauthorized("no API key: send the header 'Authorization: Bearer <key>' (or 'x-api-key: <key>')")
-    if not hmac.compare_digest(key.strip().encode(), expected.encode()):
-        raise unauthorized("incorrect API key")
+    """The caller's key, as OpenAI's clients send it (`Authorization: Bearer`) or Anthropic's (`x-api-key`):
+    the server's own, or a tenant's (tenants.enforce: its limits before the router is asked)."""
+    await authenticate(request, presented(authorization, x_api_key))
 
 
 public = APIRouter()
@@ -41,6 +34,18 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
 @public.get("/health")
 async def health(request: Request) -> Health:
     return Health(router_ready=await request.app.state.router.ready())
+
+
+@public.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """The front's own metrics (Prometheus): each tenant key's requests, tokens and refusals. They name
+    the tenants: with an admin key set, only its holder (Prometheus' bearer token) reads them."""
+    expected = request.app.state.settings.admin_key
+    if expected is not None and presented(request.headers.get("authorization"), None) != expected:
+        raise unauthorized("the front's metrics need the admin key: 'Authorization: Bearer <admin key>'")
+    tenants = request.app.state.tenants
+    body = request.app.state.front_metrics.exposition(tenants is not None and tenants.degraded)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @v1.get("/models")

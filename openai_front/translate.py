@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model_router.contract.generation import SAMPLING
-from model_router.contract.request import MAX_CONVERSATION_CHARS, Message
+from model_router import tracing
+from model_router.contract.request import MAX_CONVERSATION_CHARS, Message, RouteOptions
 from model_router.contract.router import RouterRequest
 from model_router.errors import InputError
 
 from .errors import bad_request
+from .tenants.caller import current_options
 from .protocol import AUTO, ChatCompletionRequest, ChatMessage, SpeechBody, TranscriptionBody
 
 SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed", "top_k", "repetition_penalty", "ignore_eos")
@@ -53,10 +55,18 @@ def router_call(fields: dict[str, str], text: str = "", options: dict[str, Any] 
                 attachments: dict[str, bytes] | None = None, messages: list[Message] | None = None) -> RouterCall:
     """The router's request, validated here (as the router will again): an error names the OpenAI field."""
     try:
-        request = RouterRequest.of(text, options, attachments, messages, max_chars=MAX_CONVERSATION_CHARS)
+        request = RouterRequest.of(text, _traced(options), attachments, messages, max_chars=MAX_CONVERSATION_CHARS)
     except InputError as exc:
         raise bad_request(openai_field(fields, exc.field), str(exc).partition(": ")[2]) from None
     return RouterCall(request, fields)
+
+
+def _traced(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The caller's bounds (its key's models, use cases, ceiling: tenants.caller) and, with tracing on, the
+    front's span as the router's parent (options.traceparent)."""
+    parent = tracing.traceparent()
+    traced = RouteOptions(traceparent=parent).wire() if parent else {}
+    return {**(options or {}), **current_options(), **traced}
 
 
 def _preference(model: str) -> dict[str, str]:

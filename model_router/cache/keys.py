@@ -7,11 +7,17 @@ that no answer-changing field is silently left out of the key):
   Every turn's content is normalized (`normalize_text`).
 - `attachments`: {kind: bytes | "sha256:<hex>"}: bytes are hashed, so the key holds no media.
 - `options`: the routing options that change the answer (`use_case`, `language`, `model`,
-  `prefer`); other entries (timeouts, stream, admin key, cache mode) are dropped here.
+  `prefer`, and a client key's bounds: `allowed_models`, `allowed_use_cases`, `prefer_ceiling`);
+  other entries (timeouts, stream, admin key, cache mode, trace context) are dropped here.
 - `sampling`: the sampling parameters; defaults filled in, so {} and {"temperature": 0} agree.
 - `tools`, `constraints`: tools offered and output constraints (JSON schema, grammar): any JSON.
 - `profile`: the serving profile (cpu, gpu); `revision`: the revision of the model(s) that may
   answer (a registry fingerprint or the named model's revision), so a new model misses old answers.
+- `namespace`: whose answers these are (a client key's cache namespace, else its tenant's name): an
+  answer kept under one namespace never serves another, exactly or by meaning.
+
+A key's bounds and namespace enter the key only when set: the keys of requests without them stay as
+they were (a Redis cache shared with replicas of an earlier release keeps serving them).
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ import unicodedata
 from typing import Any
 
 from ..contract.sampling import SamplingParams, parse_sampling_parameters
+from ..contract.tenancy import ANSWER_BOUNDS
 
 KEY_PREFIX = "tmr:cache:v1:"
 KEY_FIELDS = ("messages", "text", "attachments", "options", "sampling", "tools", "constraints",
-              "profile", "revision")
+              "profile", "revision", "namespace")
 ANSWER_OPTIONS = ("use_case", "language", "model", "prefer")
 _SPACE = re.compile(r"\s+")
 
@@ -108,7 +115,17 @@ def canonical(fields: dict[str, Any], with_query: bool = True) -> dict[str, Any]
         "constraints": fields.get("constraints"),
         "profile": fields.get("profile"),
         "revision": fields.get("revision"),
+        **_tenancy(fields.get("namespace"), options),
     }
+
+
+def _tenancy(namespace: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The namespace and a key's bounds, where set (module docstring); lists as sets: their order routes nothing."""
+    if namespace is not None and not isinstance(namespace, str):
+        raise CacheKeyError("namespace", f"expected a string, got {type(namespace).__name__}")
+    bounds = {k: sorted(v) if isinstance(v, (list, tuple)) else v
+              for k in ANSWER_BOUNDS if (v := options.get(k)) is not None}
+    return {"tenancy": {"namespace": namespace, **bounds}} if namespace is not None or bounds else {}
 
 
 def _digest(value: Any) -> str:

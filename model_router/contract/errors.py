@@ -18,18 +18,25 @@ from ..errors import Cancelled, InputError, NotFound, RouterError, ServingError
 class ErrorKind(str, Enum):
     BAD_INPUT = "bad_input"        # the client's fault: `field` names what to fix
     NOT_FOUND = "not_found"        # a model the router does not know or cannot use for this request
+    FORBIDDEN = "forbidden"        # a model or use case the client's key may not use: `field` names the option
     OVERLOADED = "overloaded"      # turned away before starting: retry after `retry_after_s`
     UNAVAILABLE = "unavailable"    # nothing could serve it now (loads, failures, a model's process died)
     CANCELLED = "cancelled"        # the client left
     INTERNAL = "internal"          # a bug: the message says where
 
 
-# Triton's error codes by kind, and back (for messages that are not ours).
+# Triton's error codes by kind, and back (for messages that are not ours). Triton has no code for a
+# refusal by permission: it is the client's request to change, like bad input.
 TRITON_CODES = {ErrorKind.BAD_INPUT: "INVALID_ARG", ErrorKind.NOT_FOUND: "NOT_FOUND",
-                ErrorKind.OVERLOADED: "UNAVAILABLE", ErrorKind.UNAVAILABLE: "UNAVAILABLE",
-                ErrorKind.CANCELLED: "CANCELLED", ErrorKind.INTERNAL: "INTERNAL"}
+                ErrorKind.FORBIDDEN: "INVALID_ARG", ErrorKind.OVERLOADED: "UNAVAILABLE",
+                ErrorKind.UNAVAILABLE: "UNAVAILABLE", ErrorKind.CANCELLED: "CANCELLED", ErrorKind.INTERNAL: "INTERNAL"}
 _FROM_CODE = {"INVALID_ARG": ErrorKind.BAD_INPUT, "NOT_FOUND": ErrorKind.NOT_FOUND,
               "UNAVAILABLE": ErrorKind.UNAVAILABLE, "CANCELLED": ErrorKind.CANCELLED}
+
+
+class Forbidden(InputError):
+    """The request asks for a model or a use case its key may not use (RouteOptions.allowed_models,
+    allowed_use_cases); the message lists what the key may use."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ class WireError:
     def of(cls, exc: BaseException, where: str = "") -> WireError:
         """The wire form of an exception raised while serving a request (`where`: the model, for bugs)."""
         if isinstance(exc, InputError):
-            kind = ErrorKind.NOT_FOUND if isinstance(exc, NotFound) else ErrorKind.BAD_INPUT
+            kind = ErrorKind.NOT_FOUND if isinstance(exc, NotFound) else \
+                ErrorKind.FORBIDDEN if isinstance(exc, Forbidden) else ErrorKind.BAD_INPUT
             return cls(kind, str(exc), exc.field, limit=exc.limit)
         if isinstance(exc, Cancelled):
             return cls(ErrorKind.CANCELLED, str(exc))
@@ -83,9 +91,10 @@ class WireError:
 
     def raise_as(self, default_field: str = "text") -> None:
         """Raise this error as the router's exception of its kind (a target's error seen by the router)."""
-        if self.kind is ErrorKind.BAD_INPUT:
+        if self.kind in (ErrorKind.BAD_INPUT, ErrorKind.FORBIDDEN):
             field = self.field or default_field
-            raise InputError(field, self.message.removeprefix(f"{field}: "), self.limit)
+            error = Forbidden if self.kind is ErrorKind.FORBIDDEN else InputError
+            raise error(field, self.message.removeprefix(f"{field}: "), self.limit)
         if self.kind is ErrorKind.CANCELLED:
             raise Cancelled("by the model")
         raise ServingError(self.message)

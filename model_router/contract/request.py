@@ -12,6 +12,7 @@ from ..errors import InputError, describe
 from .embedding import MAX_INPUT_CHARS, MAX_INPUTS
 from .jsonfield import json_object
 from .sampling import SamplingParams, parse_sampling_parameters
+from .tenancy import Prefer, safe_name, trace_context
 from .tools import ResponseFormat, Tool, ToolCall, ToolChoice, check_tools
 from ..vocabulary import ATTACHMENT_KINDS, Language, UseCase
 
@@ -85,6 +86,13 @@ class Feedback(BaseModel):
         return outcome_score(value)
 
 
+def model_name(value: str) -> str:
+    """A model's name as a request gives it: no paths."""
+    if not value or "/" in value or ".." in value or "\\" in value:
+        raise ValueError(f"{value!r} is not a model name (no paths)")
+    return value
+
+
 def _embed_text(text: str) -> str:
     """One text to embed: something to read, within the request's size bound (the model counts its tokens)."""
     if is_blank(text):
@@ -127,7 +135,7 @@ class RouteOptions(BaseModel):
     model: str | None = None
     # What to favour, like RouteLLM's threshold: the best model, the cheapest that suffices for the
     # query's complexity, or the cheapest (routing.policy).
-    prefer: Literal["quality", "balanced", "cost"] = "balanced"
+    prefer: Prefer = "balanced"
     timeout_s: float = Field(120.0, ge=0.1, le=MAX_TIMEOUT_S)
     # With the server's admin key, options.model is loaded even if it evicts a model within its
     # minimum residency (the anti-thrashing rule binds everyone else).
@@ -151,6 +159,16 @@ class RouteOptions(BaseModel):
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    # A key's bounds (the front sets them from the client's key; routing.tenancy obeys them): its name,
+    # the models that may answer (None: any), the use cases it may be served in (None: any), the highest
+    # prefer it gets, and the cache namespace its answers are kept under (None: the tenant's own).
+    tenant: Annotated[str, AfterValidator(safe_name)] | None = None
+    allowed_models: list[Annotated[str, AfterValidator(model_name)]] | None = Field(None, min_length=1)
+    allowed_use_cases: list[UseCase] | None = Field(None, min_length=1)
+    prefer_ceiling: Prefer | None = None
+    cache_namespace: Annotated[str, AfterValidator(safe_name)] | None = None
+    # W3C trace context of the client's request, passed on to the router's spans.
+    traceparent: Annotated[str, AfterValidator(trace_context)] | None = None
 
     @property
     def wants_tools(self) -> bool:
@@ -162,12 +180,15 @@ class RouteOptions(BaseModel):
         forced = self.wants_tools and self.tool_choice not in (None, "auto")
         return forced or (self.response_format is not None and self.response_format.type != "text")
 
+    @property
+    def namespace(self) -> str | None:
+        """Where this request's answers are cached: answers kept under one namespace never serve another."""
+        return self.cache_namespace or self.tenant
+
     @field_validator("model")
     @classmethod
     def _model_name(cls, value: str) -> str:
-        if not value or "/" in value or ".." in value or "\\" in value:
-            raise ValueError(f"{value!r} is not a model name (no paths)")
-        return value
+        return model_name(value)
 
     @field_validator("sampling_parameters", mode="before")
     @classmethod

@@ -33,6 +33,7 @@ class Lookup:
     answer: CachedAnswer | None = None
     scope: str | None = None  # semantic requests: where (and with which text) the answer is indexed
     query: str | None = None
+    tenant: str | None = None  # the client's key that asked: a replayed decision names it, not the one that was kept
 
 
 def _json(value: Any) -> Any:
@@ -56,6 +57,7 @@ def key_fields(request: RouterRequest, profile: str, revision: str) -> dict[str,
         "constraints": _json(opts.response_format),
         "profile": profile,
         "revision": revision,
+        "namespace": opts.namespace,  # one tenant's answers never reach another, unless they share it on purpose
     }
 
 
@@ -130,7 +132,7 @@ class RouterCache:
         except Exception as exc:  # the embedding model, say: the cache is a shortcut, never a reason to fail
             log.warning("response cache lookup failed, answering without it: %s", exc)
             return Lookup(f"skipped: cache error: {exc}")
-        return Lookup(why, key, answer, scope, query)
+        return Lookup(why, key, answer, scope, query, request.options.tenant)
 
     def keep(self, lookup: Lookup, answer: RouterAnswer, pieces: list[str], unhealthy: Callable[[str], bool]) -> None:
         """Keep a finished answer, unless it is one that must never be served again (module docstring)."""
@@ -156,7 +158,7 @@ class RouterCache:
             for text in kept.pieces or ([kept.answer.text] if kept.answer.text else []):
                 yield RouterAnswer(text, False)
         decision = {**kept.answer.decision, **_NOT_DONE_AGAIN, "id": new_decision_id(), "cache": lookup.why,
-                    "total_ms": total_ms}
+                    "total_ms": total_ms, "tenant": lookup.tenant}
         yield replace(kept.answer, decision=decision)
 
 

@@ -23,6 +23,7 @@ class RoutingDecision(Classification):
 
     # Made with the decision (Router._decide): names this answer in feedback (options.feedback, POST /v1/feedback).
     id: str = field(default_factory=new_decision_id)
+    tenant: str | None = None  # the client's key (options.tenant), None without one
     model: str = ""
     reason: str = ""
     decided_by: str = ""  # the signal that decided: requested, complexity, cost, quality, language, loaded

@@ -25,6 +25,7 @@ from ..contract.request import RouteOptions, outcome_score
 from ..contract.router import RouterAnswer
 from ..errors import InputError, ServingError
 from .learned import form_of
+from .tenancy import prefer_of
 
 log = logging.getLogger("model_router.decision_log")
 OFF = "off"
@@ -40,11 +41,12 @@ _ID = re.compile(r"[0-9a-f]{32}")      # routing.decision.new_decision_id
 
 
 def decision_record(decision: dict[str, Any], options: RouteOptions, now: float) -> dict[str, Any]:
-    """The record of a served answer; `complexity` is the classifier's label (the decision keeps it as classified)."""
+    """The record of a served answer; `complexity` is the classifier's label (the decision keeps it as classified),
+    `prefer` the preference routing weighed (a key's ceiling applied), `tenant` the client's key (None: none)."""
     return {"type": "decision", "id": decision["id"], "time": now, "model": decision.get("model", ""),
             "use_case": decision.get("use_case", ""), "language": decision.get("language", ""),
             "complexity": decision.get("complexity", ""), "form": form_of(options.wants_tools, options.constrained),
-            "prefer": options.prefer, "cache": decision.get("cache", "")}
+            "prefer": prefer_of(options), "cache": decision.get("cache", ""), "tenant": options.tenant}
 
 
 class Store(Protocol):

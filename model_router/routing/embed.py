@@ -7,12 +7,15 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from ..contract.embedding import EMBED, EmbedOutput, EmbedRequest
+from ..contract.errors import Forbidden
+from ..contract.request import RouteOptions
 from ..contract.router import RouterAnswer, RouterRequest, Usage
 from ..errors import Cancelled, InputError, NotFound, ServingError, TargetError
 from ..registry import EMBEDDING, ModelSpec, Registry
 from ..serving.health import HealthTracker
 from ..serving.loader import LoadError, ModelLoader
 from .policy import LiveState
+from .tenancy import check_model
 
 USE_CASE = EMBEDDING  # what the decision and the metrics call this work
 ENGINE_FIELD, CLIENT_FIELD = "text", f"options.{EMBED}.input"  # a text the model refused, as the client sent it
@@ -34,16 +37,22 @@ class Parts(Protocol):
     def _load_timeout(self, spec: ModelSpec, timeout_s: float) -> float: ...
 
 
-def embedder(registry: Registry, profile: str, named: str | None) -> ModelSpec:
-    """The model `named` (options.model) when it is one of the profile's embedding models, else the first of them."""
-    models = registry.embedders(profile)
+def embedder(registry: Registry, profile: str, opts: RouteOptions) -> ModelSpec:
+    """The model options.model names when it is one of the profile's embedding models, else the first of them
+    that the client's key may use (Forbidden when it may use none, or names one it may not)."""
+    check_model(opts)
+    named, models = opts.model, registry.embedders(profile)
     names = [m.name for m in models]
     if named is not None and named not in names:
         raise NotFound("options.model", f"{named!r} is not an embedding model on profile {profile!r}. "
                                         f"Available: {names}")
     if not models:
         raise ServingError(f"no embedding model on profile {profile!r}")
-    return registry.model(named) if named else models[0]
+    allowed = [m for m in models if opts.allowed_models is None or m.name in opts.allowed_models]
+    if not allowed:
+        raise Forbidden("options.model", f"no embedding model is allowed for this key. Allowed: "
+                                         f"{sorted(opts.allowed_models or ())}; the profile's: {names}")
+    return registry.model(named) if named else allowed[0]
 
 
 def embed_texts(router: Parts, request: RouterRequest, cancelled: Callable[[], bool]) -> RouterAnswer:
@@ -51,7 +60,7 @@ def embed_texts(router: Parts, request: RouterRequest, cancelled: Callable[[], b
     their token counts as usage and the decision. A text over the model's token limit is the client's
     error, named `options.embed.input[i]`."""
     started, opts = router.clock(), request.options
-    spec = embedder(router.registry, router.profile, opts.model)
+    spec = embedder(router.registry, router.profile, opts)
     asked = EmbedRequest(tuple(opts.embed.input))
     got: dict = {}
     try:
@@ -76,7 +85,8 @@ def embed_texts(router: Parts, request: RouterRequest, cancelled: Callable[[], b
     if len(vectors.tokens) != len(asked.texts):
         raise ServingError(f"{spec.name}: {len(vectors.tokens)} vectors for {len(asked.texts)} texts")
     router.metrics.decision(USE_CASE, spec.name)
-    decision = {"model": spec.name, "use_case": USE_CASE, "load_ms": round(lease.load_s * 1000, 1),
+    decision = {"model": spec.name, "use_case": USE_CASE, "tenant": opts.tenant,
+                "load_ms": round(lease.load_s * 1000, 1),
                 "reason": f"options.embed: {len(asked.texts)} text(s) embedded by {spec.name}"
                           + (" (options.model)" if opts.model else " (the profile's embedding model)"),
                 "total_ms": round((router.clock() - started) * 1000, 2)}

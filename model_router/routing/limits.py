@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..contract.errors import Forbidden
 from ..contract.generation import MESSAGES, PROMPT, SAMPLING, TOOLS
 from ..contract.limits import ModelLimits
 from ..contract.request import RouteOptions
@@ -116,12 +117,19 @@ def _refusal(texts: list[ModelSpec], over: dict[str, Excess]) -> tuple[str, str]
                                   f"{first.label} {first.value}")
 
 
-def on_offer(registry: Registry, profile: str, use_case: str, named: str | None) -> list[ModelSpec]:
+def on_offer(registry: Registry, profile: str, use_case: str, named: str | None,
+             allowed: list[str] | None = None) -> list[ModelSpec]:
     """The use case's chain, and the model a request names where it serves the use case there (else the
-    policy names the fault), in order."""
+    policy names the fault), in order; of them, those the client's key allows (`allowed`, None: all).
+    Forbidden when the key allows none of the use case's models."""
     spec = registry.models.get(named or "")
     extra = [spec.name] if spec and use_case in spec.use_cases and profile in spec.profiles else []
-    return [registry.model(m) for m in dict.fromkeys([*registry.chain(profile, use_case), *extra])]
+    offered = [registry.model(m) for m in dict.fromkeys([*registry.chain(profile, use_case), *extra])]
+    kept = [s for s in offered if allowed is None or s.name in allowed]
+    if offered and not kept:
+        raise Forbidden("options.model", f"no model this key may use serves use case {use_case!r}. Allowed: "
+                                         f"{sorted(allowed or ())}; the use case's: {[s.name for s in offered]}")
+    return kept
 
 
 def another_may_take(engine_field: str, refused: InputError, spec: ModelSpec, request: RouterRequest) -> bool:

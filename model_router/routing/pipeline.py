@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ..contract.media import (FramesOutput, FramesRequest, OcrOutput, OcrRequest, SpeechOutput, SpeechRequest,
                               TranscriptionOutput, TranscriptionRequest)
 from ..contract.tensors import Tensors
+from .. import tracing
 from ..errors import Cancelled, ServingError, never
 from ..registry import ModelSpec, Registry
 from ..contract.router import RouterRequest
@@ -56,7 +57,8 @@ class Pipeline:
         if spec is None:
             raise ServingError(f"profile {self.profile!r} has no model for step {role!r}")
         t0 = self.clock()
-        out = self.call(spec, request.encode(), list(request.outputs), self.timeout_s, self.cancelled)
+        with tracing.span(f"step {role}", step=role, model=spec.name):  # its load and call are children
+            out = self.call(spec, request.encode(), list(request.outputs), self.timeout_s, self.cancelled)
         self.records.append({"step": role, "model": spec.name, "ms": round((self.clock() - t0) * 1000, 1)})
         self._memo[role] = out
         return out

@@ -23,7 +23,8 @@ Hard rules before scoring: a model recovering from a dead stub, one cooling down
 cannot be loaded now (it would not fit the memory budget even after evicting idle models, it
 would evict a model within its minimum residency, or it was loaded too often lately) is skipped
 (and said so); so is a model that does not list the query's language when one that does can serve
-(unless a learned policy has outcomes of it on requests like this one, language included).
+(unless a learned policy has outcomes of it on requests like this one, language included). A client's key
+may keep it to some models (`Query.allowed`) and cap the weights at its `ceiling` (high complexity's too).
 One whose expected latency exceeds the request's max_latency_ms goes after every model that meets
 it. A model hint from the request goes first. Ties keep the chain's order. `Ranking.decided_by`
 names the signal that decided (requested, complexity, cost, quality, language, loaded, learned).
@@ -40,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from ..contract.tenancy import capped
 from ..errors import NotFound
 from ..registry import ModelSpec, Registry
 from ..vocabulary import COMPLEXITIES
@@ -49,6 +51,7 @@ REF_LATENCY_MS = 10_000.0
 W_SEES, W_LOADED, W_LATENCY, W_FAILURES, W_PRIOR = 0.50, 0.25, 0.20, 0.15, 0.05
 PREFERENCES: dict[str, tuple[float, float, float]] = {  # (quality, cost, suits)
     "quality": (1.0, 0.0, 1.0), "balanced": (0.3, 0.6, 1.0), "cost": (0.1, 1.0, 0.3)}
+NOT_ALLOWED = "not allowed for this key"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class Query:
     constrained: bool = False  # its output must follow a grammar (JSON, a forced tool call)
     too_big: dict[str, str] = field(default_factory=dict)  # models whose limits it exceeds, and how (routing.limits)
     text: str = ""  # the query, for a learned policy that embeds it
+    allowed: list[str] | None = None  # the models the client's key may use (None: any)
+    ceiling: str | None = None  # the highest preference the client's key gets (None: any)
 
     @property
     def needs(self) -> str:
@@ -135,8 +140,9 @@ def rank(registry: Registry, profile: str, query: Query, live: LiveState, learne
     replaces hand-set quality and cost where it knows every model on offer; `margin` overrides its
     preference's margin (the evaluation sweeps it)."""
     chain = _chain(registry, profile, query)
-    ranking = Ranking()
-    usable = [name for name in chain if not _lacks(registry.model(name), query, ranking)
+    allowed = [name for name in chain if query.allowed is None or name in query.allowed]
+    ranking = Ranking(skipped=[(name, NOT_ALLOWED) for name in chain if name not in allowed])
+    usable = [name for name in allowed if not _lacks(registry.model(name), query, ranking)
               and not _skip(name, query, live, ranking)]
     # Outcomes of a model in this language (routing.learned) say whether it serves it, not its registry list.
     speaks = [m for m in usable if query.language in registry.model(m).languages
@@ -150,7 +156,8 @@ def rank(registry: Registry, profile: str, query: Query, live: LiveState, learne
     writers = all(registry.model(m).interface == "text-generation" for m in usable)
     judged = _judge(registry, usable, query, learned if writers else None, margin)
     learnt = any(j.estimate for j in judged.values())
-    weights = PREFERENCES["quality" if not writers or (query.needs == "high" and not learnt) else query.prefer]
+    weights = PREFERENCES[capped("quality" if not writers or (query.needs == "high" and not learnt) else query.prefer,
+                                 query.ceiling)]
 
     def ranked(state: LiveState) -> list[Candidate]:
         scored = [_score(registry.model(name), chain.index(name), len(chain), query, state, weights, judged[name])
@@ -243,8 +250,7 @@ def _score(spec: ModelSpec, pos: int, n: int, query: Query, live: LiveState, wei
              - W_LATENCY * min(expected / ref, 2.0) - W_FAILURES * live.recent_failures(spec.name)
              + W_PRIOR * (1.0 - pos / max(n - 1, 1)))
     hinted = spec.name == query.model_hint
-    if hinted:
-        score += 10.0
+    score += 10.0 if hinted else 0.0
     too_slow = query.max_latency_ms is not None and expected > query.max_latency_ms
     parts = ["requested by options.model"] if hinted else []
     est, seen = judged.estimate, ["sees the attachment"] if looks else []
@@ -274,27 +280,20 @@ def _decided_by(registry: Registry, ranking: Ranking, query: Query, by_loaded: b
         return "requested by options.model"
     others = [registry.model(c.model) for c in ranking.candidates[1:]]
     if any("does not list" in why for _, why in ranking.skipped):
-        lead = f"language {query.language}: models that do not list it were passed over"
+        return f"language {query.language}: models that do not list it were passed over"
     elif not others:
-        lead = "the only model that can serve now"
+        return "the only model that can serve now"
     elif by_loaded:
         return "loaded state: another model would lead, but it is cold and this one answers now"
     elif sees(best, query.attachments) and not all(sees(o, query.attachments) for o in others):
-        lead = "media: it takes the attachment itself"
+        return "media: it takes the attachment itself"
     elif learnt:
-        lead = f"learned: prefer {query.prefer}, by each model's probability of a right answer and its cost"
+        return f"learned: prefer {query.prefer}, by each model's probability of a right answer and its cost"
     elif weights == PREFERENCES["quality"]:
-        lead = f"quality ({_why_quality(query)})"
+        why = "complexity high" if query.complexity == "high" else \
+            "tools or a structured answer: the strongest model" if query.needs == "high" else "prefer quality"
+        return f"quality ({why})"
     elif weights == PREFERENCES["cost"]:
-        lead = "cost (prefer cost)"
-    else:
-        lead = f"complexity {query.complexity}: the cheapest model that handles it"
-    return lead
+        return "cost (prefer cost)"
+    return f"complexity {query.complexity}: the cheapest model that handles it"
 
-
-def _why_quality(query: Query) -> str:
-    if query.complexity == "high":
-        return "complexity high"
-    if query.needs == "high":
-        return "tools or a structured answer: the strongest model"
-    return "prefer quality"

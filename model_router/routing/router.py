@@ -13,8 +13,7 @@ from typing import Callable, Generator, Iterator, Protocol
 
 import numpy as np
 
-from ..contract import classifier as classifier_contract
-from ..contract.classifier import Classification
+from ..contract.classifier import MODEL as CLASSIFIER, Classification
 from ..errors import Cancelled, InputError, ServingError, TargetError, never
 from ..registry import ModelSpec, Registry
 from ..contract.request import RouteOptions
@@ -32,8 +31,8 @@ from ..vocabulary import USE_CASE_OF_MODALITY, USE_CASE_TRAITS, modality_of
 from .pipeline import Pipeline
 from .policy import Candidate, LiveState, Query, rank
 from .targets import Prepared, target_of
+from .tenancy import bound, prefer_of
 
-CLASSIFIER = classifier_contract.MODEL
 CONFIDENCE_HEADS = ("use_case", "language", "complexity", "modality")
 
 
@@ -144,11 +143,13 @@ class Router:
         use_case, reason = effective_use_case(c, opts.use_case, request.kinds, opts.wants_tools or opts.constrained)
         decision = RoutingDecision(**{**asdict(c), "use_case": use_case, "language": opts.language or c.language},
                                    reason=unavailable + reason, classifier_ms=round(classifier_s * 1000, 2))
+        bound(decision, opts)  # the client's key: its models, use cases and prefer ceiling
         forced = (opts.model or "") if self._is_admin(opts.admin_key) else ""
-        offered = on_offer(self.registry, self.profile, use_case, opts.model)
-        query = Query(use_case, decision.language, c.complexity, opts.prefer, opts.max_latency_ms, opts.model,
+        offered = on_offer(self.registry, self.profile, use_case, opts.model, opts.allowed_models)
+        query = Query(use_case, decision.language, c.complexity, prefer_of(opts), opts.max_latency_ms, opts.model,
                       force=bool(forced), attachments=request.kinds, tools=opts.wants_tools, constrained=opts.constrained,
-                      too_big=over_limits(offered, opts, opts.model), text=request.text)
+                      too_big=over_limits(offered, opts, opts.model), text=request.text, allowed=opts.allowed_models,
+                      ceiling=opts.prefer_ceiling)
         t1 = self.clock()
         ranking = rank(self.registry, self.profile, query, self.live, self.learned)
         decision.select_ms = round((self.clock() - t1) * 1000, 3)
@@ -183,11 +184,9 @@ class Router:
                     f"classifier unavailable ({exc}): read from the attachments; ")
 
     def _is_admin(self, key: str | None) -> bool:
-        if key is None:
-            return False
-        if not self.admin_key or not hmac.compare_digest(key.encode(), self.admin_key.encode()):
+        if key is not None and not (self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode())):
             raise InputError("options.admin_key", "does not match the server's admin key")
-        return True
+        return key is not None
 
     # -- attempt one candidate ----------------------------------------------------------------------
     def _attempt(self, spec: ModelSpec, request: RouterRequest, plan: _Plan,

@@ -17,6 +17,7 @@ from ..errors import ApiError
 from ..responses import routing_header
 from . import output
 from .protocol import ResponsesRequest
+from ..tenants.enforce import presented
 from .store import ResponseStore, owner_of
 from .translate import Translated, Turn, responses_call
 
@@ -29,9 +30,8 @@ def _store(request: Request) -> ResponseStore:
 
 
 def _owner(request: Request) -> str:
-    """The caller, by the key it sent (each sees only the responses it made)."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    return owner_of(key.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key"))
+    """The caller, by the key it was authenticated with (each sees only the responses it made)."""
+    return owner_of(presented(request.headers.get("authorization"), request.headers.get("x-api-key")))
 
 
 async def create(request: Request, req: ResponsesRequest) -> Response:

@@ -29,7 +29,8 @@ from ..integration.services import RedisServer
 from .test_router import PRIMARY, build, req
 from .test_router_cache import Harness
 
-DECISION_KEYS = {"type", "id", "time", "model", "use_case", "language", "complexity", "form", "prefer", "cache"}
+DECISION_KEYS = {"type", "id", "time", "model", "use_case", "language", "complexity", "form", "prefer", "cache",
+                 "tenant"}
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
@@ -54,7 +55,8 @@ def test_decisions_and_outcomes_are_lines_of_json_read_back_in_order(tmp_path: P
     first, second = records(path)
     assert set(first) == DECISION_KEYS
     assert first == {"type": "decision", "id": f"{1:032x}", "time": 1234.5, "model": PRIMARY, "use_case": "agent",
-                     "language": "en", "complexity": "low", "form": "text", "prefer": "cost", "cache": "miss"}
+                     "language": "en", "complexity": "low", "form": "text", "prefer": "cost", "cache": "miss",
+                     "tenant": None}
     assert second == {"type": "outcome", "id": f"{1:032x}", "time": 1234.5, "score": 0.8}
 
 

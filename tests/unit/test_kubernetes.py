@@ -96,7 +96,8 @@ def test_a_sidecar_that_relies_on_the_inference_service_is_caught() -> None:
 # -- rendering and schemas -------------------------------------------------------------------------
 def test_every_object_validates_strictly(rendered) -> None:
     overlay, objs = rendered
-    kinds = {"Namespace", "Service", "ServingRuntime", "InferenceService", "ScaledObject", "PodMonitor"}
+    kinds = {"Namespace", "Service", "ServingRuntime", "InferenceService", "ScaledObject", "PodMonitor",
+             "NetworkPolicy"}
     assert set(objs) == (kinds | {"PersistentVolumeClaim", "Job"} if overlay == "gpu" else kinds)
     assert validate.KUBERNETES == "1.32.0"
     assert [p for obj in objs.values() for p in validate.problems(obj)] == []

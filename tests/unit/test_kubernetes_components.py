@@ -1,9 +1,10 @@
 """The Kubernetes deployment's parts beside the router's pod, checked offline: where each profile's
 weights come from (the CPU image, the GPU models volume and the Job that fills it, a shared class one
-component away), the OpenAI front's sidecar and Service, the optional Redis component, the validator
-and its pin, and what the probe script (deploy/healthcheck.py) answers a fake Triton."""
+component away), the OpenAI front's sidecar and Service, who may connect to the pods (NetworkPolicy), the
+optional Redis component, the validator and its pin, and what the probe script (deploy/healthcheck.py) answers a fake Triton."""
 from __future__ import annotations
 
+import copy
 import http.server
 import json
 import re
@@ -22,8 +23,8 @@ import yaml
 from model_router import REPO_ROOT
 from model_router.triton.control import repository_config
 
-from .kube import (CPU_DOCKERFILE, KUBE, OVERLAYS, READY_PATHS, SERVICES, STARTUP_PATHS, container, healthcheck,
-                   load, render, validate)
+from .kube import (CPU_DOCKERFILE, KUBE, OVERLAYS, README, READY_PATHS, SERVICES, STARTUP_PATHS, container,
+                   healthcheck, load, render, validate)
 from .kube import rendered  # noqa: F401 (a fixture)
 
 
@@ -138,7 +139,7 @@ def test_validate_script_runs_from_the_command_line() -> None:
         pytest.skip("kubectl is not installed")
     out = subprocess.run([sys.executable, str(KUBE / "validate.py")],
                          capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0 and "overlays/gpu: 8 objects, valid" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "overlays/gpu: 9 objects, valid" in out.stdout, out.stdout + out.stderr
 
 
 # -- the response cache's Redis (components/redis) -------------------------------------------------
@@ -188,6 +189,163 @@ def test_without_the_component_each_replica_keeps_its_own_cache(rendered) -> Non
     _, objs = rendered
     assert "TMR_CACHE_URL" not in {e["name"] for e in container(objs)["env"]}  # the router's default: memory
     assert "Deployment" not in objs
+
+
+# -- who may connect (base/networkpolicy.yaml, components/redis/networkpolicy.yaml) ---------------------
+OUTSIDE = None  # a client outside the cluster: no pod, no namespace
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    """A label selector's matchLabels and matchExpressions on `labels` (an empty selector selects all)."""
+    ops = {"In": lambda key, values: labels.get(key) in values,
+           "NotIn": lambda key, values: labels.get(key) not in values,
+           "Exists": lambda key, values: key in labels, "DoesNotExist": lambda key, values: key not in labels}
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()) and \
+        all(ops[e["operator"]](e["key"], e.get("values", [])) for e in selector.get("matchExpressions", []))
+
+
+def admits(policy: dict, port: int, source: tuple[str, dict[str, str], dict[str, str]] | None) -> bool:
+    """Whether `policy` lets a TCP connection to `port` in from `source` ((namespace, its labels, the pod's
+    labels), or OUTSIDE), read as the API defines it: any rule admits; a rule without `from` admits every
+    source, one without `ports` every port; a peer with a podSelector alone means pods of the policy's own
+    namespace, one with both selectors pods matching both. ipBlock peers and named ports are not read here
+    (the tests' policies have none): they fail the test rather than being misread."""
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+    def peer_admits(peer: dict) -> bool:
+        assert set(peer) <= {"podSelector", "namespaceSelector"}, peer
+        if source is OUTSIDE:
+            return False
+        namespace, namespace_labels, pod_labels = source
+        namespace_labels = {**namespace_labels, "kubernetes.io/metadata.name": namespace}
+        if "namespaceSelector" in peer:
+            in_namespace = selects(peer["namespaceSelector"], namespace_labels)
+        else:
+            in_namespace = namespace == policy["metadata"]["namespace"]
+        return in_namespace and selects(peer.get("podSelector", {}), pod_labels)
+
+    def port_admits(rule_port: dict) -> bool:
+        assert isinstance(rule_port["port"], int) and rule_port.get("protocol", "TCP") == "TCP", rule_port
+        return rule_port["port"] <= port <= rule_port.get("endPort", rule_port["port"])
+
+    return any(("from" not in rule or any(peer_admits(p) for p in rule["from"]))
+               and ("ports" not in rule or any(port_admits(p) for p in rule["ports"]))
+               for rule in policy["spec"].get("ingress", []))
+
+
+TRUSTED = {"tmr.ai/trusted-client": "true"}
+# The Prometheus operator's labels on the pods of a Prometheus (v0.93.0, pkg/prometheus/server/statefulset.go).
+PROMETHEUS = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator",
+              "app.kubernetes.io/instance": "kube-prometheus-stack-prometheus",
+              "prometheus": "kube-prometheus-stack-prometheus"}
+# Istio's ingress gateway, through which KServe's Standard mode exposes an InferenceService's URL.
+GATEWAY = ("istio-system", {}, {"app": "istio-ingressgateway", "istio": "ingressgateway"})
+
+
+def predictor_pod(objs: dict[str, dict]) -> dict[str, str]:
+    """The labels KServe (Standard mode) puts on the InferenceService's predictor pods."""
+    name = objs["InferenceService"]["metadata"]["name"]
+    return {"serving.kserve.io/inferenceservice": name, "component": "predictor", "app": f"isvc.{name}-predictor"}
+
+
+def test_the_network_policy_selects_the_router_pods_and_only_restricts_what_comes_in(rendered) -> None:
+    _, objs = rendered
+    policy = objs["NetworkPolicy"]
+    assert validate.problems(policy) == []
+    assert policy["metadata"]["namespace"] == objs["InferenceService"]["metadata"]["namespace"]
+    assert selects(policy["spec"]["podSelector"], predictor_pod(objs))
+    # the pods the Services and the PodMonitor reach, and nothing else of ours
+    assert policy["spec"]["podSelector"]["matchLabels"] == objs["Service"]["spec"]["selector"] \
+        == objs["PodMonitor"]["spec"]["selector"]["matchLabels"]
+    assert not selects(policy["spec"]["podSelector"], {"app.kubernetes.io/name": "tmr-redis"})
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # what the pod sends (Redis, the cluster's DNS) is untouched
+
+
+def test_the_openai_port_is_open_to_anyone_and_tritons_ports_only_to_trusted_peers(rendered) -> None:
+    _, objs = rendered
+    policy = objs["NetworkPolicy"]
+    (front,) = [p["containerPort"] for p in container(objs, "openai-front")["ports"]]
+    triton = {p["name"]: p["containerPort"] for p in container(objs)["ports"]}
+    assert front == 9000 and triton == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    anyone = [OUTSIDE, ("apps", {}, {}), ("tmr", {}, {"app": "anything"}), GATEWAY, ("tmr", {}, PROMETHEUS)]
+    for source in anyone:
+        assert admits(policy, front, source), source
+        assert not admits(policy, 8000, source) and not admits(policy, 8001, source), source
+        assert not admits(policy, 12345, source), source  # no port but the pod's own
+    assert not any(admits(policy, triton["metrics"], s) for s in anyone)
+    # metrics: the PodMonitor's Prometheus, in its namespace, and no other pod with its labels
+    assert admits(policy, triton["metrics"], ("monitoring", {}, PROMETHEUS))
+    assert not admits(policy, triton["http"], ("monitoring", {}, PROMETHEUS))
+    assert not admits(policy, triton["grpc"], ("monitoring", {}, PROMETHEUS))
+    assert not admits(policy, triton["metrics"], ("default", {}, PROMETHEUS))
+    assert not admits(policy, triton["metrics"], ("monitoring", {}, {"app.kubernetes.io/name": "grafana"}))
+    # the clients the operator names: the pod label in our namespace, or pod and namespace labels elsewhere
+    for port in triton.values():
+        assert admits(policy, port, ("tmr", {}, TRUSTED))
+        assert admits(policy, port, ("batch", TRUSTED, {**TRUSTED, "app": "evaluator"}))
+        assert admits(policy, port, (GATEWAY[0], TRUSTED, {**GATEWAY[2], **TRUSTED}))  # KServe's URL, when opted in
+        assert not admits(policy, port, ("batch", {}, TRUSTED))  # a pod's label alone trusts no namespace
+        assert not admits(policy, port, ("batch", TRUSTED, {}))
+        assert not admits(policy, port, ("batch", {"tmr.ai/trusted-client": "false"}, TRUSTED))
+
+
+def test_a_policy_that_lets_triton_out_is_caught(rendered) -> None:
+    """The reading above fails when a rule opens Triton: a trusted rule without `from`, 8000 beside 9000."""
+    _, objs = rendered
+    unguarded = copy.deepcopy(objs["NetworkPolicy"])
+    del unguarded["spec"]["ingress"][2]["from"]
+    assert admits(unguarded, 8000, OUTSIDE)
+    public = copy.deepcopy(objs["NetworkPolicy"])
+    public["spec"]["ingress"][0]["ports"].append({"port": 8000, "protocol": "TCP"})
+    assert admits(public, 8000, ("apps", {}, {})) and not admits(public, 8001, ("apps", {}, {}))
+    scrapes_all = copy.deepcopy(objs["NetworkPolicy"])
+    del scrapes_all["spec"]["ingress"][1]["from"][0]["namespaceSelector"]  # Prometheus-labelled pods of tmr only
+    assert not admits(scrapes_all, 8002, ("monitoring", {}, PROMETHEUS))
+
+
+def test_prometheus_is_admitted_where_readme_installs_it(rendered) -> None:
+    _, objs = rendered
+    (monitoring,) = re.findall(r"^helm install kube-prometheus-stack \S+ --namespace (\S+) ", README, re.M)
+    assert monitoring == "monitoring"
+    for trigger in objs["ScaledObject"]["spec"]["triggers"]:  # KEDA asks the same Prometheus
+        assert f".{monitoring}.svc:" in trigger["metadata"]["serverAddress"]
+    (endpoint,) = objs["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    port = {p["name"]: p["containerPort"] for p in container(objs)["ports"]}[endpoint["port"]]
+    assert admits(objs["NetworkPolicy"], port, (monitoring, {}, PROMETHEUS))
+
+
+def test_another_prometheus_namespace_is_one_patch_away(tmp_path: Path) -> None:
+    """The patch base/networkpolicy.yaml gives for a Prometheus in another namespace, as `kustomize edit` adds it."""
+    text = (KUBE / "base" / "networkpolicy.yaml").read_text()
+    patch = re.search(r"--patch \\\n\s*#\s*'(\[.*\])'$", text, re.M)[1].replace('"NS"', '"observability"')
+    shutil.copytree(KUBE, tmp_path / "kubernetes")
+    overlay = tmp_path / "kubernetes" / "overlays" / "cpu"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization["patches"].append({"target": {"kind": "NetworkPolicy", "name": "tmr-router"}, "patch": patch})
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    (policy,) = [d for d in render(overlay) if d["kind"] == "NetworkPolicy"]
+    assert validate.problems(policy) == []
+    assert admits(policy, 8002, ("observability", {}, PROMETHEUS))
+    assert not admits(policy, 8002, ("monitoring", {}, PROMETHEUS))
+
+
+def test_the_redis_answers_only_the_router_pods_and_trusted_clients(tmp_path: Path) -> None:
+    docs = with_component(tmp_path, "cpu", "redis")
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"tmr-router", "tmr-redis"}
+    policy = policies["tmr-redis"]
+    assert validate.problems(policy) == []
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "tmr-redis"]
+    assert selects(policy["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
+    objs = {d["kind"]: d for d in docs if d["kind"] not in ("Service", "Deployment", "NetworkPolicy")}
+    assert not selects(policy["spec"]["podSelector"], predictor_pod(objs))
+    port = service["spec"]["ports"][0]["port"]
+    assert admits(policy, port, ("tmr", {}, predictor_pod(objs)))  # the router's cache, the front's keys
+    assert admits(policy, port, ("tmr", {}, TRUSTED))
+    for source in (OUTSIDE, ("tmr", {}, {"app": "anything"}), ("apps", {}, predictor_pod(objs)),
+                   ("monitoring", {}, PROMETHEUS), GATEWAY):
+        assert not admits(policy, port, source), source
 
 
 # -- the probe script ------------------------------------------------------------------------------

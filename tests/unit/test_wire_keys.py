@@ -51,7 +51,7 @@ def wire_keys() -> frozenset[str]:
 GENERIC = frozenset({
     # plain words, and everyday Python names
     "text", "options", "images", "times", "frames", "segments", "confidence", "attachments", "kind", "message",
-    "field", "ops", "applied", "health", "cache", "prefer", "model", "feedback",
+    "field", "ops", "applied", "health", "cache", "prefer", "model", "feedback", "tenant",
     # our vocabulary: attachment kinds and the classifier's heads, named throughout routing
     "image", "audio", "video", "language", "use_case", "complexity", "modality",
     # OpenAI's names, which the front and the chat templates use for their own JSON
@@ -63,6 +63,8 @@ GENERIC = frozenset({
 ALLOWED = {
     # OpenAI's response bodies, which carry the routing decision and the visemes as fields of their own
     ("openai_front/responses.py", "routing"), ("openai_front/responses.py", "visemes"),
+    # The admin API's key fields (tenants.keys.KeyFields), one of them named as the router option it becomes
+    ("client/admin_cli.py", "cache_namespace"),
 }
 
 TENSOR_CALLS = {"Tensor", "InferInput", "InferRequestedOutput", "get_input_tensor_by_name",

@@ -33,6 +33,8 @@ from model_router.serving.recovery import Recovery, RecoveryEvents
 from model_router.serving.status import Tally, cache_admin, deep_health
 from model_router.serving.stubs import host_mb, stub_pids
 from model_router.settings import RouterSettings
+from model_router import tracing
+from model_router.triton import traces
 from model_router.triton.adapter import FINAL, collect_no_more, error_response, getter, response
 from model_router.triton.bls import Bls
 from model_router.triton.control import TritonModelControl, vllm_override
@@ -44,6 +46,7 @@ FINALIZE_WAIT_S = 10.0
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.settings = s = RouterSettings.read(json.loads(args["model_config"]))
+        tracing.setup("tmr-router")  # only with OTEL_EXPORTER_OTLP_ENDPOINT set: off (no cost) otherwise
         self.repository = Path(args["model_repository"]).parent
         self.repositories = (self.repository, *s.model_repositories)
         self.registry, self.profile, unknown = s.load_registry(self.repositories)
@@ -106,10 +109,12 @@ class TritonPythonModel:
         cache = RouterCache(self.cache, name, Revision(self.registry, name, repository), self.settings.cache_mode)
         # A query seen lately is not classified again: the classifier is a pure function of the text and
         # attachment kinds, and its BLS hop is most of the router's own cost on a short answer.
-        classify = functools.lru_cache(maxsize=4096)(bls.classify)
-        return Router(self.registry, name, classify, bls.invoke, self.loader, self.health,
-                      self.metrics, recovering=self.recovery.recovering, on_target_error=self.recovery.suspect,
-                      admin_key=self.settings.admin_key, cache=cache, decisions=self.decisions,
+        classify = traces.classify(functools.lru_cache(maxsize=4096)(bls.classify))
+        # Traced (model_router.triton.traces) when OTEL_EXPORTER_OTLP_ENDPOINT is set; as they are otherwise.
+        return Router(self.registry, name, classify, traces.invoke(bls.invoke), traces.loader(self.loader),
+                      self.health, self.metrics, recovering=self.recovery.recovering,
+                      on_target_error=self.recovery.suspect, admin_key=self.settings.admin_key, cache=cache,
+                      decisions=self.decisions,
                       learned=self.settings.learned(functools.lru_cache(maxsize=256)(self.cache.embed)))
 
     def _measure(self, model: str) -> tuple[float, float]:
@@ -188,7 +193,7 @@ class TritonPythonModel:
                 raise Cancelled("while waiting")
             req = RouterRequest.decode(getter(request), self.settings.max_text_chars)
             streamed = False  # text that may be a tool call is held back: a streamed request can get none
-            for answer in self.router.route(req, request.is_cancelled):
+            for answer in traces.route(self.router.route(req, request.is_cancelled), req.options):
                 if not answer.final:
                     streamed = True
                     sender.send(response(answer.encode()))

@@ -40,6 +40,15 @@ export async function deepHealth() {
   return getJson("/v1/tmr/health");
 }
 
+/** The signed-in tenant key's own usage, limits and budget left; null when the page's key is not a tenant's. */
+export async function ownUsage() {
+  if (!apiKey) return null;
+  const resp = await fetch("/v1/tmr/usage", { headers: headers() });
+  if (resp.status === 404) return null;
+  if (!resp.ok) throw await failure(resp);
+  return resp.json();
+}
+
 /** Load or unload `model` (the admin routes need the admin key, beside the API key). */
 export async function admin(model, action, key) {
   const resp = await fetch(`/v1/tmr/models/${encodeURIComponent(model)}/${action}`,

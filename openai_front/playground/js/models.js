@@ -1,7 +1,8 @@
 // The models panel: the router's deep health report, refreshed while the page is visible. Memory is
 // drawn against the budget (measured filled, declared dashed); load and unload need the admin key.
+// When the page's API key is a tenant's, what that key used in the last 24 h and its budget left come first.
 
-import { admin, deepHealth } from "./api.js";
+import { admin, deepHealth, ownUsage } from "./api.js";
 import { h, mb } from "./dom.js";
 
 const REFRESH_MS = 5000;
@@ -63,17 +64,34 @@ function summary(report) {
           m.gpu_budget_mb ? line(m.gpu_used_mb, m.gpu_budget_mb, "GPU memory") : null];
 }
 
+function usage(own) {
+  if (!own) return null;
+  const sum = (count) => own.data.reduce((total, row) => total + row[count], 0);
+  const b = own.budget;
+  const limits = [own.limits.rpm && `${own.limits.rpm} requests/min`, own.limits.tpm && `${own.limits.tpm} tokens/min`]
+    .filter(Boolean).join(" · ");
+  return h("div", { class: "own-usage", "data-testid": "own-usage" },
+    h("p", {}, "Your key ", h("b", {}, own.name), ", last 24 h: ",
+      h("span", { "data-testid": "own-requests" }, `${sum("requests")} request${sum("requests") === 1 ? "" : "s"}`),
+      `, ${sum("prompt_tokens")} tokens in, ${sum("completion_tokens")} out, ${sum("cache_hits")} from the cache,`
+      + ` ${sum("errors")} errors`),
+    b ? [h("p", { "data-testid": "own-budget" }, `Budget: ${b.spent} of ${b.tokens} tokens this ${b.period}, `
+                                                + `${b.left} left`),
+         bar(b.spent, 0, b.tokens, `budget ${b.spent} of ${b.tokens} tokens`)] : null,
+    limits ? h("p", {}, h("small", {}, `Limits: ${limits}`)) : null);
+}
+
 /** Keep `host` showing the report; returns a function that refreshes it now. */
 export function watchModels(host, keyInput) {
   let timer = null;
   const refresh = async () => {
     clearTimeout(timer);
-    try {
-      const report = await deepHealth();
-      host.replaceChildren(...summary(report).flat(2).filter(Boolean), table(report, keyInput.value.trim(), refresh));
-    } catch (err) {
-      host.replaceChildren(h("p", { class: "hint" }, `The health report is not available: ${err.message}`));
-    }
+    // The key's usage shows whether or not the health report answers (and the other way round).
+    const [report, own] = await Promise.all([deepHealth().catch((err) => err), ownUsage().catch(() => null)]);
+    const health = report instanceof Error
+      ? [h("p", { class: "hint" }, `The health report is not available: ${report.message}`)]
+      : [...summary(report), table(report, keyInput.value.trim(), refresh)];
+    host.replaceChildren(...[usage(own), ...health].flat(2).filter(Boolean));
     if (document.visibilityState === "visible") timer = setTimeout(refresh, REFRESH_MS);
   };
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && refresh());
