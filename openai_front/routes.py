@@ -1,23 +1,19 @@
 """The HTTP routes: short module-level handlers; each parses its body and hands it to `serving`."""
 from __future__ import annotations
 
-import json
-from typing import TypeVar
-
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from . import anthropic_messages, embeddings, responses_api, serving
+from .bodies import parse_body
 from .catalog import model_list
 from .errors import ApiError, bad_request, invalid_body, unauthorized
-from .tenants.enforce import authenticate, presented
 from .protocol import (ChatCompletionRequest, FeedbackBody, FeedbackRecorded, Health, ModelCard, ModelList, SpeechBody,
                        TranscriptionBody)
-
-Body = TypeVar("Body", bound=BaseModel)
+from .tenants.enforce import authenticate, presented
 
 
 async def check_key(request: Request, authorization: str | None = Header(None),
@@ -65,13 +61,13 @@ async def model(request: Request, model: str) -> ModelCard:
 
 @v1.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    return await serving.chat(request, await _parse(request, ChatCompletionRequest))
+    return await serving.chat(request, await parse_body(request, ChatCompletionRequest))
 
 
 @v1.post("/responses")
 async def create_response(request: Request) -> Response:
     """OpenAI's Responses API."""
-    return await responses_api.create(request, await _parse(request, responses_api.ResponsesRequest))
+    return await responses_api.create(request, await parse_body(request, responses_api.ResponsesRequest))
 
 
 @v1.get("/responses/{response_id}")
@@ -87,17 +83,17 @@ async def delete_response(request: Request, response_id: str) -> Response:
 @v1.post("/messages")
 async def messages(request: Request) -> Response:
     """Anthropic's Messages API."""
-    return await anthropic_messages.serve(request, await _parse(request, anthropic_messages.MessagesRequest))
+    return await anthropic_messages.serve(request, await parse_body(request, anthropic_messages.MessagesRequest))
 
 
 @v1.post("/embeddings")
 async def create_embeddings(request: Request) -> Response:
-    return await embeddings.serve(request, await _parse(request, embeddings.EmbeddingsRequest))
+    return await embeddings.serve(request, await parse_body(request, embeddings.EmbeddingsRequest))
 
 
 @v1.post("/audio/speech")
 async def speech(request: Request) -> Response:
-    return await serving.speech(request, await _parse(request, SpeechBody))
+    return await serving.speech(request, await parse_body(request, SpeechBody))
 
 
 @v1.post("/audio/transcriptions")
@@ -117,7 +113,7 @@ async def transcriptions(request: Request) -> Response:
 @v1.post("/feedback")
 async def feedback(request: Request) -> FeedbackRecorded:
     """Ours: a client's score (0..1) of an answer, by its decision's id (`routing.id`), for the decision log."""
-    return await serving.feedback(request, await _parse(request, FeedbackBody))
+    return await serving.feedback(request, await parse_body(request, FeedbackBody))
 
 
 @v1.post("/tmr/models/{model}/{action}")
@@ -136,20 +132,3 @@ async def model_control(request: Request, model: str, action: str,
 async def deep_health(request: Request) -> dict:
     """Ours: the router's deep health report (each model's state, memory, loads, recoveries)."""
     return await serving.deep_health(request)
-
-
-async def _parse(request: Request, model: type[Body]) -> Body:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("body", "not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("body", f"expected a JSON object, got {type(body).__name__}")
-    try:  # JSON may escape half of a UTF-16 pair ("\ud800"), which no UTF-8 text can carry on
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError as exc:
-        raise bad_request("body", f"not valid Unicode: a lone surrogate {exc.object[exc.start]!r}") from None
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_body(exc, model) from None

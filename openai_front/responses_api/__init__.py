@@ -15,6 +15,7 @@ from model_router.contract.router import RouterAnswer
 from .. import relay
 from ..errors import ApiError
 from ..responses import routing_header
+from ..serving import SSE_HEADERS
 from . import output
 from .protocol import ResponsesRequest
 from ..tenants.enforce import presented
@@ -22,7 +23,6 @@ from .store import ResponseStore, owner_of
 from .translate import Translated, Turn, responses_call
 
 __all__ = ["ResponsesRequest", "create", "retrieve", "delete"]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _store(request: Request) -> ResponseStore:

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..bodies import parse_body
 from ..catalog import pickable
 from ..errors import ApiError, bad_request, invalid_body, unauthorized
 from .enforce import authenticate, presented
-from .keys import KeyExists, KeyFields, KeySpec, Name, Period, StoreUnavailable, TenantKey, UnknownKey
+from .keys import KeyExists, KeyFields, KeySpec, Name, Period, StoreUnavailable, TenantKey, UnknownKey, UtcTime
 from .limits import period_of
 from .outage import RETRY_S, UNAVAILABLE
 from .service import Tenants
@@ -27,7 +28,6 @@ OFF = "the admin API is off: start the front with --keys and --admin-key"
 WINDOW = timedelta(hours=24)  # what a report covers when no `since` is given
 Group = Literal["hour", "day"]
 T = TypeVar("T")
-Body = TypeVar("Body", bound=BaseModel)
 
 
 class KeyCreated(TenantKey):
@@ -46,17 +46,10 @@ class UsageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: Name | None = None
-    since: datetime | None = None  # None: 24 h before `until`
-    until: datetime | None = None  # None: now
+    since: UtcTime | None = None  # None: 24 h before `until`
+    until: UtcTime | None = None  # None: now
     group: Group = "hour"
 
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, when: datetime | None) -> datetime | None:
-        """A time without a zone is UTC's, as every time here is."""
-        if when is None:
-            return None
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 class UsageBucket(UsageCounts):
@@ -131,19 +124,6 @@ async def _store(work: Callable[..., T], *args: object) -> T:
                        headers={"Retry-After": str(math.ceil(RETRY_S))}) from None
 
 
-async def _body(request: Request, model: type[Body]) -> Body:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("body", "not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("body", f"expected a JSON object, got {type(body).__name__}")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_body(exc, model) from None
-
-
 def _check_models(request: Request, fields: KeyFields) -> None:
     """Every model a key is kept to must be one this front's router may answer with."""
     state = request.app.state
@@ -155,7 +135,7 @@ def _check_models(request: Request, fields: KeyFields) -> None:
 
 @admin.post("/keys", status_code=201)
 async def create_key(request: Request) -> KeyCreated:
-    spec = await _body(request, KeySpec)
+    spec = await parse_body(request, KeySpec)
     _check_models(request, spec)
     key, record = await _store(_tenants(request).keys.create, spec)
     return KeyCreated(key=key, **record.model_dump())
@@ -168,7 +148,7 @@ async def list_keys(request: Request) -> KeyList:
 
 @admin.patch("/keys/{name}")
 async def update_key(request: Request, name: str) -> TenantKey:
-    changes = await _body(request, KeyFields)
+    changes = await parse_body(request, KeyFields)
     _check_models(request, changes)
     return await _store(_tenants(request).keys.update, name, changes)
 

@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from model_router.vocabulary import UseCase
 
@@ -20,6 +20,14 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # not "." nor "..": a name 
 Period = Literal["day", "month"]
 Ceiling = Literal["quality", "balanced", "cost"]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+
+
+def as_utc(when: datetime) -> datetime:
+    """A time without a zone is UTC's (every time here is)."""
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class KeyFields(BaseModel):
@@ -34,7 +42,7 @@ class KeyFields(BaseModel):
     tpm: int | None = Field(None, ge=1)  # tokens charged in the last 60 s
     budget_tokens: int | None = Field(None, ge=1)  # tokens charged in the current period (UTC)
     period: Period = "month"
-    expires_at: datetime | None = None
+    expires_at: UtcTime | None = None
     # Whose cached answers it shares (None: its own name): keys the operator gives one namespace share them.
     cache_namespace: Name | None = None
 
@@ -43,13 +51,6 @@ class KeyFields(BaseModel):
     def _once_each(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else list(dict.fromkeys(values))
 
-    @field_validator("expires_at")
-    @classmethod
-    def _utc(cls, when: datetime | None) -> datetime | None:
-        """A time without a zone is UTC's (every time here is)."""
-        if when is None:
-            return None
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 class KeySpec(KeyFields):
